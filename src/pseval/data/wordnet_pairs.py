@@ -1,0 +1,104 @@
+"""Word-in-context pairs built from WordNet's usage examples (same synset = same sense)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pseval.data.morphy import base_forms
+from pseval.data.pairs import POS_TAGS, WordInContextPair, balance_pairs
+from pseval.data.wordnet import WordNetSource, find_wordnet, iter_synsets, load_exceptions
+
+_WORD_RE = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class WordNetPairOptions:
+    """Which WordNet pairs to build."""
+
+    pos: tuple[str, ...] = POS_TAGS
+    max_pairs_per_lemma: int | None = None  # per label, seeded sample
+    coarse: bool = False  # different-sense pairs only across lexicographer files
+    balance: bool = False  # seeded subsample to equal class sizes
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Occurrence:
+    synset_id: str
+    lex_filenum: int
+    example_index: int
+    text: str
+    span: tuple[int, int]
+
+
+def find_lemma_span(lemma: str, pos: str, text: str,
+                    exceptions: dict[str, dict[str, tuple[str, ...]]] | None = None) -> tuple[int, int] | None:
+    """Character span of the first word in `text` whose base form (inflections included) is `lemma`."""
+    for m in _WORD_RE.finditer(text):
+        if lemma in base_forms(m.group(0), pos, exceptions):
+            return m.span()
+    return None
+
+
+def _occurrences(source: WordNetSource, pos: str) -> dict[str, list[_Occurrence]]:
+    exc = load_exceptions(source)
+    by_lemma: dict[str, list[_Occurrence]] = defaultdict(list)
+    for syn in iter_synsets(source, pos):
+        for lemma in dict.fromkeys(syn.lemmas):
+            if "_" in lemma:  # collocations have no single target token
+                continue
+            for k, ex in enumerate(syn.examples):
+                span = find_lemma_span(lemma, pos, ex, exc)
+                if span is not None:
+                    by_lemma[lemma].append(_Occurrence(syn.id, syn.lex_filenum, k, ex, span))
+    return by_lemma
+
+
+def _pair(lemma: str, pos: str, a: _Occurrence, b: _Occurrence, same: bool) -> WordInContextPair | None:
+    if a.text == b.text:  # one example filed under two synsets says nothing about sense
+        return None
+    sid = f"wordnet:{lemma}.{pos}:{a.synset_id}#{a.example_index}/{b.synset_id}#{b.example_index}"
+    return WordInContextPair(target=lemma, pos=pos, context_1=a.text, context_2=b.text, span_1=a.span,
+                             span_2=b.span, same_sense=same, source_id=sid)
+
+
+def wordnet_pairs(options: WordNetPairOptions | None = None,
+                  source: WordNetSource | None = None) -> list[WordInContextPair]:
+    """All (or capped, balanced) same-sense and different-sense pairs from WordNet's usage examples."""
+    opts = options or WordNetPairOptions()
+    src = source or find_wordnet()
+    rng = random.Random(opts.seed)
+    out: list[WordInContextPair] = []
+    for pos in opts.pos:
+        for lemma, occs in sorted(_occurrences(src, pos).items()):
+            by_syn: dict[str, list[_Occurrence]] = defaultdict(list)
+            for o in occs:
+                by_syn[o.synset_id].append(o)
+            same = [p for group in by_syn.values() for a, b in itertools.combinations(group, 2)
+                    if (p := _pair(lemma, pos, a, b, True)) is not None]
+            diff = []
+            for s1, s2 in itertools.combinations(list(by_syn), 2):
+                g1, g2 = by_syn[s1], by_syn[s2]
+                if opts.coarse and g1[0].lex_filenum == g2[0].lex_filenum:
+                    continue
+                diff.extend(p for a, b in itertools.product(g1, g2) if (p := _pair(lemma, pos, a, b, False)) is not None)
+            for group in (same, diff):
+                if opts.max_pairs_per_lemma is not None and len(group) > opts.max_pairs_per_lemma:
+                    keep = sorted(rng.sample(range(len(group)), opts.max_pairs_per_lemma))
+                    group[:] = [group[i] for i in keep]
+            out.extend(same)
+            out.extend(diff)
+    if opts.balance:
+        out = balance_pairs(out, opts.seed)
+    return out
+
+
+def wordnet_examples(source: WordNetSource | None = None, pos: Iterable[str] = POS_TAGS) -> list[str]:
+    """Every usage example in WordNet, in file order."""
+    src = source or find_wordnet()
+    return [ex for p in pos for syn in iter_synsets(src, p) for ex in syn.examples]

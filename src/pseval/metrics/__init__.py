@@ -1,0 +1,1 @@
+"""Metrics: PS-Eval and the standard SAE reconstruction and sparsity metrics."""

@@ -1,0 +1,151 @@
+"""Where to read a word's activation: prompts, the tokenizer's offsets, multi-token and length policies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pseval.data.pairs import WordInContextPair
+from pseval.errors import ConfigError
+
+Position = Literal["template", "context"]
+MultiToken = Literal["first", "last", "mean", "drop"]
+TooLong = Literal["truncate", "skip"]
+PAPER_TEMPLATE = "{context} The {target_word} means"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadoutConfig:
+    """How a pair's two contexts become prompts and which token(s) are read."""
+
+    position: Position = "template"
+    multi_token: MultiToken = "drop"
+    too_long: TooLong = "truncate"
+    template: str = PAPER_TEMPLATE
+
+    def __post_init__(self) -> None:
+        checks = (("position", self.position, ("template", "context")),
+                  ("multi_token", self.multi_token, ("first", "last", "mean", "drop")),
+                  ("too_long", self.too_long, ("truncate", "skip")))
+        for field, value, allowed in checks:
+            if value not in allowed:
+                raise ConfigError(f"readout {field}={value!r}; expected one of {', '.join(allowed)}")
+        if "{context}" not in self.template or "{target_word}" not in self.template:
+            raise ConfigError(f"readout template {self.template!r} must contain {{context}} and {{target_word}}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadoutPlan:
+    """Token ids of one prompt and the positions to read; `drop` names why it cannot be read."""
+
+    input_ids: tuple[int, ...]
+    positions: tuple[int, ...]
+    target_ids: tuple[int, ...]
+    drop: str | None = None
+    truncated: bool = False
+
+
+def prompt_and_span(context: str, span: tuple[int, int] | None, target: str,
+                    cfg: ReadoutConfig) -> tuple[str, tuple[int, int] | None]:
+    """The text fed to the model and the character span of the word to read in it."""
+    if cfg.position == "context":
+        return context, span
+    before, _, _ = cfg.template.partition("{target_word}")
+    prefix = before.format(context=context)
+    text = cfg.template.format(context=context, target_word=target)
+    return text, (len(prefix), len(prefix) + len(target))
+
+
+def _tokenise(tokenizer: Any, texts: Sequence[str], add_bos: bool) -> list[tuple[list[int], list[tuple[int, int]],
+                                                                               list[int]]]:
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"{type(tokenizer).__name__} is not a fast tokenizer; pseval needs character offsets")
+    enc = tokenizer(list(texts), add_special_tokens=True, return_offsets_mapping=True,
+                    return_special_tokens_mask=True, truncation=False)
+    out = []
+    bos = getattr(tokenizer, "bos_token_id", None)
+    for ids, offs, special in zip(enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True):
+        ids, offs, special = list(ids), [tuple(o) for o in offs], list(special)
+        if add_bos and bos is not None and (not ids or ids[0] != bos):
+            ids, offs, special = [bos, *ids], [(0, 0), *offs], [1, *special]
+        out.append((ids, offs, special))
+    return out
+
+
+def span_to_tokens(offsets: Sequence[tuple[int, int]], special: Sequence[int], span: tuple[int, int]) -> list[int]:
+    """Indices of the non-special tokens whose character offsets overlap `span`."""
+    s, e = span
+    return [i for i, ((a, b), sp) in enumerate(zip(offsets, special, strict=True))
+            if not sp and b > a and a < e and b > s]
+
+
+def _truncate(ids: list[int], special: list[int], positions: list[int], max_len: int) -> tuple[list[int], list[int]]:
+    """Keep leading/trailing special tokens and a window of content tokens centred on the target."""
+    n_pre = 0
+    while n_pre < len(ids) and special[n_pre]:
+        n_pre += 1
+    n_post = 0
+    while n_post < len(ids) - n_pre and special[len(ids) - 1 - n_post]:
+        n_post += 1
+    budget = max_len - n_pre - n_post
+    content = list(range(n_pre, len(ids) - n_post))
+    lo_t, hi_t = positions[0], positions[-1]
+    if hi_t - lo_t + 1 > budget:
+        return [], []
+    centre = (lo_t + hi_t) // 2
+    start = max(n_pre, min(centre - budget // 2, len(ids) - n_post - budget))
+    keep = list(range(n_pre)) + [i for i in content if start <= i < start + budget] + \
+        list(range(len(ids) - n_post, len(ids)))
+    remap = {old: new for new, old in enumerate(keep)}
+    return [ids[i] for i in keep], [remap[p] for p in positions]
+
+
+def plan_readouts(tokenizer: Any, items: Sequence[tuple[str, tuple[int, int] | None]], cfg: ReadoutConfig,
+                  add_bos: bool, max_len: int) -> list[ReadoutPlan]:
+    """Tokenise each (text, span) and choose the positions to read, or the reason it is dropped."""
+    plans = []
+    for (ids, offs, special), (_text, span) in zip(_tokenise(tokenizer, [t for t, _ in items], add_bos), items,
+                                                   strict=True):
+        if span is None:
+            plans.append(ReadoutPlan(tuple(ids), (), (), drop="target_not_in_context"))
+            continue
+        toks = span_to_tokens(offs, special, span)
+        if not toks:
+            plans.append(ReadoutPlan(tuple(ids), (), (), drop="target_not_tokenized"))
+            continue
+        target_ids = tuple(ids[i] for i in toks)
+        if len(toks) > 1 and cfg.multi_token == "drop":
+            plans.append(ReadoutPlan(tuple(ids), (), target_ids, drop="multi_token"))
+            continue
+        positions = {"first": toks[:1], "last": toks[-1:], "mean": toks, "drop": toks}[cfg.multi_token]
+        truncated = False
+        if len(ids) > max_len:
+            if cfg.too_long == "skip":
+                plans.append(ReadoutPlan(tuple(ids), (), target_ids, drop="too_long"))
+                continue
+            ids, positions = _truncate(ids, special, positions, max_len)
+            if not ids:
+                plans.append(ReadoutPlan((), (), target_ids, drop="too_long"))
+                continue
+            truncated = True
+        plans.append(ReadoutPlan(tuple(ids), tuple(positions), target_ids, truncated=truncated))
+    return plans
+
+
+def plan_pairs(tokenizer: Any, pairs: Sequence[WordInContextPair], cfg: ReadoutConfig, add_bos: bool,
+               max_len: int) -> list[tuple[ReadoutPlan, ReadoutPlan]]:
+    """Plans for both contexts of every pair; in template `drop` mode a pair whose target ids differ is dropped."""
+    items = []
+    for p in pairs:
+        items.append(prompt_and_span(p.context_1, p.span_1, p.target, cfg))
+        items.append(prompt_and_span(p.context_2, p.span_2, p.target, cfg))
+    flat = plan_readouts(tokenizer, items, cfg, add_bos, max_len)
+    out = []
+    for a, b in zip(flat[0::2], flat[1::2], strict=True):
+        # The reference reads one template token id in both prompts; in the context inflections may differ.
+        if (a.drop is None and b.drop is None and cfg.position == "template" and cfg.multi_token == "drop"
+                and a.target_ids != b.target_ids):
+            a = ReadoutPlan(a.input_ids, (), a.target_ids, drop="token_mismatch")
+        out.append((a, b))
+    return out

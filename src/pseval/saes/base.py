@@ -1,0 +1,131 @@
+"""The SAE interface every architecture implements: encode, decode, and SAELens-named weights."""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+import torch.nn as nn
+
+from pseval.errors import SAEFormatError
+from pseval.saes.config import SAEConfig
+
+
+class TrainOutput(NamedTuple):
+    """What one training forward returns: total loss, its parts, the latents and the reconstruction."""
+
+    loss: torch.Tensor
+    mse: torch.Tensor
+    sparsity: torch.Tensor
+    aux: torch.Tensor
+    latents: torch.Tensor
+    recon: torch.Tensor
+
+
+class SAE(nn.Module):
+    """Base sparse autoencoder in SAELens' `x @ W` layout: W_enc [d_in, d_sae], W_dec [d_sae, d_in]."""
+
+    architecture: ClassVar[str] = ""
+    # Weight names saved in sae_weights.safetensors beyond W_enc/b_enc/W_dec/b_dec.
+    extra_weights: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d_in, d_sae = cfg.d_in, cfg.d_sae
+        self.W_enc = nn.Parameter(torch.empty(d_in, d_sae))
+        self.b_enc = nn.Parameter(torch.zeros(d_sae))
+        self.W_dec = nn.Parameter(torch.empty(d_sae, d_in))
+        self.b_dec = nn.Parameter(torch.zeros(d_in))
+        # Multiplies inputs before encoding and divides outputs after decoding (expected_average_only_in etc.).
+        self.register_buffer("input_scale", torch.ones(()), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Unit-norm decoder rows, encoder initialised as the decoder's transpose, zero biases."""
+        with torch.no_grad():
+            w = torch.randn(self.cfg.d_sae, self.cfg.d_in, generator=generator)
+            w /= w.norm(dim=1, keepdim=True).clamp_min(1e-8)
+            self.W_dec.copy_(w)
+            self.W_enc.copy_(w.T)
+            self.b_enc.zero_()
+            self.b_dec.zero_()
+
+    @property
+    def d_in(self) -> int:
+        """Input width."""
+        return self.cfg.d_in
+
+    @property
+    def d_sae(self) -> int:
+        """Number of latents."""
+        return self.cfg.d_sae
+
+    def weight_names(self) -> tuple[str, ...]:
+        """Names of the tensors in sae_weights.safetensors."""
+        return ("W_enc", "b_enc", "W_dec", "b_dec", *self.extra_weights)
+
+    def process_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale, then subtract b_dec when the config says so."""
+        x = x.to(self.W_enc.dtype) * self.input_scale
+        return x - self.b_dec if self.cfg.apply_b_dec_to_input else x
+
+    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder pre-activations."""
+        return self.process_input(x) @ self.W_enc + self.b_enc
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """The architecture's nonlinearity on pre-activations."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent code of x [..., d_in] -> [..., d_sae]."""
+        return self.activation(self.pre_acts(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstruction in the input's units."""
+        return (z @ self.W_dec + self.b_dec) / self.input_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction of x."""
+        return self.decode(self.encode(x))
+
+    def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
+        """Training loss on a batch; architectures override."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be trained by pseval")
+
+    def default_sparsity_coeff(self) -> float:
+        """Sparsity coefficient used when the user gives none (0 for architectures with structural sparsity)."""
+        return 0.0
+
+    def check_weights(self, source: str = "SAE") -> None:
+        """Raise SAEFormatError on NaN or infinite weights, naming the tensor."""
+        for name in self.weight_names():
+            t = getattr(self, name)
+            if not torch.isfinite(t).all():
+                bad = int((~torch.isfinite(t)).sum())
+                raise SAEFormatError(f"{source}: weight {name!r} has {bad} NaN/inf value(s)")
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        """Rescale decoder rows to unit norm (the training constraint that stops L1 shrinking latents)."""
+        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+    @torch.no_grad()
+    def remove_parallel_decoder_grad(self) -> None:
+        """Project out the gradient component that would change decoder-row norms."""
+        if self.W_dec.grad is None:
+            return
+        w = self.W_dec / self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        self.W_dec.grad -= (self.W_dec.grad * w).sum(dim=1, keepdim=True) * w
+
+
+def mse_loss(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over d, averaged over tokens (SAELens' training MSE divides by d instead)."""
+    return (recon - x.to(recon.dtype)).pow(2).sum(-1).mean()
+
+
+def check_shape(name: str, tensor: torch.Tensor, expected: tuple[int, ...], source: str) -> None:
+    """Raise SAEFormatError when a weight's shape is not the expected one."""
+    if tuple(tensor.shape) != expected:
+        raise SAEFormatError(f"{source}: weight {name!r} has shape {tuple(tensor.shape)}, expected {expected}")

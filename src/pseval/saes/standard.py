@@ -1,0 +1,30 @@
+"""ReLU SAE with an L1 penalty weighted by decoder-row norms (SAELens `standard`)."""
+
+from __future__ import annotations
+
+import torch
+
+from pseval.saes.base import SAE, TrainOutput, mse_loss
+from pseval.saes.registry import register_sae
+
+
+@register_sae("standard")
+class StandardSAE(SAE):
+    """z = ReLU(W_enc (x - b_dec) + b_enc)."""
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """ReLU."""
+        return torch.relu(pre)
+
+    def default_sparsity_coeff(self) -> float:
+        """L1 coefficient in units of MSE summed over d."""
+        return 5.0
+
+    def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
+        """MSE plus L1 of latents times decoder-row norms."""
+        z = self.encode(x)
+        recon = self.decode(z)
+        mse = mse_loss(x, recon)
+        l1 = (z * self.W_dec.norm(dim=1)).sum(-1).mean()
+        zero = mse.new_zeros(())
+        return TrainOutput(mse + sparsity_coeff * l1, mse, l1, zero, z, recon)

@@ -1,0 +1,54 @@
+"""TopK SAE: keep the k largest pre-activations (ReLU'd), with the AuxK loss that revives dead latents."""
+
+from __future__ import annotations
+
+import torch
+
+from pseval.saes.base import SAE, TrainOutput, mse_loss
+from pseval.saes.config import SAEConfig
+from pseval.saes.registry import register_sae
+
+
+def topk_activation(pre: torch.Tensor, k: int) -> torch.Tensor:
+    """Dense tensor with all but the k largest entries (per row) zeroed, then ReLU."""
+    vals, idx = pre.topk(k, dim=-1, sorted=False)
+    return torch.zeros_like(pre).scatter_(-1, idx, torch.relu(vals))
+
+
+@register_sae("topk")
+class TopKSAE(SAE):
+    """z = TopK_k(ReLU(W_enc (x - b_dec) + b_enc))."""
+
+    aux_k_coeff: float = 1.0 / 32.0
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        if cfg.k is None:
+            cfg.k = max(1, min(32, cfg.d_sae))
+        super().__init__(cfg)
+
+    @property
+    def k(self) -> int:
+        """Active latents per token."""
+        assert self.cfg.k is not None
+        return self.cfg.k
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """TopK then ReLU."""
+        return topk_activation(pre, self.k)
+
+    def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
+        """MSE plus AuxK: the residual reconstructed from the top dead latents (Gao et al. 2024)."""
+        pre = self.pre_acts(x)
+        z = topk_activation(pre, self.k)
+        recon = self.decode(z)
+        mse = mse_loss(x, recon)
+        aux = mse.new_zeros(())
+        if dead_mask is not None and bool(dead_mask.any()):
+            k_aux = min(int(dead_mask.sum()), max(1, x.shape[-1] // 2))
+            dead_pre = pre.masked_fill(~dead_mask, float("-inf"))
+            z_aux = topk_activation(dead_pre, k_aux).nan_to_num(0.0)
+            residual = (x.to(recon.dtype) - recon).detach()
+            aux_recon = z_aux @ self.W_dec
+            aux = mse_loss(residual, aux_recon)  # same units as the MSE term
+        zero = mse.new_zeros(())
+        return TrainOutput(mse + self.aux_k_coeff * aux, mse, zero, aux, z, recon)
