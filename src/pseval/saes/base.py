@@ -112,6 +112,17 @@ class SAE(nn.Module):
         self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
     @torch.no_grad()
+    def fold_input_scale(self) -> None:
+        """Fold input_scale into the weights so the saved SAE takes raw activations (normalize_activations none)."""
+        s = float(self.input_scale)
+        if s == 1.0:
+            return
+        self.W_enc *= s
+        self.b_dec /= s
+        self.W_dec /= s
+        self.input_scale.fill_(1.0)
+
+    @torch.no_grad()
     def remove_parallel_decoder_grad(self) -> None:
         """Project out the gradient component that would change decoder-row norms."""
         if self.W_dec.grad is None:

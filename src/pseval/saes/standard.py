@@ -18,7 +18,7 @@ class StandardSAE(SAE):
 
     def default_sparsity_coeff(self) -> float:
         """L1 coefficient in units of MSE summed over d."""
-        return 5.0
+        return 2.0
 
     def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
         """MSE plus L1 of latents times decoder-row norms."""

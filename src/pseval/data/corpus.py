@@ -1,0 +1,67 @@
+"""Text corpora for training SAEs: WordNet glosses (offline default), local files, Hub datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from pseval.data.pairs import POS_TAGS
+from pseval.data.wordnet import WordNetSource, find_wordnet, iter_synsets
+from pseval.errors import ConfigError, DataFormatError
+
+CORPUS_HELP = ("wordnet (glosses and examples), wordnet-definitions (no usage examples: no overlap with WordNet "
+               "pairs), file:PATH[,PATH...] (one text per non-empty line), hf:NAME[:SPLIT[:COLUMN]] (streaming)")
+
+
+def wordnet_texts(source: WordNetSource | None = None, include_examples: bool = True) -> Iterator[str]:
+    """Each synset's definition, then (optionally) each usage example, over all POS."""
+    src = source or find_wordnet()
+    for pos in POS_TAGS:
+        for syn in iter_synsets(src, pos):
+            if syn.definition:
+                yield syn.definition
+            if include_examples:
+                yield from syn.examples
+
+
+def file_texts(paths: list[str]) -> Iterator[str]:
+    """Non-empty lines of local UTF-8 text files."""
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise DataFormatError("text file not found", path)
+        with path.open("rb") as fh:
+            for i, raw in enumerate(fh):
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as exc:
+                    raise DataFormatError(f"not valid UTF-8 (byte {exc.start})", path, i + 1) from exc
+                if line:
+                    yield line
+
+
+def hub_texts(name: str, split: str = "train", column: str = "text") -> Iterator[str]:
+    """Texts streamed from a Hugging Face dataset (needs `datasets` and the network)."""
+    try:
+        import datasets  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ConfigError("streaming a Hub corpus needs `datasets`: pip install 'pseval[hub]'") from exc
+    for row in datasets.load_dataset(name, split=split, streaming=True):
+        text = row.get(column)
+        if text:
+            yield str(text)
+
+
+def corpus_texts(spec: str) -> Iterator[str]:
+    """Texts of a corpus spec (see CORPUS_HELP)."""
+    kind, sep, rest = spec.partition(":")
+    if spec == "wordnet":
+        return wordnet_texts(include_examples=True)
+    if spec == "wordnet-definitions":
+        return wordnet_texts(include_examples=False)
+    if kind == "file" and sep:
+        return file_texts(rest.split(","))
+    if kind == "hf" and sep:
+        parts = rest.split(":")
+        return hub_texts(parts[0], *(parts[1:3]))
+    raise ConfigError(f"unknown corpus {spec!r}; expected {CORPUS_HELP}")

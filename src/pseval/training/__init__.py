@@ -1,0 +1,1 @@
+"""Activation streams and the SAE trainer."""

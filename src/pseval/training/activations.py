@@ -1,0 +1,122 @@
+"""Activations of every non-special token at one or more hooks, from a text corpus, in one pass."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pseval.models.capture import hooked, model_inputs
+from pseval.models.extract import pad_batch, pad_token_id
+from pseval.models.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How texts become activation batches."""
+
+    context_size: int = 128
+    batch_texts: int = 64
+    exclude_special_tokens: bool = True
+    max_tokens: int = 1_000_000
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        return asdict(self)
+
+
+def _text_batches(lm: LoadedModel, texts: Iterable[str], cfg: StreamConfig) -> Iterator[tuple[list[list[int]],
+                                                                                              list[list[int]]]]:
+    tok = lm.tokenizer
+    bos = getattr(tok, "bos_token_id", None)
+    buf: list[str] = []
+
+    def encode(batch: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+        enc = tok(batch, add_special_tokens=True, truncation=True, max_length=cfg.context_size,
+                  return_special_tokens_mask=True)
+        ids, special = [list(x) for x in enc["input_ids"]], [list(x) for x in enc["special_tokens_mask"]]
+        if lm.is_causal and bos is not None:
+            for i in range(len(ids)):
+                if not ids[i] or ids[i][0] != bos:
+                    ids[i] = [bos, *ids[i]][: cfg.context_size]
+                    special[i] = [1, *special[i]][: cfg.context_size]
+        return ids, special
+
+    for text in texts:
+        buf.append(text)
+        if len(buf) == cfg.batch_texts:
+            yield encode(buf)
+            buf = []
+    if buf:
+        yield encode(buf)
+
+
+@torch.inference_mode()
+def stream_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[str],
+                       cfg: StreamConfig | None = None, progress: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield {hook: [n_tokens, d] float32} per text batch until cfg.max_tokens tokens were produced."""
+    cfg = cfg or StreamConfig()
+    produced = 0
+    pad = pad_token_id(lm)
+    captured: dict[str, torch.Tensor] = {}
+    keep: dict[str, torch.Tensor] = {}
+
+    def on_activation(name: str, h: torch.Tensor) -> None:
+        captured[name] = h[keep["mask"]].float().cpu()
+
+    bar = tqdm(total=cfg.max_tokens, desc="activations", unit="tok", disable=not progress, leave=False)
+    with hooked(lm.model, hooks, on_activation) as run:
+        for ids, special in _text_batches(lm, texts, cfg):
+            input_ids, attn = pad_batch(ids, pad, lm.device)
+            mask = attn.bool()
+            if cfg.exclude_special_tokens:
+                sp, _ = pad_batch(special, 1, lm.device)
+                mask &= ~sp.bool()
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            if produced + n > cfg.max_tokens:  # trim the last batch to the budget, keeping earliest tokens
+                flat = mask.flatten().nonzero().flatten()[: cfg.max_tokens - produced]
+                mask = torch.zeros_like(mask).flatten().index_fill_(0, flat, True).view_as(mask)
+                n = int(mask.sum())
+            keep["mask"] = mask
+            captured.clear()
+            run(**model_inputs(input_ids, attn, lm.is_causal))
+            produced += n
+            bar.update(n)
+            yield dict(captured)
+            if produced >= cfg.max_tokens:
+                break
+    bar.close()
+
+
+def collect_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[str], cfg: StreamConfig | None = None,
+                        progress: bool = False) -> dict[str, torch.Tensor]:
+    """All streamed activations concatenated in memory: {hook: [N, d]}."""
+    parts: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
+    for batch in stream_activations(lm, texts, hooks, cfg, progress):
+        for h in hooks:
+            parts[h].append(batch[h])
+    return {h: torch.cat(v) if v else torch.zeros((0, lm.d_model)) for h, v in parts.items()}
+
+
+def save_activation_cache(acts: torch.Tensor, folder: str | Path, meta: dict) -> Path:
+    """Write activations as a float32 .npy (memory-mappable) plus meta.json."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "acts.npy", acts.numpy().astype(np.float32))
+    (out / "meta.json").write_text(json.dumps({**meta, "shape": list(acts.shape)}, indent=2))
+    return out
+
+
+def load_activation_cache(folder: str | Path) -> tuple[torch.Tensor, dict]:
+    """Memory-map cached activations (no copy into RAM until used)."""
+    p = Path(folder)
+    meta = json.loads((p / "meta.json").read_text())
+    arr = np.load(p / "acts.npy", mmap_mode="r")
+    return torch.from_numpy(np.asarray(arr)), meta

@@ -1,0 +1,194 @@
+"""Train several SAEs side by side from one activation tensor: Adam, warm-ups, decay, dead-latent tracking."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from pseval.errors import ConfigError
+from pseval.saes.base import SAE
+from pseval.saes.config import SAEConfig, SAEMetadata
+from pseval.saes.registry import get_sae_class
+
+
+@dataclass
+class TrainConfig:
+    """One SAE to train: architecture, size, sparsity and optimiser schedule."""
+
+    architecture: str = "topk"
+    expansion: int = 8
+    k: int | None = 32
+    sparsity_coeff: float | None = None  # None: the architecture's default
+    lr: float = 1e-3
+    batch_size: int = 1024
+    lr_warmup_frac: float = 0.05
+    lr_decay_frac: float = 0.2  # linear decay to zero over the last fraction of steps
+    sparsity_warmup_frac: float = 0.05
+    dead_window_tokens: int = 100_000
+    b_dec_init: str = "geometric_median"  # or mean, zeros
+    seed: int = 0
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        get_sae_class(self.architecture)
+        if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
+            raise ConfigError(f"b_dec_init={self.b_dec_init!r}; expected geometric_median, mean or zeros")
+        if self.expansion <= 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise ConfigError("expansion, batch_size and lr must be positive")
+
+    @property
+    def label(self) -> str:
+        """Readable name: architecture, width and sparsity setting."""
+        if self.name:
+            return self.name
+        sparsity = f"k{self.k}" if self.architecture in ("topk", "batchtopk") else f"c{self.sparsity_coeff}"
+        return f"{self.architecture}-x{self.expansion}-{sparsity}"
+
+
+@dataclass
+class TrainLog:
+    """Per-SAE training summary."""
+
+    steps: int = 0
+    tokens: int = 0
+    final_mse: float = math.nan
+    final_l0: float = math.nan
+    dead_fraction: float = math.nan
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def geometric_median(x: torch.Tensor, iters: int = 50, eps: float = 1e-6) -> torch.Tensor:
+    """Weiszfeld's algorithm: the point minimising the summed distances to the rows of x."""
+    x = x.double()
+    y = x.mean(0)
+    for _ in range(iters):
+        w = 1.0 / (x - y).norm(dim=1).clamp_min(eps)
+        y_new = (w[:, None] * x).sum(0) / w.sum()
+        if (y_new - y).norm() < eps * max(1.0, float(y.norm())):
+            y = y_new
+            break
+        y = y_new
+    return y.float()
+
+
+def input_scale_for(acts: torch.Tensor, n: int = 50_000) -> float:
+    """Factor making the mean squared norm of inputs equal d_in (SAELens' expected_average_only_in)."""
+    sample = acts[:n].double()
+    return float(math.sqrt(acts.shape[1] / sample.pow(2).sum(1).mean().clamp_min(1e-12)))
+
+
+def build_sae(tc: TrainConfig, d_in: int, metadata: SAEMetadata) -> SAE:
+    """A freshly initialised SAE for a TrainConfig."""
+    cls = get_sae_class(tc.architecture)
+    cfg = SAEConfig(architecture=tc.architecture, d_in=d_in, d_sae=d_in * tc.expansion,
+                    k=tc.k if tc.architecture in ("topk", "batchtopk") else None,
+                    metadata=SAEMetadata(**{**asdict(metadata), "extra": dict(metadata.extra)}))
+    sae = cls(cfg)
+    sae.reset_parameters(torch.Generator().manual_seed(tc.seed))
+    return sae
+
+
+def _lr_factor(step: int, total: int, tc: TrainConfig) -> float:
+    warm = max(1, int(tc.lr_warmup_frac * total))
+    if step < warm:
+        return (step + 1) / warm
+    decay_start = int((1 - tc.lr_decay_frac) * total)
+    if step >= decay_start and tc.lr_decay_frac > 0:
+        return max(0.0, (total - step) / max(1, total - decay_start))
+    return 1.0
+
+
+class _Run:
+    """State of one SAE under training."""
+
+    def __init__(self, tc: TrainConfig, sae: SAE, total_steps: int) -> None:
+        self.tc, self.sae, self.total = tc, sae, total_steps
+        self.opt = torch.optim.Adam(sae.parameters(), lr=tc.lr, betas=(0.9, 0.999))
+        self.coeff = tc.sparsity_coeff if tc.sparsity_coeff is not None else sae.default_sparsity_coeff()
+        self.since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
+        self.log = TrainLog()
+
+    def step(self, x: torch.Tensor, step: int) -> None:
+        tc, sae = self.tc, self.sae
+        for g in self.opt.param_groups:
+            g["lr"] = tc.lr * _lr_factor(step, self.total, tc)
+        warm = max(1, int(tc.sparsity_warmup_frac * self.total))
+        coeff = self.coeff * min(1.0, (step + 1) / warm)
+        dead = (self.since_fired >= tc.dead_window_tokens).to(x.device)
+        out = sae.train_forward(x, coeff, dead)
+        self.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        sae.remove_parallel_decoder_grad()
+        self.opt.step()
+        sae.normalise_decoder()
+        with torch.no_grad():
+            fired = (out.latents > 0).any(0).cpu()
+            self.since_fired += x.shape[0]
+            self.since_fired[fired] = 0
+            self.log.steps += 1
+            self.log.tokens += x.shape[0]
+            if step % 50 == 0 or step == self.total - 1:
+                l0 = float((out.latents > 0).float().sum(-1).mean())
+                self.log.history.append({"step": step, "mse": float(out.mse), "l0": l0, "aux": float(out.aux)})
+                self.log.final_mse, self.log.final_l0 = float(out.mse), l0
+        self.log.dead_fraction = float((self.since_fired >= tc.dead_window_tokens).float().mean())
+
+
+def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
+               device: str | torch.device = "cpu", progress: bool = False,
+               checkpoint_dir: str | Path | None = None) -> list[tuple[SAE, TrainLog]]:
+    """Train one SAE per config on the same shuffled activations (one pass), folding input scaling in at the end."""
+    if acts.ndim != 2 or acts.shape[0] == 0:
+        raise ConfigError(f"need a non-empty [tokens, d] activation tensor, got shape {tuple(acts.shape)}")
+    if not torch.isfinite(acts).all():
+        raise ConfigError("activations contain NaN/inf values")
+    d_in = acts.shape[1]
+    scale = input_scale_for(acts)
+    runs = []
+    for tc in configs:
+        torch.manual_seed(tc.seed)
+        sae = build_sae(tc, d_in, metadata).to(device)
+        sample = acts[: min(len(acts), 20_000)].to(device) * scale
+        with torch.no_grad():
+            if tc.b_dec_init == "geometric_median":
+                sae.b_dec.copy_(geometric_median(sample))
+            elif tc.b_dec_init == "mean":
+                sae.b_dec.copy_(sample.mean(0))
+        total = max(1, acts.shape[0] // tc.batch_size)
+        runs.append(_Run(tc, sae, total))
+    gen = torch.Generator().manual_seed(configs[0].seed if configs else 0)
+    order = torch.randperm(acts.shape[0], generator=gen)
+    max_steps = max(r.total for r in runs)
+    bar = tqdm(range(max_steps), desc="train", disable=not progress, leave=False)
+    for step in bar:
+        for r in runs:
+            if step >= r.total:
+                continue
+            bs = r.tc.batch_size
+            idx = order[step * bs:(step + 1) * bs]
+            r.step(acts[idx].to(device) * scale, step)  # train in normalised units
+        if progress and runs:
+            bar.set_postfix(mse=f"{runs[0].log.final_mse:.3g}", l0=f"{runs[0].log.final_l0:.1f}")
+    results = []
+    for r in runs:
+        r.sae.input_scale.fill_(scale)
+        r.sae.fold_input_scale()
+        r.sae.eval()
+        meta = r.sae.cfg.metadata.extra
+        meta.update({"train_config": asdict(r.tc), "train_tokens": r.log.tokens, "train_steps": r.log.steps,
+                     "dead_fraction_at_end": r.log.dead_fraction, "input_scale_folded": scale})
+        results.append((r.sae, r.log))
+    return results
+
+
+def describe_runs(results: Sequence[tuple[SAE, TrainLog]]) -> list[dict[str, Any]]:
+    """One summary row per trained SAE."""
+    return [{"architecture": s.architecture, "d_sae": s.d_sae, "steps": log.steps, "tokens": log.tokens,
+             "final_mse": log.final_mse, "final_l0": log.final_l0, "dead_fraction": log.dead_fraction}
+            for s, log in results]
