@@ -86,7 +86,8 @@ def wordnet_pairs(options: WordNetPairOptions | None = None,
                 g1, g2 = by_syn[s1], by_syn[s2]
                 if opts.coarse and g1[0].lex_filenum == g2[0].lex_filenum:
                     continue
-                diff.extend(p for a, b in itertools.product(g1, g2) if (p := _pair(lemma, pos, a, b, False)) is not None)
+                diff.extend(p for a, b in itertools.product(g1, g2)
+                            if (p := _pair(lemma, pos, a, b, False)) is not None)
             for group in (same, diff):
                 if opts.max_pairs_per_lemma is not None and len(group) > opts.max_pairs_per_lemma:
                     keep = sorted(rng.sample(range(len(group)), opts.max_pairs_per_lemma))

@@ -97,6 +97,9 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
                local_files_only: bool | None = None) -> LoadedModel:
     """Load a model by Hub id or local path (`minilm` = embedded default), in eval mode."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # pseval shows its own progress; the loader's bar is noise
 
     source = resolve_model_source(name)
     is_local = Path(source).exists()

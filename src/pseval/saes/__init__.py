@@ -1,6 +1,6 @@
 """SAE architectures, their registry, and file formats."""
 
-from pseval.saes import identity, standard, topk  # noqa: F401  (registers the architectures)
+from pseval.saes import batchtopk, gated, identity, jumprelu, standard, topk  # noqa: F401  (registers the architectures)
 from pseval.saes.base import SAE, TrainOutput
 from pseval.saes.config import SAEConfig, SAEMetadata
 from pseval.saes.formats.saelens import load_saelens_v6, save_sae

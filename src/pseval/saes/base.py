@@ -26,6 +26,8 @@ class SAE(nn.Module):
     """Base sparse autoencoder in SAELens' `x @ W` layout: W_enc [d_in, d_sae], W_dec [d_sae, d_in]."""
 
     architecture: ClassVar[str] = ""
+    # The `architecture` written to cfg.json when it differs from the training one (BatchTopK saves as jumprelu).
+    export_architecture: ClassVar[str | None] = None
     # Weight names saved in sae_weights.safetensors beyond W_enc/b_enc/W_dec/b_dec.
     extra_weights: ClassVar[tuple[str, ...]] = ()
 
@@ -48,7 +50,8 @@ class SAE(nn.Module):
             w /= w.norm(dim=1, keepdim=True).clamp_min(1e-8)
             self.W_dec.copy_(w)
             self.W_enc.copy_(w.T)
-            self.b_enc.zero_()
+            if getattr(self, "b_enc", None) is not None:  # gated SAEs have no b_enc
+                self.b_enc.zero_()
             self.b_dec.zero_()
 
     @property
@@ -64,6 +67,15 @@ class SAE(nn.Module):
     def weight_names(self) -> tuple[str, ...]:
         """Names of the tensors in sae_weights.safetensors."""
         return ("W_enc", "b_enc", "W_dec", "b_dec", *self.extra_weights)
+
+    def get_weight(self, name: str) -> torch.Tensor:
+        """A saved tensor by its file name."""
+        return getattr(self, name)
+
+    @torch.no_grad()
+    def set_weight(self, name: str, value: torch.Tensor) -> None:
+        """Load a saved tensor by its file name."""
+        getattr(self, name).copy_(value.to(torch.float32))
 
     def process_input(self, x: torch.Tensor) -> torch.Tensor:
         """Scale, then subtract b_dec when the config says so."""
@@ -101,10 +113,15 @@ class SAE(nn.Module):
     def check_weights(self, source: str = "SAE") -> None:
         """Raise SAEFormatError on NaN or infinite weights, naming the tensor."""
         for name in self.weight_names():
-            t = getattr(self, name)
+            t = self.get_weight(name)
             if not torch.isfinite(t).all():
                 bad = int((~torch.isfinite(t)).sum())
                 raise SAEFormatError(f"{source}: weight {name!r} has {bad} NaN/inf value(s)")
+
+    @torch.no_grad()
+    def post_step(self) -> None:
+        """Constraints re-applied after every optimiser step (here: unit-norm decoder rows)."""
+        self.normalise_decoder()
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:

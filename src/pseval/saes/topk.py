@@ -15,6 +15,17 @@ def topk_activation(pre: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(pre).scatter_(-1, idx, torch.relu(vals))
 
 
+def aux_k_loss(pre: torch.Tensor, x: torch.Tensor, recon: torch.Tensor, W_dec: torch.Tensor,
+               dead_mask: torch.Tensor | None) -> torch.Tensor:
+    """Error of reconstructing the residual x - recon from the top dead latents (0 when none are dead)."""
+    if dead_mask is None or not bool(dead_mask.any()):
+        return recon.new_zeros(())
+    k_aux = min(int(dead_mask.sum()), max(1, x.shape[-1] // 2))
+    z_aux = topk_activation(pre.masked_fill(~dead_mask, float("-inf")), k_aux).nan_to_num(0.0)
+    residual = (x.to(recon.dtype) - recon).detach()
+    return mse_loss(residual, z_aux @ W_dec)  # same units as the MSE term
+
+
 @register_sae("topk")
 class TopKSAE(SAE):
     """z = TopK_k(ReLU(W_enc (x - b_dec) + b_enc))."""
@@ -42,13 +53,6 @@ class TopKSAE(SAE):
         z = topk_activation(pre, self.k)
         recon = self.decode(z)
         mse = mse_loss(x, recon)
-        aux = mse.new_zeros(())
-        if dead_mask is not None and bool(dead_mask.any()):
-            k_aux = min(int(dead_mask.sum()), max(1, x.shape[-1] // 2))
-            dead_pre = pre.masked_fill(~dead_mask, float("-inf"))
-            z_aux = topk_activation(dead_pre, k_aux).nan_to_num(0.0)
-            residual = (x.to(recon.dtype) - recon).detach()
-            aux_recon = z_aux @ self.W_dec
-            aux = mse_loss(residual, aux_recon)  # same units as the MSE term
+        aux = aux_k_loss(pre, x, recon, self.W_dec, dead_mask)
         zero = mse.new_zeros(())
         return TrainOutput(mse + self.aux_k_coeff * aux, mse, zero, aux, z, recon)

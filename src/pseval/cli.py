@@ -1,0 +1,91 @@
+"""The `pseval` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pseval.errors import PsevalError
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    """Turns pseval's own errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except PsevalError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="pseval")
+def main() -> None:
+    """PS-Eval and standard metrics for sparse autoencoders on language-model activations."""
+
+
+@main.command("eval")
+@click.option("--model", default="minilm", show_default=True, help="HF model id, local folder, or `minilm`.")
+@click.option("--hook", "hooks", multiple=True, help="Hook point(s), e.g. blocks.3.hook_resid_post (repeatable).")
+@click.option("--sae", "saes", multiple=True, default=("identity",), show_default=True,
+              help="`identity` or an SAE folder (repeatable; all share one forward pass).")
+@click.option("--data", "data_spec", default="wordnet:max_per_lemma=2,balance=1", show_default=True,
+              help="wic:PATH, wordnet[:opts], hf:NAME[:SPLIT], jsonl:PATH, csv:PATH.")
+@click.option("--readout", type=click.Choice(["template", "context"]), default="template", show_default=True)
+@click.option("--multi-token", type=click.Choice(["first", "last", "mean", "drop"]), default="drop",
+              show_default=True, help="Targets split into several tokens; `drop` is the reference's behaviour.")
+@click.option("--balance", type=click.Choice(["paper", "exact", "none"]), default="paper", show_default=True)
+@click.option("--too-long", type=click.Choice(["truncate", "skip"]), default="truncate", show_default=True)
+@click.option("--max-pairs", type=int, default=None, help="Score a seeded random subset of this many pairs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="JSON file (a list when several SAE/hook cells) or a folder (one file per cell).")
+def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
+             multi_token: str, balance: str, too_long: str, max_pairs: int | None, seed: int, device: str,
+             out: Path | None) -> None:
+    """Score SAEs with PS-Eval on word-in-context pairs and print a table."""
+    from pseval.experiments.evaluate import EvalRequest, run_eval
+
+    req = EvalRequest(model=model, hooks=list(hooks), saes=list(saes), data=data_spec, readout=readout,
+                      multi_token=multi_token, balance=balance, too_long=too_long, max_pairs=max_pairs, seed=seed,
+                      device=device, out=out)
+    run_eval(req, log=click.echo)
+
+
+@main.command()
+@click.option("--wic", default=None, help="Also score on a WiC split folder (e.g. ../shared/data/wic/dev).")
+@click.option("--out", default="demo-out", show_default=True)
+@click.option("--train-tokens", type=int, default=200_000, show_default=True)
+@click.option("--hook", default="blocks.3.hook_resid_post", show_default=True)
+@click.option("--model", default="minilm", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def demo(wic: str | None, out: str, train_tokens: int, hook: str, model: str, device: str) -> None:
+    """Train a TopK and a ReLU SAE on the embedded model and score them and the identity baseline."""
+    from pseval.experiments.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(model=model, hook=hook, wic=wic, out=out, train_tokens=train_tokens, device=device),
+             log=click.echo)
+
+
+@main.command("hooks")
+@click.option("--model", default="minilm", show_default=True)
+def hooks_cmd(model: str) -> None:
+    """List the canonical hook points of a model."""
+    from pseval.models.hooks import valid_hook_names
+    from pseval.models.loading import load_model
+
+    lm = load_model(model)
+    for name in valid_hook_names(lm.model):
+        click.echo(name)
+
+
+if __name__ == "__main__":
+    main()

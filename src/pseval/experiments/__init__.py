@@ -1,0 +1,1 @@
+"""Experiments: the demo job, sweeps, reports and plots."""

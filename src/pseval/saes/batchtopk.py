@@ -1,0 +1,64 @@
+"""BatchTopK SAE: top k x batch activations across the batch; exported as JumpReLU with one learned threshold."""
+
+from __future__ import annotations
+
+import torch
+
+from pseval.saes.base import SAE, TrainOutput, mse_loss
+from pseval.saes.config import SAEConfig
+from pseval.saes.registry import register_sae
+from pseval.saes.topk import aux_k_loss
+
+THRESHOLD_EMA = 0.99
+
+
+@register_sae("batchtopk")
+class BatchTopKSAE(SAE):
+    """Training: keep the batch's k*B largest ReLU pre-activations. Inference: z = pre * 1[pre > threshold]."""
+
+    extra_weights = ("threshold",)
+    export_architecture = "jumprelu"
+    aux_k_coeff: float = 1.0 / 32.0
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        if cfg.k is None:
+            cfg.k = max(1, min(32, cfg.d_sae))
+        super().__init__(cfg)
+        self.register_buffer("threshold", torch.zeros(cfg.d_sae))
+        self.register_buffer("threshold_initialised", torch.zeros((), dtype=torch.bool), persistent=False)
+
+    @property
+    def k(self) -> int:
+        """Mean active latents per token during training."""
+        assert self.cfg.k is not None
+        return self.cfg.k
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """Inference rule: JumpReLU with the learned global threshold."""
+        return pre * (pre > self.threshold).to(pre.dtype)
+
+    def batch_topk(self, pre: torch.Tensor) -> torch.Tensor:
+        """Keep the k * batch largest positive entries of the whole batch."""
+        acts = torch.relu(pre)
+        flat = acts.flatten()
+        n = min(flat.numel(), self.k * pre.shape[0])
+        vals, idx = flat.topk(n, sorted=False)
+        return torch.zeros_like(flat).scatter_(0, idx, vals).view_as(pre)
+
+    def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
+        """MSE plus AuxK; updates the running threshold (mean smallest kept activation)."""
+        pre = self.pre_acts(x)
+        z = self.batch_topk(pre)
+        recon = self.decode(z)
+        mse = mse_loss(x, recon)
+        with torch.no_grad():
+            kept = z[z > 0]
+            if kept.numel():
+                smallest = kept.min()
+                if not bool(self.threshold_initialised):
+                    self.threshold.fill_(float(smallest))
+                    self.threshold_initialised.fill_(True)
+                else:
+                    self.threshold.mul_(THRESHOLD_EMA).add_((1 - THRESHOLD_EMA) * smallest)
+        aux = aux_k_loss(pre, x, recon, self.W_dec, dead_mask)
+        return TrainOutput(mse + self.aux_k_coeff * aux, mse, mse.new_zeros(()), aux, z, recon)

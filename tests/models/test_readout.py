@@ -1,0 +1,89 @@
+"""Span-to-token mapping and readout plans on the real MiniLM tokenizer and a GPT-2 style BPE."""
+
+from __future__ import annotations
+
+import pytest
+
+from pseval.data.pairs import WordInContextPair
+from pseval.errors import ConfigError
+from pseval.models.readout import ReadoutConfig, plan_pairs, plan_readouts, prompt_and_span
+
+
+def _tokens(tok, plan):
+    return [tok.convert_ids_to_tokens(plan.input_ids[p]) for p in plan.positions]
+
+
+def test_template_prompt_span():
+    text, span = prompt_and_span("Room and board .", (9, 14), "board", ReadoutConfig())
+    assert text == "Room and board . The board means"
+    assert text[span[0]:span[1]] == "board" and span[0] > 16
+
+
+def test_context_readout_inflected_and_punctuated(minilm):
+    tok = minilm.tokenizer
+    ctx = "Sound carries well, doesn't it?"
+    items = [(ctx, (6, 13)), ("He nailed boards.", (10, 16))]
+    plans = plan_readouts(tok, items, ReadoutConfig(position="context", multi_token="last"), False, 512)
+    assert _tokens(tok, plans[0]) == ["carries"]
+    assert _tokens(tok, plans[1]) == ["boards"]  # the '.' right after the word is not read
+    assert plans[0].input_ids[0] == tok.cls_token_id
+
+
+def test_multi_token_policies(minilm):
+    tok = minilm.tokenizer
+    word = "unhappiness"
+    pieces = tok.tokenize(word)
+    assert len(pieces) > 1
+    item = [(f"Great {word} here", (6, 6 + len(word)))]
+    first = plan_readouts(tok, item, ReadoutConfig(position="context", multi_token="first"), False, 512)[0]
+    last = plan_readouts(tok, item, ReadoutConfig(position="context", multi_token="last"), False, 512)[0]
+    mean = plan_readouts(tok, item, ReadoutConfig(position="context", multi_token="mean"), False, 512)[0]
+    drop = plan_readouts(tok, item, ReadoutConfig(position="context", multi_token="drop"), False, 512)[0]
+    assert _tokens(tok, first) == [pieces[0]]
+    assert _tokens(tok, last) == [pieces[-1]]
+    assert _tokens(tok, mean) == pieces
+    assert drop.drop == "multi_token" and drop.positions == ()
+
+
+def test_bpe_template_reads_space_prefixed_token_and_prepends_bos(bpe_tokenizer):
+    tok = bpe_tokenizer
+    pair = WordInContextPair("bank", "n", "the bank of the river", "a bank loan", (4, 8), (2, 6), False, "t:1")
+    (a, b), = plan_pairs(tok, [pair], ReadoutConfig(position="template", multi_token="last"), True, 128)
+    assert a.input_ids[0] == tok.bos_token_id
+    read = tok.decode([a.input_ids[p] for p in a.positions])
+    assert read.strip() == "bank"[-len(read.strip()):]  # the last piece of " bank"
+    # The template occurrence, not the context one, is read: it is after the context's tokens.
+    ctx_len = len(tok("the bank of the river")["input_ids"])
+    assert a.positions[0] > ctx_len
+
+
+def test_token_mismatch_only_in_template_drop(minilm):
+    pair = WordInContextPair("carry", "v", "I carry it", "Sound carries well", (2, 7), (6, 13), True, "t:1")
+    (a, b), = plan_pairs(minilm.tokenizer, [pair], ReadoutConfig(position="context", multi_token="drop"), False, 512)
+    assert a.drop is None and b.drop is None
+
+
+def test_too_long_truncate_and_skip(minilm):
+    tok = minilm.tokenizer
+    words = " ".join(f"w{i}" for i in range(300))
+    ctx = f"{words} bank {words}"
+    start = ctx.index(" bank ") + 1
+    item = [(ctx, (start, start + 4))]
+    skip = plan_readouts(tok, item, ReadoutConfig(position="context", too_long="skip"), False, 64)[0]
+    assert skip.drop == "too_long"
+    trunc = plan_readouts(tok, item, ReadoutConfig(position="context", too_long="truncate"), False, 64)[0]
+    assert trunc.truncated and len(trunc.input_ids) == 64
+    assert tok.convert_ids_to_tokens(trunc.input_ids[trunc.positions[0]]) == "bank"
+    assert trunc.input_ids[0] == tok.cls_token_id and trunc.input_ids[-1] == tok.sep_token_id
+
+
+def test_target_missing_from_context_is_counted(minilm):
+    plans = plan_readouts(minilm.tokenizer, [("no word here", None)], ReadoutConfig(position="context"), False, 512)
+    assert plans[0].drop == "target_not_in_context"
+
+
+def test_bad_readout_config():
+    with pytest.raises(ConfigError, match="multi_token"):
+        ReadoutConfig(multi_token="middle")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="template"):
+        ReadoutConfig(template="{context} means")
