@@ -28,11 +28,11 @@ demo: install
 	$(VENV)/bin/pseval demo $(if $(wildcard $(WIC_DEV)/*.data.txt),--wic $(WIC_DEV),)
 
 test: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 
 bench: install
 	$(PY) benchmarks/run.py

@@ -66,13 +66,16 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
 @click.option("--train-tokens", type=int, default=200_000, show_default=True)
 @click.option("--hook", default="blocks.3.hook_resid_post", show_default=True)
 @click.option("--model", default="minilm", show_default=True)
+@click.option("--max-wordnet-pairs", type=int, default=2000, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def demo(wic: str | None, out: str, train_tokens: int, hook: str, model: str, device: str) -> None:
+def demo(wic: str | None, out: str, train_tokens: int, hook: str, model: str, max_wordnet_pairs: int,
+         device: str) -> None:
     """Train a TopK and a ReLU SAE on the embedded model and score them and the identity baseline."""
     from pseval.experiments.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(model=model, hook=hook, wic=wic, out=out, train_tokens=train_tokens, device=device),
-             log=click.echo)
+    run_demo(DemoConfig(model=model, hook=hook, wic=wic, out=out, train_tokens=train_tokens, device=device,
+                        heldout_tokens=min(20_000, max(1000, train_tokens // 10)),
+                        max_wordnet_pairs=max_wordnet_pairs), log=click.echo)
 
 
 @main.command("hooks")

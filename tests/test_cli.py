@@ -1,0 +1,64 @@
+"""The command line as a user runs it: eval on real WiC with MiniLM, clear errors, and the demo job."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from pseval.cli import main
+from pseval.saes import SAEConfig, SAEMetadata, save_sae
+from pseval.saes.topk import TopKSAE
+
+
+def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "80", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "identity" in res.output and "specificity" in res.output
+    rec = json.loads(out.read_text())
+    assert rec["eval_type_id"] == "ps_eval"
+    assert set(rec["metrics"]) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn"}
+    m, c = rec["metrics"], rec["counts"]
+    assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["pairs_scored"]
+    assert c["pairs_read"] == 80
+    assert rec["config"]["hook_name"] == "blocks.3.hook_resid_post"
+    assert rec["eval_result_metrics"]["ps_eval"] == m
+    assert len(rec["config"]["dataset_hash"]) == 64 and rec["pseval_version"]
+
+
+def test_eval_several_saes_share_a_pass(tmp_path, wic_dev):
+    sae = TopKSAE(SAEConfig("topk", 384, 768, k=8,
+                            metadata=SAEMetadata(model_name="minilm", hook_name="blocks.2.hook_attn_out")))
+    save_sae(sae, tmp_path / "sae")
+    outdir = tmp_path / "out"
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "40", "--sae", "identity",
+                                    "--sae", str(tmp_path / "sae"), "--out", str(outdir)])
+    assert res.exit_code == 0, res.output
+    files = sorted(p.name for p in outdir.iterdir())
+    # identity at the default hook, the SAE at the hook it records
+    assert files == ["identity__blocks.3.hook_resid_post.json", "sae__blocks.2.hook_attn_out.json"]
+
+
+def test_clear_errors(tmp_path, wic_dev):
+    sae = TopKSAE(SAEConfig("topk", 100, 200, k=4))
+    save_sae(sae, tmp_path / "small")
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "10", "--sae",
+                                    str(tmp_path / "small"), "--hook", "blocks.1.hook_mlp_out"])
+    assert res.exit_code == 2 and "d_in=100 does not match the width 384" in res.output
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--hook", "blocks.9.hook_mlp_out"])
+    assert res.exit_code == 2 and "6 blocks" in res.output
+    res = CliRunner().invoke(main, ["eval", "--data", "wac:/x"])
+    assert res.exit_code == 2 and "unknown data spec" in res.output
+
+
+def test_demo_small(tmp_path, wic_dev):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--train-tokens", "6000", "--max-wordnet-pairs",
+                                    "150", "--wic", str(wic_dev)])
+    assert res.exit_code == 0, res.output
+    report = (out / "report.md").read_text()
+    for name in ("identity", "topk-x8-k32", "relu-x8-l1_2"):
+        assert name in report and name in res.output
+        assert (out / "results" / f"{name}__wic.json").is_file()
+    assert (out / "saes" / "topk-x8-k32" / "cfg.json").is_file()
