@@ -1,0 +1,170 @@
+"""Loss recovered and KL with an SAE spliced into the model, against zero and mean ablation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pseval.models.capture import hooked, model_inputs
+from pseval.models.extract import pad_batch, pad_token_id
+from pseval.models.loading import LoadedModel
+from pseval.models.splice import spliced
+from pseval.saes.base import SAE
+
+
+@dataclass(frozen=True)
+class LossRecovered:
+    """(L_ablated - L_sae) / (L_ablated - L_clean) for zero and mean ablation, raw losses, KL(P_clean || P_sae)."""
+
+    available: bool
+    reason: str | None
+    objective: str  # next_token or masked_token
+    tokens: int
+    clean_loss: float = math.nan
+    sae_loss: float = math.nan
+    zero_ablation_loss: float = math.nan
+    mean_ablation_loss: float = math.nan
+    loss_recovered_zero: float = math.nan
+    loss_recovered_mean: float = math.nan
+    kl_sae: float = math.nan
+    kl_zero_ablation: float = math.nan
+
+    def to_dict(self) -> dict:
+        """Plain dict."""
+        return asdict(self)
+
+
+def lm_head_model(lm: LoadedModel) -> tuple[torch.nn.Module | None, str | None]:
+    """A model that outputs vocabulary logits with the same blocks, or None and the reason."""
+    if lm.is_causal:
+        if hasattr(lm.model, "get_output_embeddings") and lm.model.get_output_embeddings() is not None:
+            return lm.model, None
+        return None, "the causal model was loaded without its LM head"
+    if hasattr(lm.model, "cls") or "MaskedLM" in type(lm.model).__name__:
+        return lm.model, None
+    from transformers import AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report of a missing head is expected here; we explain it ourselves
+    try:
+        mlm, info = AutoModelForMaskedLM.from_pretrained(lm.source, output_loading_info=True, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        return None, f"no masked-LM head can be loaded for {lm.name}: {exc}"
+    finally:
+        hf_logging.set_verbosity(level)
+    missing_head = [k for k in info.get("missing_keys", []) if "cls." in k or "lm_head" in k or "predictions" in k]
+    if missing_head:
+        return None, (f"{lm.name} ships no masked-LM head weights (missing {missing_head[0]}, ...): a randomly "
+                      "initialised head would give meaningless losses")
+    return mlm.to(lm.device).eval(), None
+
+
+def _batches(lm: LoadedModel, texts: Iterable[str], max_tokens: int, context_size: int, batch_texts: int
+             ) -> list[tuple[list[list[int]], list[list[int]]]]:
+    tok = lm.tokenizer
+    bos = getattr(tok, "bos_token_id", None)
+    out, buf, total = [], [], 0
+    for text in texts:
+        enc = tok(text, add_special_tokens=True, truncation=True, max_length=context_size,
+                  return_special_tokens_mask=True)
+        ids, sp = list(enc["input_ids"]), list(enc["special_tokens_mask"])
+        if lm.is_causal and bos is not None and (not ids or ids[0] != bos):
+            ids, sp = [bos, *ids][:context_size], [1, *sp][:context_size]
+        if len(ids) < 3:
+            continue
+        buf.append((ids, sp))
+        total += len(ids)
+        if len(buf) == batch_texts:
+            out.append(([b[0] for b in buf], [b[1] for b in buf]))
+            buf = []
+        if total >= max_tokens:
+            break
+    if buf:
+        out.append(([b[0] for b in buf], [b[1] for b in buf]))
+    return out
+
+
+@torch.inference_mode()
+def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], max_tokens: int = 20_000,
+                   context_size: int = 128, batch_texts: int = 32, mask_prob: float = 0.15,
+                   seed: int = 0) -> LossRecovered:
+    """Next-token CE (causal LMs) or masked-token CE (masked LMs) with the SAE, zero and mean ablation spliced in."""
+    objective = "next_token" if lm.is_causal else "masked_token"
+    head, reason = lm_head_model(lm)
+    if head is None:
+        return LossRecovered(False, reason, objective, 0)
+    dev = lm.device
+    batches = _batches(lm, texts, max_tokens, context_size, batch_texts)
+    pad = pad_token_id(lm)
+    gen = torch.Generator().manual_seed(seed)
+    prepared = []
+    for ids, special in batches:
+        input_ids, attn = pad_batch(ids, pad, dev)
+        sp, _ = pad_batch(special, 1, dev)
+        content = attn.bool() & ~sp.bool()
+        if lm.is_causal:
+            labels = input_ids[:, 1:].clone()
+            target_mask = attn[:, 1:].bool()
+        else:
+            chosen = (torch.rand(content.shape, generator=gen) < mask_prob).to(dev) & content
+            labels = input_ids.clone()
+            target_mask = chosen
+            input_ids = input_ids.masked_fill(chosen, lm.tokenizer.mask_token_id)
+        prepared.append((input_ids, attn, content, labels, target_mask))
+
+    # Mean of the hook's activation over content tokens, for mean ablation.
+    total = None
+    count = 0
+    state: dict[str, torch.Tensor] = {}
+
+    def on_act(_name: str, h: torch.Tensor) -> None:
+        nonlocal total, count
+        s = h[state["m"]].double().sum(0)
+        total = s if total is None else total + s
+        count += int(state["m"].sum())
+
+    with hooked(head, [hook], on_act) as run:
+        for input_ids, attn, content, _, _ in prepared:
+            state["m"] = content
+            run(**model_inputs(input_ids, attn, lm.is_causal))
+    mean = (total / max(count, 1)).float() if total is not None else None
+
+    def losses(replace: object | None) -> tuple[float, int, list[torch.Tensor]]:
+        ce, n, logps = 0.0, 0, []
+        for input_ids, attn, content, labels, target_mask in prepared:
+            state["m"] = content
+            if replace is None:
+                logits = head(**model_inputs(input_ids, attn, lm.is_causal)).logits
+            else:
+                with spliced(head, hook, replace, lambda: state["m"]):  # type: ignore[arg-type]
+                    logits = head(**model_inputs(input_ids, attn, lm.is_causal)).logits
+            if lm.is_causal:
+                logits = logits[:, :-1]
+            lp = F.log_softmax(logits.float(), dim=-1)[target_mask]
+            ce += float(-lp.gather(1, labels[target_mask][:, None]).sum())
+            n += int(target_mask.sum())
+            logps.append(lp)
+        return ce / max(n, 1), n, logps
+
+    clean, n, clean_lp = losses(None)
+    if n == 0:
+        return LossRecovered(False, "no target tokens in the texts", objective, 0)
+    sae_dev = sae.to(dev)
+    with_sae, _, sae_lp = losses(lambda h: sae_dev(h))
+    zero, _, zero_lp = losses(lambda h: torch.zeros_like(h))
+    mean_abl, _, _ = losses(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
+
+    def kl(lps: list[torch.Tensor]) -> float:
+        return float(sum(F.kl_div(q, p, log_target=True, reduction="sum") for p, q in zip(clean_lp, lps,
+                                                                                            strict=True))) / n
+
+    def recovered(ablated: float) -> float:
+        return (ablated - with_sae) / (ablated - clean) if ablated != clean else math.nan
+
+    return LossRecovered(True, None, objective, n, clean, with_sae, zero, mean_abl, recovered(zero),
+                         recovered(mean_abl), kl(sae_lp), kl(zero_lp))
