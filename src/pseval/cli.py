@@ -78,6 +78,35 @@ def demo(wic: str | None, out: str, train_tokens: int, hook: str, model: str, ma
                         max_wordnet_pairs=max_wordnet_pairs), log=click.echo)
 
 
+@main.command()
+@click.option("--model", default="minilm", show_default=True)
+@click.option("--hook", default="blocks.3.hook_resid_post", show_default=True)
+@click.option("--corpus", default="wordnet", show_default=True,
+              help="wordnet, wordnet-definitions, file:PATH[,PATH], hf:NAME[:SPLIT[:COLUMN]].")
+@click.option("--arch", "archs", multiple=True, default=("topk",), show_default=True,
+              help="Architecture(s): standard, topk, batchtopk, jumprelu, gated (repeatable: one stream for all).")
+@click.option("--expansion", "expansions", multiple=True, type=int, default=(8,), show_default=True)
+@click.option("--k", "ks", multiple=True, type=int, default=(32,), show_default=True)
+@click.option("--sparsity-coeff", "coeffs", multiple=True, type=float, default=(),
+              help="L1/L0 coefficient(s) for standard, jumprelu, gated (default: the architecture's).")
+@click.option("--tokens", type=float, default=1e6, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder of the SAE (or of one sub-folder per SAE when several).")
+def train(model: str, hook: str, corpus: str, archs: tuple[str, ...], expansions: tuple[int, ...],
+          ks: tuple[int, ...], coeffs: tuple[float, ...], tokens: float, lr: float, batch_size: int, seed: int,
+          device: str, out: Path) -> None:
+    """Train SAEs at one hook from one activation stream and save them in the SAELens layout."""
+    from pseval.training.run import TrainRequest, grid, run_training
+
+    configs = grid(archs, expansions, ks, coeffs or (None,), lr=lr, batch_size=batch_size, seed=seed)
+    run_training(TrainRequest(model=model, hook=hook, corpus=corpus, tokens=int(tokens), configs=configs, out=out,
+                              device=device), log=click.echo)
+
+
 @main.command("hooks")
 @click.option("--model", default="minilm", show_default=True)
 def hooks_cmd(model: str) -> None:

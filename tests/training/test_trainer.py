@@ -60,3 +60,16 @@ def test_same_seed_same_weights():
     (a, _), = train_saes(x, [tc], SAEMetadata())
     (b, _), = train_saes(x, [tc], SAEMetadata())
     assert torch.equal(a.W_dec, b.W_dec) and torch.equal(a.b_enc, b.b_enc)
+
+
+def test_checkpoint_resume_gives_identical_weights(tmp_path):
+    x, _ = synthetic(n=8000)
+    tcs = [TrainConfig("topk", expansion=2, k=3, batch_size=256, seed=1),
+           TrainConfig("jumprelu", expansion=2, batch_size=256, seed=1)]
+    full = train_saes(x, tcs, SAEMetadata(), checkpoint_dir=tmp_path, checkpoint_every=10)
+    state = tmp_path / "trainer_state.pt"
+    assert state.is_file()  # left at step 30 of 31: as if the run had been killed there
+    resumed = train_saes(x, tcs, SAEMetadata(), checkpoint_dir=tmp_path, checkpoint_every=10)
+    for (a, la), (b, lb) in zip(full, resumed, strict=True):
+        assert torch.equal(a.W_dec, b.W_dec) and torch.equal(a.W_enc, b.W_enc)
+        assert la.steps == lb.steps == 31

@@ -25,7 +25,7 @@ class BatchTopKSAE(SAE):
             cfg.k = max(1, min(32, cfg.d_sae))
         super().__init__(cfg)
         self.register_buffer("threshold", torch.zeros(cfg.d_sae))
-        self.register_buffer("threshold_initialised", torch.zeros((), dtype=torch.bool), persistent=False)
+        self.register_buffer("threshold_initialised", torch.zeros((), dtype=torch.bool))
 
     @property
     def k(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +48,8 @@ class TrainConfig:
         """Readable name: architecture, width and sparsity setting."""
         if self.name:
             return self.name
-        sparsity = f"k{self.k}" if self.architecture in ("topk", "batchtopk") else f"c{self.sparsity_coeff}"
+        coeff = "default" if self.sparsity_coeff is None else f"{self.sparsity_coeff:g}"
+        sparsity = f"k{self.k}" if self.architecture in ("topk", "batchtopk") else f"c{coeff}"
         return f"{self.architecture}-x{self.expansion}-{sparsity}"
 
 
@@ -113,6 +115,20 @@ class _Run:
         self.coeff = tc.sparsity_coeff if tc.sparsity_coeff is not None else sae.default_sparsity_coeff()
         self.since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
         self.log = TrainLog()
+        self.autocast = False
+
+    def state(self, step: int) -> dict[str, Any]:
+        """Everything needed to resume (tensors and plain values only: loadable with weights_only=True)."""
+        return {"step": step, "sae": self.sae.state_dict(), "opt": self.opt.state_dict(),
+                "since_fired": self.since_fired, "log": asdict(self.log)}
+
+    def load_state(self, state: dict[str, Any]) -> int:
+        """Restore from `state`; returns the next step to run."""
+        self.sae.load_state_dict(state["sae"])
+        self.opt.load_state_dict(state["opt"])
+        self.since_fired = state["since_fired"]
+        self.log = TrainLog(**state["log"])
+        return int(state["step"]) + 1
 
     def step(self, x: torch.Tensor, step: int) -> None:
         tc, sae = self.tc, self.sae
@@ -121,7 +137,8 @@ class _Run:
         warm = max(1, int(tc.sparsity_warmup_frac * self.total))
         coeff = self.coeff * min(1.0, (step + 1) / warm)
         dead = (self.since_fired >= tc.dead_window_tokens).to(x.device)
-        out = sae.train_forward(x, coeff, dead)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            out = sae.train_forward(x, coeff, dead)
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         sae.remove_parallel_decoder_grad()
@@ -142,8 +159,13 @@ class _Run:
 
 def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
                device: str | torch.device = "cpu", progress: bool = False,
-               checkpoint_dir: str | Path | None = None) -> list[tuple[SAE, TrainLog]]:
-    """Train one SAE per config on the same shuffled activations (one pass), folding input scaling in at the end."""
+               checkpoint_dir: str | Path | None = None, checkpoint_every: int = 200,
+               autocast_bf16: bool | None = None) -> list[tuple[SAE, TrainLog]]:
+    """Train one SAE per config on the same shuffled activations (one pass), folding input scaling in at the end.
+
+    With `checkpoint_dir`, state is saved every `checkpoint_every` steps and a later call resumes from it.
+    bf16 autocast is on by default on CUDA.
+    """
     if acts.ndim != 2 or acts.shape[0] == 0:
         raise ConfigError(f"need a non-empty [tokens, d] activation tensor, got shape {tuple(acts.shape)}")
     if not torch.isfinite(acts).all():
@@ -162,10 +184,20 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
                 sae.b_dec.copy_(sample.mean(0))
         total = max(1, acts.shape[0] // tc.batch_size)
         runs.append(_Run(tc, sae, total))
+    use_autocast = torch.device(device).type == "cuda" if autocast_bf16 is None else autocast_bf16
+    ckpt = Path(checkpoint_dir) / "trainer_state.pt" if checkpoint_dir is not None else None
+    start = 0
+    for r in runs:
+        r.autocast = use_autocast
+    if ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        if len(state["runs"]) != len(runs) or state["labels"] != [r.tc.label for r in runs]:
+            raise ConfigError(f"{ckpt}: checkpoint is for SAEs {state['labels']}, not {[r.tc.label for r in runs]}")
+        start = min(r.load_state(s) for r, s in zip(runs, state["runs"], strict=True))
     gen = torch.Generator().manual_seed(configs[0].seed if configs else 0)
-    order = torch.randperm(acts.shape[0], generator=gen)
+    order = torch.randperm(acts.shape[0], generator=gen)  # same seed, same order: a resumed run sees the same data
     max_steps = max(r.total for r in runs)
-    bar = tqdm(range(max_steps), desc="train", disable=not progress, leave=False)
+    bar = tqdm(range(start, max_steps), desc="train", disable=not progress, leave=False)
     for step in bar:
         for r in runs:
             if step >= r.total:
@@ -175,6 +207,8 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
             r.step(acts[idx].to(device) * scale, step)  # train in normalised units
         if progress and runs:
             bar.set_postfix(mse=f"{runs[0].log.final_mse:.3g}", l0=f"{runs[0].log.final_l0:.1f}")
+        if ckpt is not None and (step + 1) % checkpoint_every == 0 and step + 1 < max_steps:
+            _save_state(ckpt, {"labels": [r.tc.label for r in runs], "runs": [r.state(step) for r in runs]})
     results = []
     for r in runs:
         r.sae.input_scale.fill_(scale)
@@ -185,6 +219,13 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
                      "dead_fraction_at_end": r.log.dead_fraction, "input_scale_folded": scale})
         results.append((r.sae, r.log))
     return results
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def describe_runs(results: Sequence[tuple[SAE, TrainLog]]) -> list[dict[str, Any]]:
