@@ -107,6 +107,21 @@ def train(model: str, hook: str, corpus: str, archs: tuple[str, ...], expansions
                               device=device), log=click.echo)
 
 
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Results store folder (default runs/<config name>).")
+@click.option("--force", is_flag=True, help="Re-evaluate cells already in the store.")
+def sweep(config: Path, out: Path | None, force: bool) -> None:
+    """Train what is missing and evaluate every cell of a sweep config; re-running resumes."""
+    from pseval.experiments.sweep import run_sweep
+    from pseval.experiments.sweep_config import load_sweep_config
+
+    cfg = load_sweep_config(config)
+    store = run_sweep(cfg, out or Path("runs") / cfg.name, force=force, log=click.echo)
+    click.echo(f"results store: {store.root}")
+
+
 @main.command("hooks")
 @click.option("--model", default="minilm", show_default=True)
 def hooks_cmd(model: str) -> None:
