@@ -8,6 +8,8 @@ for d in "${PSEVAL_WORDNET_DIR:-/nonexistent}" /usr/share/wordnet /usr/local/sha
   if [ -f "$d/data.noun" ]; then wordnet_found=1; break; fi
 done
 [ "$wordnet_found" = 1 ] || need+=(wordnet-base)
+# Headless Chromium renders the HTML report in the tests (pages load offline).
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then

@@ -122,6 +122,20 @@ def sweep(config: Path, out: Path | None, force: bool) -> None:
     click.echo(f"results store: {store.root}")
 
 
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default RESULTS/report).")
+@click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def report(results: Path, out: Path | None, n_boot: int, seed: int) -> None:
+    """Write a Markdown summary and a self-contained HTML report (plots, every cell, the paper's claims)."""
+    from pseval.experiments.report import write_report
+
+    md, page = write_report(results, out, n_boot, seed)
+    click.echo(f"wrote {md} and {page}")
+    click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
+
+
 @main.command("hooks")
 @click.option("--model", default="minilm", show_default=True)
 def hooks_cmd(model: str) -> None:

@@ -164,6 +164,8 @@ def run_sweep(cfg: SweepConfig, out: str | Path, force: bool = False,
                                             zip(res.features_1.tolist(), res.features_2.tolist(), strict=True)),
                     "target": [pairs[i].target for i in pa.pair_index],
                     "pos": "".join(pairs[i].pos or "-" for i in pa.pair_index),
+                    "cos_enc": [round(v, 4) for v in res.pair_cos_enc.tolist()],
+                    "cos_dec": [round(v, 4) for v in res.pair_cos_dec.tolist()],
                 }
                 record["sweep"] = {"name": cfg.name, "architecture": plan.train.architecture if plan.train else
                                    "identity", "expansion": plan.train.expansion if plan.train else 1,

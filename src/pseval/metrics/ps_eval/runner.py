@@ -41,6 +41,8 @@ class PSEvalResult:
     features_1: torch.Tensor
     features_2: torch.Tensor
     cosine: dict[str, float]
+    pair_cos_enc: torch.Tensor  # per pair: cosine of the W_enc columns of the two top features
+    pair_cos_dec: torch.Tensor  # per pair: cosine of the W_dec rows of the two top features
 
     @property
     def metrics(self) -> dict[str, float | int]:
@@ -136,8 +138,10 @@ def top_features(sae: SAE, acts: torch.Tensor, chunk: int = 4096) -> tuple[torch
     return torch.cat(feats), torch.cat(zero)
 
 
-def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor, same: torch.Tensor) -> dict[str, float]:
-    """Mean cosine of the W_enc columns and W_dec rows of the two top features, per label (as the reference)."""
+def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor,
+             same: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    """Cosine of the W_enc columns and W_dec rows of the two top features: per-label means (as the reference)
+    and per-pair values."""
     with torch.no_grad():
         enc = torch.nn.functional.normalize(sae.W_enc.detach().float().cpu().T, dim=1)
         dec = torch.nn.functional.normalize(sae.W_dec.detach().float().cpu(), dim=1)
@@ -147,7 +151,7 @@ def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor, same: torch.Tensor) -
     for label, mask in (("same", same), ("different", ~same)):
         out[f"enc_cos_{label}"] = float(cos_enc[mask].mean()) if mask.any() else float("nan")
         out[f"dec_cos_{label}"] = float(cos_dec[mask].mean()) if mask.any() else float("nan")
-    return out
+    return out, cos_enc, cos_dec
 
 
 def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
@@ -161,4 +165,5 @@ def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
     confusion = Confusion.from_predictions(pa.same_sense.tolist(), same_feature)
     counts = dict(pa.counts)
     counts["all_zero_codes"] = int(z1.sum() + z2.sum())
-    return PSEvalResult(confusion, counts, f1, f2, _cosines(sae, f1, f2, pa.same_sense))
+    means, cos_enc, cos_dec = _cosines(sae, f1, f2, pa.same_sense)
+    return PSEvalResult(confusion, counts, f1, f2, means, cos_enc, cos_dec)

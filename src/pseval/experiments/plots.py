@@ -1,0 +1,126 @@
+"""Matplotlib figures of a sweep (headless Agg backend), returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pseval.experiments.results_table import CellRow  # noqa: E402
+
+MARKERS = {"standard": "o", "topk": "s", "batchtopk": "D", "jumprelu": "^", "gated": "v", "identity": "*"}
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def pareto(rows: Sequence[CellRow], title: str) -> bytes | None:
+    """MSE vs L0 of every trained SAE, coloured by F1 and by specificity."""
+    pts = [r for r in rows if r.recon.get("l0") and r.architecture != "identity"]
+    if not pts:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric in zip(axes, ("f1", "specificity"), strict=True):
+        vals = [r.metrics[metric] for r in pts]
+        for arch in sorted({r.architecture for r in pts}):
+            sel = [i for i, r in enumerate(pts) if r.architecture == arch]
+            sc = ax.scatter([pts[i].recon["l0"] for i in sel], [pts[i].recon["mse_per_token"] for i in sel],
+                            c=[vals[i] for i in sel], cmap="viridis", vmin=min(vals), vmax=max(vals) + 1e-9,
+                            marker=MARKERS.get(arch, "o"), s=60, edgecolors="k", label=arch)
+        ax.set_xscale("log")
+        ax.set_xlabel("L0 (active latents per token)")
+        ax.set_ylabel("MSE per token")
+        ax.set_title(f"coloured by {metric}")
+        fig.colorbar(sc, ax=ax, label=metric)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def versus_expansion(rows: Sequence[CellRow], title: str) -> bytes | None:
+    """F1 and specificity vs expansion ratio, one line per architecture (at the hook with most widths)."""
+    by_hook: dict[str, list[CellRow]] = defaultdict(list)
+    for r in rows:
+        if r.architecture != "identity":
+            by_hook[r.hook].append(r)
+    if not by_hook:
+        return None
+    hook = max(by_hook, key=lambda h: len({r.expansion for r in by_hook[h]}) * 100 + len(by_hook[h]))
+    sel = by_hook[hook]
+    if len({r.expansion for r in sel}) < 2:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("f1", "specificity"), strict=True):
+        for arch in sorted({r.architecture for r in sel}):
+            pts = sorted((r.expansion, r.metrics[metric]) for r in sel if r.architecture == arch)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=MARKERS.get(arch, "o"), label=arch)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("expansion ratio (d_sae / d_model)")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title} at {hook}")
+    return _png(fig)
+
+
+def versus_layer(rows: Sequence[CellRow], sae: str, title: str) -> bytes | None:
+    """Specificity and F1 vs layer, one line per component, for one SAE label."""
+    sel = [r for r in rows if r.sae == sae and r.layer is not None]
+    if len({r.layer for r in sel}) < 2:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("specificity", "f1"), strict=True):
+        for comp in sorted({r.component for r in sel}):
+            pts = sorted((r.layer, r.metrics[metric]) for r in sel if r.component == comp)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=comp)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title}: {sae}")
+    return _png(fig)
+
+
+def confusion_grid(rows: Sequence[CellRow], title: str, limit: int = 6) -> bytes | None:
+    """Confusion matrices of up to `limit` cells."""
+    sel = list(rows)[:limit]
+    if not sel:
+        return None
+    fig, axes = plt.subplots(1, len(sel), figsize=(2.6 * len(sel), 2.8), squeeze=False)
+    for ax, r in zip(axes[0], sel, strict=True):
+        m = np.array([[r.metrics["tp"], r.metrics["fn"]], [r.metrics["fp"], r.metrics["tn"]]], dtype=float)
+        ax.imshow(m, cmap="Blues")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{int(v)}", ha="center", va="center")
+        ax.set_xticks([0, 1], ["same feat.", "diff. feat."], fontsize=7)
+        ax.set_yticks([0, 1], ["same sense", "diff. sense"], fontsize=7)
+        ax.set_title(f"{r.sae}\n{r.hook}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
+def cosine_histograms(rows: Sequence[CellRow], title: str, limit: int = 4) -> bytes | None:
+    """Encoder and decoder cosine of the two top features, same-sense vs different-sense pairs."""
+    sel = [r for r in rows if r.architecture != "identity" and r.cos_enc.size][:limit]
+    if not sel:
+        return None
+    fig, axes = plt.subplots(2, len(sel), figsize=(3.2 * len(sel), 5), squeeze=False)
+    for j, r in enumerate(sel):
+        for i, (name, vals) in enumerate((("encoder", r.cos_enc), ("decoder", r.cos_dec))):
+            ax = axes[i][j]
+            bins = np.linspace(-1, 1, 41)
+            ax.hist(vals[r.same_sense], bins=bins, alpha=0.6, label="same sense", density=True)
+            ax.hist(vals[~r.same_sense], bins=bins, alpha=0.6, label="different sense", density=True)
+            ax.set_title(f"{name} cos: {r.sae}\n{r.hook}", fontsize=7)
+            ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    return _png(fig)

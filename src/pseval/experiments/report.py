@@ -1,0 +1,167 @@
+"""`pseval report RESULTS`: Markdown summary and a self-contained HTML report with plots and the claims."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pseval.errors import ConfigError
+from pseval.experiments import plots
+from pseval.experiments.claims import Claim, evaluate_claims
+from pseval.experiments.results_table import CellRow, rows_from_cells, short_dataset
+from pseval.experiments.store import ResultsStore
+from pseval.experiments.table import fmt, markdown_table
+from pseval.metrics.statistics import bootstrap_metrics, breakdown
+
+
+@dataclass
+class Panel:
+    """The cells of one (dataset, readout), their claims and figures."""
+
+    dataset: str
+    readout: str
+    rows: list[CellRow]
+    claims: list[Claim] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """Heading text."""
+        return f"{short_dataset(self.dataset)}, {self.readout} readout"
+
+
+def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list[Panel]:
+    """Group cells by panel, evaluate claims and draw figures."""
+    rows = rows_from_cells(store.cells())
+    if not rows:
+        raise ConfigError(f"{store.root}: no finished cells with per-pair data (run `pseval sweep` first)")
+    groups: dict[tuple[str, str], list[CellRow]] = defaultdict(list)
+    for r in rows:
+        groups[r.panel].append(r)
+    panels = []
+    for (ds, ro), grp in sorted(groups.items()):
+        grp.sort(key=lambda r: (r.layer if r.layer is not None else -1, r.component, r.architecture, r.expansion,
+                                r.sae))
+        p = Panel(ds, ro, grp, evaluate_claims(grp, n_boot, seed))
+        figs = {
+            "pareto": plots.pareto(grp, f"MSE vs L0 ({p.title})"),
+            "expansion": plots.versus_expansion(grp, "PS-Eval vs dictionary size"),
+            "confusion": plots.confusion_grid([r for r in grp if r.architecture != "identity"] or grp,
+                                              f"Confusion matrices ({p.title})"),
+            "cosines": plots.cosine_histograms(grp, f"Top-feature cosines ({p.title})"),
+        }
+        multi_layer = sorted({r.sae for r in grp if len({x.layer for x in grp if x.sae == r.sae}) > 1})
+        for sae in multi_layer[:3]:
+            figs[f"layers_{sae}"] = plots.versus_layer(grp, sae, "PS-Eval vs layer")
+        p.figures = {k: v for k, v in figs.items() if v}
+        panels.append(p)
+    return panels
+
+
+def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
+    out = []
+    for r in panel.rows:
+        ci = bootstrap_metrics(r.same_sense, r.same_feature, n_boot, seed)
+        out.append({"hook": r.hook, "sae": r.sae, "pairs": len(r.same_sense),
+                    "F1 [95% CI]": f"{fmt(ci['f1'].value)} [{fmt(ci['f1'].low)}, {fmt(ci['f1'].high)}]",
+                    "specificity [95% CI]": f"{fmt(ci['specificity'].value)} [{fmt(ci['specificity'].low)}, "
+                                            f"{fmt(ci['specificity'].high)}]",
+                    "precision": r.metrics["precision"], "recall": r.metrics["recall"],
+                    "accuracy": r.metrics["accuracy"], "MSE": r.recon.get("mse_per_token"), "FVU": r.recon.get("fvu"),
+                    "L0": r.recon.get("l0"), "dead": r.recon.get("dead_fraction"),
+                    "loss rec.": r.loss_recovered.get("loss_recovered_zero") if r.loss_recovered else None})
+    return out
+
+
+CELL_COLUMNS = ("hook", "sae", "pairs", "F1 [95% CI]", "specificity [95% CI]", "precision", "recall", "accuracy",
+                "MSE", "FVU", "L0", "dead", "loss rec.")
+
+
+def claims_table(claims: list[Claim]) -> list[dict]:
+    """Rows of the claims table."""
+    return [{"claim": c.statement, "verdict": c.verdict,
+             "evidence": "; ".join(c.evidence[:4]) + (f"; ... ({len(c.evidence)} comparisons)"
+                                                     if len(c.evidence) > 4 else "")} for c in claims]
+
+
+def _pos_rows(panel: Panel) -> list[dict]:
+    out = []
+    for r in panel.rows:
+        if r.architecture == "identity" or not r.pos:
+            continue
+        for pos, m in breakdown(r.same_sense, r.same_feature, list(r.pos)).items():
+            out.append({"hook": r.hook, "sae": r.sae, "pos": pos, **m})
+    return out[:40]
+
+
+def write_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
+                 seed: int = 0) -> tuple[Path, Path]:
+    """Write report.md (with figures/*.png) and report.html (images embedded); returns both paths."""
+    store = ResultsStore(results)
+    out_dir = Path(out) if out else store.root / "report"
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    panels = build_panels(store, n_boot, seed)
+    sweep_info = {}
+    if (store.root / "sweep.json").is_file():
+        sweep_info = json.loads((store.root / "sweep.json").read_text())
+    md = ["# PS-Eval sweep report", ""]
+    h = ["<!doctype html><html><head><meta charset='utf-8'><title>PS-Eval sweep report</title><style>",
+         "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}",
+         "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}",
+         "th{background:#eee}.holds{color:#070}.does-not-hold{color:#b00}.inconclusive{color:#a60}",
+         "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>"]
+    cfg = sweep_info.get("config", {})
+    if cfg:
+        line = (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
+                f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; pseval {sweep_info.get('pseval_version')}"
+                f", commit {sweep_info.get('git_commit')}. Intervals: 95% percentile bootstrap over pairs "
+                f"({n_boot} resamples, seed {seed}).")
+        md += [line, ""]
+        h.append(f"<p>{html.escape(line)}</p>")
+    for p in panels:
+        md += [f"## {p.title}", "", "### Claims", "", markdown_table(claims_table(p.claims),
+                                                                     ("claim", "verdict", "evidence")), ""]
+        h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr><th>claim</th><th>verdict</th>"
+                 "<th>evidence</th></tr>")
+        for c in p.claims:
+            ev = "<br>".join(html.escape(e) for e in c.evidence) or "-"
+            h.append(f"<tr><td>{html.escape(c.statement)}</td><td class='{c.verdict.replace(' ', '-')}'>"
+                     f"{c.verdict}</td><td>{ev}</td></tr>")
+        h.append("</table>")
+        stem = "".join(ch if ch.isalnum() else "_" for ch in f"{short_dataset(p.dataset)}_{p.readout}")
+        md += ["### Figures", ""]
+        h.append("<h3>Figures</h3>")
+        for name, png in p.figures.items():
+            fname = f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in name)}.png"
+            (fig_dir / fname).write_bytes(png)
+            md += [f"![{name}](figures/{fname})", ""]
+            h.append(f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,"
+                     f"{base64.b64encode(png).decode()}'></p>")
+        cells = _cell_rows(p, n_boot, seed)
+        md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), ""]
+        h.append("<h3>Every cell</h3><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in CELL_COLUMNS)
+                 + "</tr>")
+        for row in cells:
+            h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in CELL_COLUMNS) + "</tr>")
+        h.append("</table>")
+        pos_rows = _pos_rows(p)
+        if pos_rows:
+            cols = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")
+            md += ["### By part of speech", "", markdown_table(pos_rows, cols), ""]
+            h.append("<h3>By part of speech</h3><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
+            for row in pos_rows:
+                h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in cols) + "</tr>")
+            h.append("</table>")
+    h.append("</body></html>")
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+    html_path.write_text("\n".join(h), encoding="utf-8")
+    claims_json = {f"{p.dataset}|{p.readout}": [{"key": c.key, "statement": c.statement, "verdict": c.verdict,
+                                                  "evidence": c.evidence} for c in p.claims] for p in panels}
+    (out_dir / "claims.json").write_text(json.dumps(claims_json, indent=2), encoding="utf-8")
+    return md_path, html_path

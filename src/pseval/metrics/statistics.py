@@ -1,0 +1,106 @@
+"""Bootstrap confidence intervals for PS-Eval metrics (pairs resampled, seeded), breakdowns and differences."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from pseval.metrics.confusion import Confusion
+
+METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+    level: float = 0.95
+
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies entirely on one side of 0."""
+        return self.low > 0 or self.high < 0
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain dict."""
+        return asdict(self)
+
+
+def _metric_arrays(y: np.ndarray, p: np.ndarray, idx: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Metrics for each bootstrap replicate (rows of idx), or for the sample itself when idx is None."""
+    ys = y[idx] if idx is not None else y[None, :]
+    ps = p[idx] if idx is not None else p[None, :]
+    tp = (ys & ps).sum(1).astype(float)
+    fn = (ys & ~ps).sum(1).astype(float)
+    fp = (~ys & ps).sum(1).astype(float)
+    tn = (~ys & ~ps).sum(1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn),
+                "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn)}
+
+
+def bits(s: str) -> np.ndarray:
+    """'0101' -> boolean array."""
+    return np.frombuffer(s.encode(), dtype=np.uint8) == ord("1")
+
+
+def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n] indices of pairs drawn with replacement."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _interval(point: float, reps: np.ndarray, level: float) -> Interval:
+    reps = reps[np.isfinite(reps)]
+    if reps.size == 0 or not np.isfinite(point):
+        return Interval(float(point), float("nan"), float("nan"), level)
+    a = (1 - level) / 2
+    return Interval(float(point), float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)), level)
+
+
+def bootstrap_metrics(same_sense: np.ndarray, same_feature: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> dict[str, Interval]:
+    """CI of every PS-Eval metric for one cell."""
+    idx = resample_indices(len(same_sense), n_boot, seed)
+    point = _metric_arrays(same_sense, same_feature, None)
+    reps = _metric_arrays(same_sense, same_feature, idx)
+    return {m: _interval(float(point[m][0]), reps[m], level) for m in METRICS}
+
+
+def bootstrap_statistic(cells: Sequence[tuple[np.ndarray, np.ndarray]],
+                        statistic: Callable[[list[dict[str, np.ndarray]]], np.ndarray], n_boot: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> Interval:
+    """CI of any function of several cells' metrics scored on the same pairs (paired resampling)."""
+    n = len(cells[0][0])
+    for y, p in cells:
+        if len(y) != n or len(p) != n:
+            raise ValueError("paired bootstrap needs cells scored on the same pairs")
+    idx = resample_indices(n, n_boot, seed)
+    point = statistic([_metric_arrays(y, p, None) for y, p in cells])
+    reps = statistic([_metric_arrays(y, p, idx) for y, p in cells])
+    return _interval(float(np.asarray(point).reshape(-1)[0]), np.asarray(reps), level)
+
+
+def difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], metric: str = "specificity",
+               n_boot: int = 1000, seed: int = 0) -> Interval:
+    """metric(A) - metric(B) on the same pairs, with a paired bootstrap CI: 'A beats B' when low > 0."""
+    return bootstrap_statistic([a, b], lambda ms: ms[0][metric] - ms[1][metric], n_boot, seed)
+
+
+def breakdown(same_sense: np.ndarray, same_feature: np.ndarray, groups: Sequence[str],
+              min_pairs: int = 1) -> dict[str, dict[str, float | int]]:
+    """Metrics per group (target word or POS), with the group's pair count."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    out = {}
+    for g, idx in sorted(members.items()):
+        if len(idx) < min_pairs:
+            continue
+        c = Confusion.from_predictions(same_sense[idx].tolist(), same_feature[idx].tolist())
+        out[g] = {"pairs": len(idx), **{m: getattr(c, m) for m in METRICS}}
+    return out
