@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -27,9 +28,16 @@ def _png(fig: plt.Figure) -> bytes:
 
 def pareto(rows: Sequence[CellRow], title: str) -> bytes | None:
     """MSE vs L0 of every trained SAE, coloured by F1 and by specificity."""
-    pts = [r for r in rows if r.recon.get("l0") and r.architecture != "identity"]
-    if not pts:
+    trained = [r for r in rows if r.recon.get("l0") and r.architecture != "identity"]
+    if not trained:
         return None
+    # MSE is only comparable within one hook: plot the hook with the most trained SAEs.
+    counts: dict[str, int] = defaultdict(int)
+    for r in trained:
+        counts[r.hook] += 1
+    hook = max(counts, key=lambda h: counts[h])
+    pts = [r for r in trained if r.hook == hook]
+    title = f"{title} at {hook}"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric in zip(axes, ("f1", "specificity"), strict=True):
         vals = [r.metrics[metric] for r in pts]
@@ -39,6 +47,7 @@ def pareto(rows: Sequence[CellRow], title: str) -> bytes | None:
                             c=[vals[i] for i in sel], cmap="viridis", vmin=min(vals), vmax=max(vals) + 1e-9,
                             marker=MARKERS.get(arch, "o"), s=60, edgecolors="k", label=arch)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("L0 (active latents per token)")
         ax.set_ylabel("MSE per token")
         ax.set_title(f"coloured by {metric}")

@@ -71,12 +71,16 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
     cfg = cfg or PSEvalConfig()
     plans = plan_pairs(lm.tokenizer, pairs, cfg.readout, add_bos=lm.is_causal, max_len=lm.max_positions)
     dropped: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
     valid: list[int] = []
     truncated = 0
     for i, (a, b) in enumerate(plans):
         reason = a.drop or b.drop
         if reason:
             dropped[reason] += 1
+            ex = examples.setdefault(reason, [])
+            if len(ex) < 5:  # name the culprits without bloating the result
+                ex.append(pairs[i].source_id)
         else:
             valid.append(i)
             truncated += a.truncated + b.truncated
@@ -94,6 +98,7 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
         "valid_same": n_valid_same,
         "valid_different": len(valid) - n_valid_same,
         "dropped": dict(sorted(dropped.items())),
+        "dropped_examples": dict(sorted(examples.items())),
         "pairs_scored": len(selected),
         "scored_same": sum(pairs[i].same_sense for i in selected),
         "scored_different": sum(not pairs[i].same_sense for i in selected),

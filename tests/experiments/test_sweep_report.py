@@ -1,0 +1,91 @@
+"""A tiny sweep end to end: store, resume, figures, claims, and the HTML in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from pseval.cli import main
+from pseval.errors import ConfigError
+from pseval.experiments.store import ResultsStore
+from pseval.experiments.sweep_config import load_sweep_config
+from tests.experiments.conftest import sweep_toml
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(sweep_toml(tiny_gpt2_dir, wic_dev))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    cells = list(ResultsStore(out).cells())
+    assert len(cells) == 4 * 3  # 4 hooks x (identity + 2 SAEs)
+    assert len({c["cell_id"] for c in cells}) == 12
+    for c in cells:
+        m = c["metrics"]
+        assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["counts"]["pairs_scored"] == len(c["pairs"]["same_sense"])
+        if c["sweep"]["architecture"] != "identity":
+            assert c["eval_result_metrics"]["reconstruction"]["l0"] > 0
+    # A second run finds everything done.
+    again = CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(out)])
+    assert "0 cell(s) evaluated, 12 already in the store" in again.output
+
+    rep = CliRunner().invoke(main, ["report", str(out), "--n-boot", "200"])
+    assert rep.exit_code == 0, rep.output
+    report_dir = out / "report"
+    figures = sorted((report_dir / "figures").glob("*.png"))
+    assert len(figures) >= 4
+    for f in figures:
+        data = f.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    claims = json.loads((report_dir / "claims.json").read_text())
+    (panel,) = claims.values()
+    assert [c["key"] for c in panel] == ["frontier", "width", "activation", "depth", "attention"]
+    assert all(c["verdict"] in ("holds", "does not hold", "inconclusive") and c["evidence"] for c in panel)
+    attention = next(c for c in panel if c["key"] == "attention")
+    assert any("attn_out minus resid_post" in e for e in attention["evidence"])
+    md = (report_dir / "report.md").read_text()
+    assert "### Claims" in md and "F1 [95% CI]" in md
+    page = (report_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(figures)
+
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (scripts/sysdeps.sh installs it)")
+        pytest.skip("chromium is not installed")
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+                           f"--screenshot={shot}", "--window-size=1200,2000", f"file://{report_dir / 'report.html'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+    assert not console, console
+
+
+def test_bad_configs_name_the_field(tmp_path, tiny_gpt2_dir, wic_dev):
+    base = sweep_toml(tiny_gpt2_dir, wic_dev)
+    cases = {
+        base.replace('architectures = ["topk", "standard"]', 'architectures = ["topk", "relu6"]'): "relu6",
+        base.replace("train_tokens = 3000", 'train_tokens = "many"'): r"\[activations\].*train_tokens",
+        base.replace('readouts = ["template"]', 'readouts = ["middle"]'): "readouts",
+        base.replace("[train]", "[training]"): "unknown key.*training",
+        base.replace('name = "tiny"', ""): "name",
+        base + "\n[[grid\n": "invalid TOML",
+    }
+    for text, match in cases.items():
+        p = tmp_path / "bad.toml"
+        p.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_sweep_config(p)
