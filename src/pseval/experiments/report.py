@@ -119,7 +119,8 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
     if cfg:
         line = (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
                 f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; "
-                f"pseval {sweep_info.get('pseval_version')}, commit {sweep_info.get('git_commit')}. Intervals: 95% percentile bootstrap over pairs "
+                f"pseval {sweep_info.get('pseval_version')}, commit {sweep_info.get('git_commit')}. "
+                "Intervals: 95% percentile bootstrap over pairs "
                 f"({n_boot} resamples, seed {seed}).")
         md += [line, ""]
         h.append(f"<p>{html.escape(line)}</p>")
