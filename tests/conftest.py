@@ -71,7 +71,7 @@ def tiny_model(family: str, vocab_size: int = 2000):
     import transformers as tf
 
     torch.manual_seed(0)
-    common = {"vocab_size": vocab_size}
+    common = {"vocab_size": vocab_size, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
     if family == "gpt2":
         cfg = tf.GPT2Config(n_layer=3, n_embd=64, n_head=4, n_positions=128, **common)
         return tf.GPT2LMHeadModel(cfg).eval()
@@ -99,3 +99,38 @@ def tiny_model(family: str, vocab_size: int = 2000):
 
 
 FAMILIES = ("gpt2", "gpt_neox", "llama", "gemma2", "qwen2", "bert")
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory, bpe_tokenizer):
+    d = tmp_path_factory.mktemp("tiny-gpt2")
+    tiny_model("gpt2", vocab_size=len(bpe_tokenizer)).save_pretrained(d)
+    bpe_tokenizer.save_pretrained(d)
+    return d
+
+
+def sweep_toml(model_dir, wic_dir, name: str = "tiny", datasets: str | None = None, readouts: str = '["template"]',
+               train_tokens: int = 3000) -> str:
+    """A sweep over 2 layers x 2 components x 2 architectures of the tiny model."""
+    ds = datasets or f'["wic:{wic_dir}"]'
+    return f"""
+name = "{name}"
+model = "{model_dir}"
+seed = 0
+[activations]
+corpus = "wordnet-definitions"
+train_tokens = {train_tokens}
+heldout_tokens = 500
+context_size = 64
+[train]
+batch_size = 128
+[[grid]]
+hooks = ["blocks.0.hook_attn_out", "blocks.1.hook_attn_out", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+architectures = ["topk", "standard"]
+expansions = [2]
+k = [8]
+[eval]
+datasets = {ds}
+readouts = {readouts}
+multi_token = "last"
+max_pairs = 60
+"""

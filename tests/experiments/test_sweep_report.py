@@ -14,7 +14,7 @@ from pseval.cli import main
 from pseval.errors import ConfigError
 from pseval.experiments.store import ResultsStore
 from pseval.experiments.sweep_config import load_sweep_config
-from tests.experiments.conftest import sweep_toml
+from tests.conftest import sweep_toml
 
 
 def _chromium() -> str | None:
