@@ -136,6 +136,31 @@ def report(results: Path, out: Path | None, n_boot: int, seed: int) -> None:
     click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
 
 
+@main.command("sae-info")
+@click.argument("spec")
+def sae_info(spec: str) -> None:
+    """Print what an SAE file is, where it belongs, and its shapes."""
+    from pathlib import Path as _Path
+
+    from pseval.saes.conventions import convention_of
+    from pseval.saes.formats.detect import detect_format
+    from pseval.saes.loading import load_sae
+
+    sae = load_sae(spec)
+    cfg, meta = sae.cfg, sae.cfg.metadata
+    fmt = detect_format(spec) if _Path(spec).exists() else meta.extra.get("source_format", "?")
+    lines = [("format", fmt), ("architecture", sae.architecture), ("d_in", cfg.d_in), ("d_sae", cfg.d_sae),
+             ("k", cfg.k), ("model", meta.model_name), ("hook", meta.hook_name), ("head", meta.hook_head_index),
+             ("activation convention", convention_of(sae)), ("apply_b_dec_to_input", cfg.apply_b_dec_to_input),
+             ("normalize_activations", cfg.normalize_activations), ("reshape_activations", cfg.reshape_activations)]
+    for key, value in lines:
+        if value is not None:
+            click.echo(f"{key:24s} {value}")
+    for name in sae.weight_names():
+        w = sae.get_weight(name)
+        click.echo(f"{'weight ' + name:24s} {tuple(w.shape)} {str(w.dtype).removeprefix('torch.')}")
+
+
 @main.command("hooks")
 @click.option("--model", default="minilm", show_default=True)
 def hooks_cmd(model: str) -> None:

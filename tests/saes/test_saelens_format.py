@@ -43,7 +43,7 @@ def test_round_trip_identical_encodings(tmp_path, arch):
     x = torch.randn(64, 12)
     assert torch.equal(sae.encode(x), again.encode(x))
     assert torch.equal(sae.decode(sae.encode(x)), again.decode(again.encode(x)))
-    assert again.cfg.metadata.extra == {"note": "x"}
+    assert again.cfg.metadata.extra == {"note": "x", "source_format": "pseval"}
 
 
 def test_topk_and_relu_encodings_by_hand():
@@ -119,5 +119,5 @@ def test_cfg_errors(tmp_path):
 
 def test_load_sae_specs(tmp_path):
     assert load_sae("identity", d_in=7).d_sae == 7
-    with pytest.raises(MissingResourceError, match="no such SAE folder"):
+    with pytest.raises(MissingResourceError, match="no such SAE file or folder"):
         load_sae(str(tmp_path / "none"))

@@ -14,6 +14,7 @@ from pseval.models.extract import pad_batch, pad_token_id
 from pseval.models.loading import LoadedModel
 from pseval.models.splice import spliced
 from pseval.saes.base import SAE
+from pseval.saes.conventions import from_sae_output, to_sae_input
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
     if n == 0:
         return LossRecovered(False, "no target tokens in the texts", objective, 0)
     sae_dev = sae.to(dev)
-    with_sae, _, sae_lp = losses(lambda h: sae_dev(h))
+    with_sae, _, sae_lp = losses(lambda h: from_sae_output(sae_dev(to_sae_input(h, sae_dev)), h, sae_dev))
     zero, _, zero_lp = losses(lambda h: torch.zeros_like(h))
     mean_abl, _, _ = losses(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
 

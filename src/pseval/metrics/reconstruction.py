@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from pseval.saes.base import SAE
+from pseval.saes.conventions import to_sae_input
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def reconstruction_metrics(sae: SAE, batches: Iterable[torch.Tensor] | torch.Ten
         data = batches
         batches = (data[i:i + batch_size] for i in range(0, data.shape[0], batch_size))
     for x in batches:
-        x = x.to(dev)
-        z = sae.encode(x)
-        acc.update(x, z, sae.decode(z))
+        x = to_sae_input(x.to(dev), sae)
+        z, x_hat = sae.encode_decode(x)
+        acc.update(x, z, x_hat)
     return acc.result()

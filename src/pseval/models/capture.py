@@ -35,7 +35,7 @@ def _stop_point(model: nn.Module, hooks: Sequence[ResolvedHook]) -> tuple[nn.Mod
     deepest = max(h.layer for h in hooks if h.layer is not None)
     at_deepest = [h for h in hooks if h.layer == deepest]
     block = get_blocks(model)[deepest]
-    only_pre = all(h.read_input for h in at_deepest)
+    only_pre = all(h.read_input and h.module is h.block for h in at_deepest)  # resid_pre only
     return block, only_pre
 
 

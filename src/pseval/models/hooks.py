@@ -11,7 +11,7 @@ import torch.nn as nn
 from pseval.errors import HookError
 
 HOOK_KINDS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
-_HOOK_RE = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out)$")
+_HOOK_RE = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out|attn\.hook_z)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,18 +21,20 @@ class FamilySpec:
     layer_paths: tuple[str, ...]
     attn_out: str
     mlp_out: str
+    z_proj: str  # the attention output projection: its input is hook_z, every head's output concatenated
 
 
 _LLAMA = FamilySpec(("model.layers", "layers", "model.language_model.layers", "language_model.layers"),
-                    "self_attn", "mlp")
+                    "self_attn", "mlp", "self_attn.o_proj")
 # Gemma 2/3 normalise each sublayer's output before adding it to the residual stream: that sum term is the output.
-_GEMMA_SANDWICH = FamilySpec(_LLAMA.layer_paths, "post_attention_layernorm", "post_feedforward_layernorm")
+_GEMMA_SANDWICH = FamilySpec(_LLAMA.layer_paths, "post_attention_layernorm", "post_feedforward_layernorm",
+                             "self_attn.o_proj")
 _BERT = FamilySpec(("bert.encoder.layer", "encoder.layer", "roberta.encoder.layer", "electra.encoder.layer"),
-                   "attention.output.dense", "output.dense")
+                   "attention.output.dense", "output.dense", "attention.output.dense")
 
 FAMILIES: dict[str, FamilySpec] = {
-    "gpt2": FamilySpec(("transformer.h", "h"), "attn", "mlp"),
-    "gpt_neox": FamilySpec(("gpt_neox.layers", "layers"), "attention", "mlp"),
+    "gpt2": FamilySpec(("transformer.h", "h"), "attn", "mlp", "attn.c_proj"),
+    "gpt_neox": FamilySpec(("gpt_neox.layers", "layers"), "attention", "mlp", "attention.dense"),
     "llama": _LLAMA, "mistral": _LLAMA, "qwen2": _LLAMA, "qwen3": _LLAMA, "gemma": _LLAMA, "olmo": _LLAMA,
     "phi3": _LLAMA,
     "gemma2": _GEMMA_SANDWICH, "gemma3": _GEMMA_SANDWICH, "gemma3_text": _GEMMA_SANDWICH,
@@ -110,7 +112,7 @@ def resolve_hook(model: nn.Module, name: str) -> ResolvedHook:
         if mod is not None:
             return ResolvedHook(name, mod, read_input=False, layer=None, block=None)
         examples = ", ".join(valid_hook_names(model)[:4])
-        raise HookError(f"unknown hook {name!r}: expected blocks.<L>.<{'|'.join(HOOK_KINDS)}> "
+        raise HookError(f"unknown hook {name!r}: expected blocks.<L>.<{'|'.join(HOOK_KINDS)}|attn.hook_z> "
                         f"(e.g. {examples}, ...) or a module path of the model")
     layer, kind = parsed
     blocks = get_blocks(model)
@@ -122,6 +124,11 @@ def resolve_hook(model: nn.Module, name: str) -> ResolvedHook:
         return ResolvedHook(name, block, read_input=True, layer=layer, block=block)
     if kind == "hook_resid_post":
         return ResolvedHook(name, block, read_input=False, layer=layer, block=block)
+    if kind == "attn.hook_z":
+        proj = _get(block, spec.z_proj)
+        if proj is None:
+            raise HookError(f"hook {name!r}: module {spec.z_proj!r} not found in block {layer}")
+        return ResolvedHook(name, proj, read_input=True, layer=layer, block=block)
     path = spec.attn_out if kind == "hook_attn_out" else spec.mlp_out
     mod = _get(block, path)
     if mod is None:

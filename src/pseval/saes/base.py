@@ -77,10 +77,28 @@ class SAE(nn.Module):
         """Load a saved tensor by its file name."""
         getattr(self, name).copy_(value.to(torch.float32))
 
+    def _layer_norm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """OpenAI's input normalisation: centre, divide by the (unbiased) std + 1e-5."""
+        mu = x.mean(dim=-1, keepdim=True)
+        xc = x - mu
+        std = xc.std(dim=-1, keepdim=True)
+        return xc / (std + 1e-5), mu, std
+
     def process_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale, then subtract b_dec when the config says so."""
+        """Scale (or layer-normalise), then subtract b_dec when the config says so."""
         x = x.to(self.W_enc.dtype) * self.input_scale
+        if self.cfg.normalize_activations == "layer_norm":
+            x = self._layer_norm(x)[0]
         return x - self.b_dec if self.cfg.apply_b_dec_to_input else x
+
+    def encode_decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents and the reconstruction in the input's units (undoing layer-norm input normalisation)."""
+        z = self.encode(x)
+        x_hat = self.decode(z)
+        if self.cfg.normalize_activations == "layer_norm":  # scale-invariant: input_scale plays no part
+            _, mu, std = self._layer_norm(x.to(self.W_enc.dtype))
+            x_hat = x_hat * (std + 1e-5) + mu
+        return z, x_hat
 
     def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder pre-activations."""
@@ -100,7 +118,7 @@ class SAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction of x."""
-        return self.decode(self.encode(x))
+        return self.encode_decode(x)[1]
 
     def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
         """Training loss on a batch; architectures override."""

@@ -1,30 +1,78 @@
-"""Load an SAE from a spec: `identity`, or a local folder in a known format."""
+"""Load an SAE from a spec: `identity`, a local file or folder of any known format, `hf://REPO/PATH`, or
+`saelens:RELEASE/SAE_ID` (through the optional sae_lens package)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pseval.errors import MissingResourceError
 from pseval.saes.base import SAE
-from pseval.saes.formats.saelens import CFG_NAME, load_saelens_v6
+from pseval.saes.formats.detect import load_any
 from pseval.saes.identity import identity_sae
+
+SPEC_HELP = "identity, a local SAE file or folder, hf://REPO/PATH, or saelens:RELEASE/SAE_ID"
+
+
+def fetch_hub(spec: str) -> Path:
+    """Download (or find in the cache) the files under PATH of a Hub repo; `hf://REPO/PATH`, REPO = owner/name."""
+    rest = spec.removeprefix("hf://")
+    parts = rest.split("/")
+    if len(parts) < 2:
+        raise MissingResourceError(f"{spec}: expected hf://OWNER/NAME[/PATH]")
+    repo, sub = "/".join(parts[:2]), "/".join(parts[2:])
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - a dependency of transformers
+        raise MissingResourceError("hf:// sources need huggingface_hub") from exc
+    try:
+        root = snapshot_download(repo, allow_patterns=[f"{sub}/*", sub] if sub else None,
+                                 local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
+    except Exception as exc:  # network, auth or missing repo: one clear message
+        raise MissingResourceError(f"{spec}: cannot fetch from the Hugging Face Hub ({type(exc).__name__}: {exc}); "
+                                   "download it where the network is and pass the local folder") from exc
+    path = Path(root) / sub
+    if not path.exists():
+        raise MissingResourceError(f"{spec}: {sub!r} not found in {repo}")
+    return path
+
+
+def load_saelens_release(spec: str) -> SAE:
+    """`saelens:RELEASE/SAE_ID` through the optional sae_lens package: its files, read by pseval's own reader."""
+    release, _, sae_id = spec.removeprefix("saelens:").partition("/")
+    try:
+        from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory  # type: ignore
+    except ImportError as exc:
+        raise MissingResourceError(f"{spec}: SAELens release names need the optional `sae_lens` package "
+                                   "(pip install sae-lens); or pass hf://REPO/PATH or a local folder") from exc
+    directory = get_pretrained_saes_directory()
+    if release not in directory:
+        raise MissingResourceError(f"{spec}: unknown SAELens release {release!r}")
+    info = directory[release]
+    path = info.saes_map.get(sae_id)
+    if path is None:
+        raise MissingResourceError(f"{spec}: release {release!r} has no SAE {sae_id!r}")
+    return load_any(fetch_hub(f"hf://{info.repo_id}/{path}"))
 
 
 def load_sae(spec: str, d_in: int | None = None, model_name: str | None = None, hook_name: str | None = None) -> SAE:
-    """`identity` (needs d_in) or a folder holding an SAE; returns it in eval mode."""
+    """An SAE in eval mode from its spec (see SPEC_HELP); `identity` needs d_in."""
     if spec == "identity":
         if d_in is None:
             raise ValueError("the identity SAE needs the hook's width d_in")
         return identity_sae(d_in, model_name, hook_name).eval()
-    p = Path(spec)
-    if p.is_dir() and (p / CFG_NAME).is_file():
-        return load_saelens_v6(p).eval()
-    if not p.exists():
-        raise MissingResourceError(f"{spec}: no such SAE folder (expected `identity` or a folder with {CFG_NAME})")
-    raise MissingResourceError(f"{spec}: not a recognised SAE layout (expected a folder with {CFG_NAME} and "
-                               "sae_weights.safetensors)")
+    if spec.startswith("hf://"):
+        return load_any(fetch_hub(spec), hook_name).eval()
+    if spec.startswith("saelens:"):
+        return load_saelens_release(spec).eval()
+    if not Path(spec).exists():
+        raise MissingResourceError(f"{spec}: no such SAE file or folder (expected {SPEC_HELP})")
+    return load_any(spec, hook_name).eval()
 
 
 def sae_display_name(spec: str) -> str:
     """Short name of an SAE spec for tables."""
-    return spec if spec == "identity" else Path(spec).name or spec
+    if spec == "identity":
+        return spec
+    p = Path(spec.removeprefix("hf://").removeprefix("saelens:"))
+    return p.stem if p.suffix in (".pt", ".npz") else (p.name or spec)

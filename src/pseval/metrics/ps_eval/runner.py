@@ -18,6 +18,7 @@ from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import plan_pairs
 from pseval.saes.base import SAE
+from pseval.saes.conventions import to_sae_input
 
 
 @dataclass
@@ -120,7 +121,8 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
 
 def check_sae_fits(sae: SAE, d: int, hook: str, model_name: str | None = None) -> None:
     """Error when the SAE's d_in differs from the activation width; warn when its recorded hook/model differ."""
-    if sae.d_in != d:
+    head = sae.cfg.metadata.hook_head_index
+    if sae.d_in != d and not (head is not None and d % sae.d_in == 0 and (head + 1) * sae.d_in <= d):
         raise SAEFormatError(f"SAE d_in={sae.d_in} does not match the width {d} of hook {hook!r}")
     meta = sae.cfg.metadata
     if meta.hook_name and meta.hook_name != hook and sae.architecture != "identity":
@@ -164,8 +166,8 @@ def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
     """PS-Eval of one SAE on collected activations: confusion, metrics, counts, cosines."""
     cfg = cfg or PSEvalConfig()
     check_sae_fits(sae, pa.acts_1.shape[1], pa.hook, model_name)
-    f1, z1 = top_features(sae, pa.acts_1, cfg.encode_chunk)
-    f2, z2 = top_features(sae, pa.acts_2, cfg.encode_chunk)
+    f1, z1 = top_features(sae, to_sae_input(pa.acts_1, sae), cfg.encode_chunk)
+    f2, z2 = top_features(sae, to_sae_input(pa.acts_2, sae), cfg.encode_chunk)
     same_feature = (f1 == f2).tolist()
     confusion = Confusion.from_predictions(pa.same_sense.tolist(), same_feature)
     counts = dict(pa.counts)
