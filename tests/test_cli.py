@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import torch
 from click.testing import CliRunner
 
 from pseval.cli import main
@@ -62,3 +63,34 @@ def test_demo_small(tmp_path, wic_dev):
         assert name in report and name in res.output
         assert (out / "results" / f"{name}__wic.json").is_file()
     assert (out / "saes" / "topk-x8-k32" / "cfg.json").is_file()
+
+
+def test_readme_gpt2_small_res_jb_command_offline(tmp_path, tiny_gpt2_dir, wic_dev):
+    """The README's gpt2-small-res-jb command, with a tiny GPT-2, a local SAE folder in that release's layout
+    (SAELens pre-6 cfg) and a local copy of the PS-Eval dataset layout, instead of the Hub."""
+    from safetensors.torch import save_file
+
+    from pseval.data.wic import load_wic
+
+    sae_dir = tmp_path / "GPT2-Small-SAEs-Reformatted" / "blocks.1.hook_resid_pre"
+    sae_dir.mkdir(parents=True)
+    (sae_dir / "cfg.json").write_text(json.dumps({
+        "model_name": "gpt2-small", "hook_point": "blocks.1.hook_resid_pre", "hook_point_layer": 1, "d_in": 64,
+        "d_sae": 256, "dtype": "torch.float32", "context_size": 128, "lr": 4e-4, "l1_coefficient": 8e-5,
+        "dataset_path": "Skylion007/openwebtext"}))
+    g = torch.Generator().manual_seed(0)
+    save_file({"W_enc": torch.randn(64, 256, generator=g), "b_enc": torch.zeros(256),
+               "W_dec": torch.randn(256, 64, generator=g), "b_dec": torch.zeros(64)},
+              str(sae_dir / "sae_weights.safetensors"))
+    rows = [{"target_word": p.target, "context_1": p.context_1, "context_2": p.context_2,
+             "label": int(p.same_sense)} for p in load_wic(wic_dev)[:60]]
+    data = tmp_path / "wic_ps_eval.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", "--model", str(tiny_gpt2_dir), "--sae", str(sae_dir), "--data",
+                                    f"jsonl:{data}", "--multi-token", "last", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.read_text())
+    assert rec["config"]["hook_name"] == "blocks.1.hook_resid_pre"
+    assert rec["sae_cfg_dict"]["metadata"]["activation_convention"] == "tl_centered"
+    assert rec["counts"]["pairs_read"] == 60 and rec["counts"]["pairs_scored"] > 0
