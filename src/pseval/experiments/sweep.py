@@ -32,7 +32,7 @@ from pseval.training.activations import StreamConfig, collect_activations
 from pseval.training.trainer import TrainConfig, train_saes
 
 METRICS_FILE = "train_metrics.json"
-HOOKS_PER_PASS = 6  # bounds activation memory: tokens x d x hooks floats at once
+ACTIVATION_MEMORY_BYTES = 6 * 2**30  # activations held at once (tokens x d x hooks float32) during training
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,10 @@ def _train_missing(cfg: SweepConfig, lm: LoadedModel, root: Path, plans: list[SA
                    log: Callable[[str], Any]) -> None:
     missing = [p for p in plans if p.train is not None and not _trained(root, p)]
     hooks = list(dict.fromkeys(p.hook for p in missing))
-    for start in range(0, len(hooks), HOOKS_PER_PASS):
-        chunk = hooks[start:start + HOOKS_PER_PASS]
+    per_hook = (cfg.train_tokens + cfg.heldout_tokens) * lm.d_model * 4
+    per_pass = max(1, ACTIVATION_MEMORY_BYTES // per_hook)  # hooks sharing one forward pass
+    for start in range(0, len(hooks), per_pass):
+        chunk = hooks[start:start + per_pass]
         stream = StreamConfig(context_size=cfg.context_size, max_tokens=cfg.train_tokens + cfg.heldout_tokens)
         log(f"[sweep] activations for {len(chunk)} hook(s) from {cfg.corpus}")
         acts = collect_activations(lm, corpus_texts(cfg.corpus), chunk, stream, progress=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from pseval.saes.base import SAE, TrainOutput, mse_loss
 from pseval.saes.config import SAEConfig
@@ -13,6 +14,14 @@ def topk_activation(pre: torch.Tensor, k: int) -> torch.Tensor:
     """Dense tensor with all but the k largest entries (per row) zeroed, then ReLU."""
     vals, idx = pre.topk(k, dim=-1, sorted=False)
     return torch.zeros_like(pre).scatter_(-1, idx, torch.relu(vals))
+
+
+def sparse_topk_decode(vals: torch.Tensor, idx: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
+    """sum_j vals[:, j] * W_dec[idx[:, j]]: the TopK decode without the dense [batch, d_sae] matmul."""
+    flat_idx = idx.reshape(-1, idx.shape[-1])
+    flat_vals = vals.reshape(-1, vals.shape[-1]).to(W_dec.dtype)
+    out = F.embedding_bag(flat_idx, W_dec, per_sample_weights=flat_vals, mode="sum")
+    return out.reshape(*vals.shape[:-1], W_dec.shape[1])
 
 
 def aux_k_loss(pre: torch.Tensor, x: torch.Tensor, recon: torch.Tensor, W_dec: torch.Tensor,
@@ -47,11 +56,20 @@ class TopKSAE(SAE):
         """TopK then ReLU."""
         return topk_activation(pre, self.k)
 
+    # The sparse decode is the fast path; the dense one is its pure-torch reference (tests check they agree).
+    sparse_decode: bool = True
+
     def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
         """MSE plus AuxK: the residual reconstructed from the top dead latents (Gao et al. 2024)."""
         pre = self.pre_acts(x)
-        z = topk_activation(pre, self.k)
-        recon = self.decode(z)
+        if self.sparse_decode:
+            vals, idx = pre.topk(self.k, dim=-1, sorted=False)
+            vals = torch.relu(vals)
+            recon = (sparse_topk_decode(vals, idx, self.W_dec) + self.b_dec) / self.input_scale
+            z = torch.zeros_like(pre).scatter_(-1, idx, vals.detach())  # for statistics only: no gradient path
+        else:
+            z = topk_activation(pre, self.k)
+            recon = self.decode(z)
         mse = mse_loss(x, recon)
         aux = aux_k_loss(pre, x, recon, self.W_dec, dead_mask)
         zero = mse.new_zeros(())
