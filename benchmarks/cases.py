@@ -1,0 +1,166 @@
+"""Benchmark cases; each runs in its own process (`python benchmarks/cases.py NAME`) and prints one JSON line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_ps_eval import reference_ps_eval  # noqa: E402
+
+from pseval.data.pairs import WordInContextPair  # noqa: E402
+from pseval.data.wic import load_wic  # noqa: E402
+from pseval.data.wordnet_pairs import WordNetPairOptions, wordnet_pairs  # noqa: E402
+from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae  # noqa: E402
+from pseval.models.extract import length_batches, pad_batch  # noqa: E402
+from pseval.models.loading import LoadedModel, load_model  # noqa: E402
+from pseval.models.readout import plan_pairs  # noqa: E402
+from pseval.saes import SAEConfig, SAEMetadata, get_sae_class  # noqa: E402
+from pseval.saes.topk import TopKSAE  # noqa: E402
+from pseval.training.trainer import TrainConfig, train_saes  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "wic"
+LAYER = 3
+HOOK = f"blocks.{LAYER}.hook_resid_post"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_saes(n: int, d: int, expansion: int = 8, k: int = 32, seed: int = 0) -> list[TopKSAE]:
+    """TopK SAEs with random weights (speed does not depend on training)."""
+    torch.manual_seed(seed)
+    return [TopKSAE(SAEConfig("topk", d, d * expansion, k=k)).eval() for _ in range(n)]
+
+
+def ps_eval(lm: LoadedModel, pairs: list[WordInContextPair], saes: list, cfg: PSEvalConfig | None = None):
+    """pseval's whole PS-Eval: plan, one batched forward, encode, metrics."""
+    pa = collect_pair_activations(lm, pairs, [HOOK], cfg)[HOOK]
+    return [score_sae(pa, s, cfg) for s in saes]
+
+
+def timed(fn, repeat: int = 1):
+    """Best wall time of `repeat` runs and the last result."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def b1_reference(lm: LoadedModel) -> dict:
+    pairs = load_wic(SHARED / "dev")[:100]
+    saes = random_saes(4, lm.d_model)
+    t_ref, ref = timed(lambda: reference_ps_eval(lm, pairs, saes, LAYER))
+    t_ours, ours = timed(lambda: ps_eval(lm, pairs, saes), repeat=3)
+    same = [(r.tp, r.fp, r.tn, r.fn) == (o.confusion.tp, o.confusion.fp, o.confusion.tn, o.confusion.fn)
+            for r, o in zip(ref, ours, strict=True)]
+    return {"pairs": len(pairs), "saes": 4, "reference_s": t_ref, "pseval_s": t_ours, "speedup": t_ref / t_ours,
+            "identical_confusion": all(same), "target": ">= 50x, identical confusion counts"}
+
+
+def bare_forward(lm: LoadedModel, seqs: list[tuple[int, ...]], max_tokens: int) -> None:
+    """The floor: the same prompts, same batches, a model cut after the last needed block, no hooks."""
+    cut = copy.copy(lm.model)
+    cut.encoder = copy.copy(lm.model.encoder)
+    cut.encoder.layer = lm.model.encoder.layer[: LAYER + 1]
+    with torch.inference_mode():
+        for batch in length_batches([len(s) for s in seqs], max_tokens, 256):
+            ids, mask = pad_batch([seqs[i] for i in batch], 0, lm.device)
+            cut(input_ids=ids, attention_mask=mask)
+
+
+def b2_floor(lm: LoadedModel) -> dict:
+    pairs = load_wic(SHARED / "train") + load_wic(SHARED / "dev")
+    saes = random_saes(1, lm.d_model)
+    cfg = PSEvalConfig()
+    plans = plan_pairs(lm.tokenizer, pairs, cfg.readout, False, lm.max_positions)
+    seqs = [pl.input_ids for a, b in plans for pl in (a, b) if a.drop is None and b.drop is None]
+    t_floor, _ = timed(lambda: bare_forward(lm, seqs, cfg.max_tokens), repeat=2)
+    t_ours, res = timed(lambda: ps_eval(lm, pairs, saes, cfg), repeat=2)
+    return {"pairs": len(pairs), "prompts": len(seqs), "floor_s": t_floor, "pseval_s": t_ours,
+            "ratio": t_ours / t_floor, "target": "<= 1.15x"}
+
+
+def b3_amortisation(lm: LoadedModel) -> dict:
+    pairs = load_wic(SHARED / "dev")
+    one, sixteen = random_saes(1, lm.d_model), random_saes(16, lm.d_model)
+    t1, _ = timed(lambda: ps_eval(lm, pairs, one), repeat=3)
+    t16, _ = timed(lambda: ps_eval(lm, pairs, sixteen), repeat=3)
+    return {"pairs": len(pairs), "one_sae_s": t1, "sixteen_saes_s": t16, "ratio": t16 / t1, "target": "<= 1.3x"}
+
+
+def plain_loop(acts: torch.Tensor, arch: str, d_sae: int, k: int, batch: int) -> float:
+    """A minimal PyTorch training loop (Adam, MSE + the architecture's own loss), tokens/s."""
+    torch.manual_seed(0)
+    cfg = SAEConfig(arch, acts.shape[1], d_sae, k=k if arch in ("topk", "batchtopk") else None)
+    sae = get_sae_class(arch)(cfg)
+    if hasattr(sae, "sparse_decode"):
+        sae.sparse_decode = False  # the plain loop uses the straightforward dense path
+    opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
+    t = time.perf_counter()
+    n = 0
+    for start in range(0, acts.shape[0] - batch + 1, batch):
+        x = acts[start:start + batch]
+        loss = sae.train_forward(x, 1.0, None).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n += batch
+    return n / (time.perf_counter() - t)
+
+
+def b4_training(lm: LoadedModel) -> dict:
+    from pseval.data.corpus import wordnet_texts
+    from pseval.training.activations import StreamConfig, collect_activations
+
+    acts = collect_activations(lm, wordnet_texts(include_examples=False), [HOOK],
+                               StreamConfig(max_tokens=40_000))[HOOK]
+    out = {"tokens": acts.shape[0], "d_sae": lm.d_model * 8, "batch_size": 1024, "archs": {}}
+    for arch in ("standard", "topk", "batchtopk", "jumprelu", "gated"):
+        tc = TrainConfig(arch, 8, k=32 if arch in ("topk", "batchtopk") else None, batch_size=1024)
+        t = time.perf_counter()
+        train_saes(acts, [tc], SAEMetadata())
+        ours = acts.shape[0] // 1024 * 1024 / (time.perf_counter() - t)
+        plain = plain_loop(acts, arch, lm.d_model * 8, 32, 1024)
+        out["archs"][arch] = {"pseval_tok_s": ours, "plain_tok_s": plain, "ratio": ours / plain}
+    out["target"] = ">= 1.0x"
+    return out
+
+
+def b5_scaling(lm: LoadedModel, n: int) -> dict:
+    pool = wordnet_pairs(WordNetPairOptions(max_pairs_per_lemma=4, balance=True, seed=0))
+    g = torch.Generator().manual_seed(0)
+    pairs = [pool[i] for i in sorted(torch.randperm(len(pool), generator=g)[:n].tolist())]
+    saes = random_saes(1, lm.d_model)
+    before = peak_rss_mib()
+    t, res = timed(lambda: ps_eval(lm, pairs, saes))
+    return {"pairs": n, "seconds": t, "seconds_per_1k_pairs": t / n * 1000, "peak_rss_mib": peak_rss_mib(),
+            "rss_before_mib": before, "scored": res[0].counts["pairs_scored"]}
+
+
+def main() -> None:
+    name = sys.argv[1]
+    torch.manual_seed(0)
+    lm = load_model("minilm")
+    cases = {"B1": b1_reference, "B2": b2_floor, "B3": b3_amortisation, "B4": b4_training}
+    if name.startswith("B5:"):
+        result = b5_scaling(lm, int(name.split(":")[1]))
+    else:
+        result = cases[name](lm)
+    result["peak_rss_mib"] = max(result.get("peak_rss_mib", 0.0), peak_rss_mib())
+    print(json.dumps({"case": name, **result}))
+
+
+if __name__ == "__main__":
+    main()

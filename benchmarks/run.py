@@ -1,0 +1,87 @@
+"""Run every benchmark in its own process, print the ratios side by side, write benchmarks/results/*.json.
+
+    make bench        (or: .venv/bin/python benchmarks/run.py [B1 B2 ...])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000"]
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def run_case(name: str) -> dict:
+    """One case in a fresh process (so its peak memory is its own)."""
+    proc = subprocess.run([sys.executable, str(HERE / "cases.py"), name], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"case": name, "error": proc.stderr[-2000:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summary(results: dict[str, dict]) -> list[str]:
+    """Human-readable lines: each figure as a ratio measured in this run."""
+    lines = []
+    if "B1" in results and "speedup" in results["B1"]:
+        r = results["B1"]
+        lines.append(f"B1 PS-Eval vs reference loop ({r['pairs']} pairs x {r['saes']} SAEs): "
+                     f"{r['speedup']:.1f}x faster ({r['reference_s']:.1f}s vs {r['pseval_s']:.2f}s), "
+                     f"identical confusion: {r['identical_confusion']} [target >= 50x]")
+    if "B2" in results and "ratio" in results["B2"]:
+        r = results["B2"]
+        lines.append(f"B2 PS-Eval vs bare forward ({r['pairs']} pairs): {r['ratio']:.2f}x "
+                     f"({r['pseval_s']:.1f}s vs {r['floor_s']:.1f}s) [target <= 1.15x]")
+    if "B3" in results and "ratio" in results["B3"]:
+        r = results["B3"]
+        lines.append(f"B3 16 SAEs vs 1 SAE at one hook: {r['ratio']:.2f}x ({r['sixteen_saes_s']:.2f}s vs "
+                     f"{r['one_sae_s']:.2f}s) [target <= 1.3x]")
+    if "B4" in results and "archs" in results["B4"]:
+        for arch, r in results["B4"]["archs"].items():
+            lines.append(f"B4 training {arch:9s}: pseval {r['pseval_tok_s']:,.0f} tok/s vs plain loop "
+                         f"{r['plain_tok_s']:,.0f} tok/s = {r['ratio']:.2f}x [target >= 1.0x]")
+    b5 = [results[k] for k in ALL if k.startswith("B5") and k in results and "seconds" in results[k]]
+    if b5:
+        base = b5[0]["seconds_per_1k_pairs"]
+        for r in b5:
+            lines.append(f"B5 {r['pairs']:5d} pairs: {r['seconds']:.1f}s ({r['seconds_per_1k_pairs'] / base:.2f}x the "
+                         f"1k-pair time per pair), peak RSS {r['peak_rss_mib']:.0f} MiB")
+    for name, r in results.items():
+        if "error" in r:
+            lines.append(f"{name} FAILED: {r['error'][-300:]}")
+    return lines
+
+
+def main() -> None:
+    names = sys.argv[1:] or ALL
+    t0 = time.time()
+    results = {}
+    for name in names:
+        print(f"running {name} ...", flush=True)
+        results[name] = run_case(name)
+    record = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.time() - t0,
+              "results": results}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = HERE / "results" / f"{device}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    print("\n".join(summary(results)))
+    print(f"total {time.time() - t0:.0f}s; wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
