@@ -28,6 +28,17 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
     assert len(rec["config"]["dataset_hash"]) == 64 and rec["pseval_version"]
 
 
+def test_eval_reports_standard_metrics(tmp_path, wic_dev):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "30", "--recon-tokens", "800",
+                                    "--loss-tokens", "200", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "fvu" in res.output and "loss recovered unavailable" in res.output
+    rec = json.loads(out.read_text())["eval_result_metrics"]
+    assert rec["reconstruction"]["fvu"] < 1e-9 and rec["reconstruction"]["tokens"] == 800  # identity: exact
+    assert rec["loss_recovered"]["available"] is False and "masked-LM head" in rec["loss_recovered"]["reason"]
+
+
 def test_eval_several_saes_share_a_pass(tmp_path, wic_dev):
     sae = TopKSAE(SAEConfig("topk", 384, 768, k=8,
                             metadata=SAEMetadata(model_name="minilm", hook_name="blocks.2.hook_attn_out")))

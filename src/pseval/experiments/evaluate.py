@@ -9,17 +9,22 @@ from typing import Any
 
 import torch
 
+from pseval.data.corpus import corpus_texts
 from pseval.data.pairs import dataset_hash
 from pseval.data.sources import load_pairs
 from pseval.experiments.table import text_table
+from pseval.metrics.loss_recovered import loss_recovered
 from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
 from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
+from pseval.metrics.reconstruction import reconstruction_metrics
 from pseval.models.readout import ReadoutConfig
 from pseval.saes.base import SAE
 from pseval.saes.loading import load_sae, sae_display_name
+from pseval.training.activations import StreamConfig, collect_activations
 
 DEFAULT_HOOK = "blocks.3.hook_resid_post"
 COLUMNS = ("sae", "hook", "pairs", "accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn")
+RECON_COLUMNS = ("mse", "fvu", "l0", "dead", "loss_rec")
 
 
 @dataclass
@@ -38,6 +43,9 @@ class EvalRequest:
     seed: int = 0
     device: str = "cpu"
     out: Path | None = None
+    corpus: str = "wordnet-definitions"
+    recon_tokens: int = 0  # tokens of `corpus` for MSE / FVU / L0 / dead fraction next to PS-Eval
+    loss_tokens: int = 0  # tokens of `corpus` for loss recovered and KL
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:
@@ -71,6 +79,10 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[dict[s
                        balance=req.balance, seed=req.seed)  # type: ignore[arg-type]
     log(f"{len(pairs)} pairs from {req.data}; {len(cells)} cell(s) over {len(hooks)} hook(s)")
     acts = collect_pair_activations(lm, pairs, hooks, cfg, progress=True)
+    corpus_acts = {}
+    if req.recon_tokens > 0:
+        corpus_acts = collect_activations(lm, corpus_texts(req.corpus), hooks,
+                                          StreamConfig(max_tokens=req.recon_tokens), progress=True)
     h = dataset_hash(pairs)
     records, rows = [], []
     for spec, hook in cells:
@@ -78,12 +90,25 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[dict[s
             if spec == "identity" else loaded[spec]
         res = score_sae(acts[hook], sae, cfg, req.model)
         name = sae_display_name(spec)
-        records.append(result_record(res, sae, name, req.model, hook, req.data, h, cfg))
-        rows.append({"sae": name, "hook": hook, "pairs": res.counts["pairs_scored"], **res.metrics})
+        extra: dict[str, Any] = {}
+        row: dict[str, Any] = {"sae": name, "hook": hook, "pairs": res.counts["pairs_scored"], **res.metrics}
+        if corpus_acts:
+            rec = reconstruction_metrics(sae, corpus_acts[hook])
+            extra["reconstruction"] = {**rec.to_dict(), "corpus": req.corpus}
+            row.update(mse=rec.mse_per_token, fvu=rec.fvu, l0=rec.l0, dead=rec.dead_fraction)
+        if req.loss_tokens > 0:
+            lr = loss_recovered(lm, sae, hook, corpus_texts(req.corpus), req.loss_tokens, seed=req.seed)
+            extra["loss_recovered"] = lr.to_dict()
+            row["loss_rec"] = lr.loss_recovered_zero
+            if not lr.available:
+                log(f"loss recovered unavailable for {name} at {hook}: {lr.reason}")
+        records.append(result_record(res, sae, name, req.model, hook, req.data, h, cfg, extra_metrics=extra))
+        rows.append(row)
     counts = records[0]["counts"] if records else {}
     log(f"pairs read {counts.get('pairs_read')}, valid {counts.get('pairs_valid')}, "
         f"scored {counts.get('pairs_scored')}, dropped {counts.get('dropped')}")
-    log(text_table(rows, COLUMNS))
+    extra_cols = tuple(c for c in RECON_COLUMNS if any(c in r for r in rows))
+    log(text_table(rows, COLUMNS + extra_cols))
     if req.out is not None:
         if req.out.suffix == ".json":
             write_json_atomic(records[0] if len(records) == 1 else records, req.out)
