@@ -102,15 +102,18 @@ def demo(wic: str | None, out: str, train_tokens: int, hook: str, model: str, ma
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder of the SAE (or of one sub-folder per SAE when several).")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="Activation cache folder (memory-mapped .npy): the same request again skips the model.")
 def train(model: str, hook: str, corpus: str, archs: tuple[str, ...], expansions: tuple[int, ...],
           ks: tuple[int, ...], coeffs: tuple[float, ...], tokens: float, lr: float, batch_size: int, seed: int,
-          device: str, out: Path) -> None:
+          device: str, out: Path, cache: Path | None) -> None:
     """Train SAEs at one hook from one activation stream and save them in the SAELens layout."""
     from pseval.training.run import TrainRequest, grid, run_training
 
     configs = grid(archs, expansions, ks, coeffs or (None,), lr=lr, batch_size=batch_size, seed=seed)
-    run_training(TrainRequest(model=model, hook=hook, corpus=corpus, tokens=int(tokens), configs=configs, out=out,
-                              device=device), log=click.echo)
+    held = min(20_000, max(500, int(tokens) // 10))  # held-out tokens for the summary metrics
+    run_training(TrainRequest(model=model, hook=hook, corpus=corpus, tokens=int(tokens), heldout_tokens=held,
+                              configs=configs, out=out, device=device, cache=cache), log=click.echo)
 
 
 @main.command()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -105,18 +108,42 @@ def collect_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[s
     return {h: torch.cat(v) if v else torch.zeros((0, lm.d_model)) for h, v in parts.items()}
 
 
+def cache_key(model: str, hook: str, corpus: str, cfg: StreamConfig) -> str:
+    """Folder name of an activation cache: everything that changes the activations."""
+    blob = json.dumps({"model": model, "hook": hook, "corpus": corpus, **cfg.to_dict()}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
 def save_activation_cache(acts: torch.Tensor, folder: str | Path, meta: dict) -> Path:
-    """Write activations as a float32 .npy (memory-mappable) plus meta.json."""
+    """Write activations as a float32 .npy (memory-mappable) plus meta.json, renamed into place when complete."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "acts.npy", acts.numpy().astype(np.float32))
+    tmp = out / "acts.tmp.npy"
+    np.save(tmp, acts.numpy().astype(np.float32))
+    os.replace(tmp, out / "acts.npy")
     (out / "meta.json").write_text(json.dumps({**meta, "shape": list(acts.shape)}, indent=2))
     return out
 
 
 def load_activation_cache(folder: str | Path) -> tuple[torch.Tensor, dict]:
-    """Memory-map cached activations (no copy into RAM until used)."""
+    """Memory-map cached activations: rows are read from disk as the trainer indexes them."""
     p = Path(folder)
     meta = json.loads((p / "meta.json").read_text())
     arr = np.load(p / "acts.npy", mmap_mode="r")
-    return torch.from_numpy(np.asarray(arr)), meta
+    with warnings.catch_warnings():  # torch warns that the memory map is read-only; nothing writes to it
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr), meta
+
+
+def cached_activations(lm: LoadedModel, model_name: str, corpus: str, texts: Iterable[str], hook: str,
+                       cfg: StreamConfig, cache_root: str | Path | None, progress: bool = False) -> torch.Tensor:
+    """Activations of one hook, read from `cache_root` when an identical request was cached, else computed (and
+    cached when a root is given)."""
+    if cache_root is not None:
+        folder = Path(cache_root) / cache_key(model_name, hook, corpus, cfg)
+        if (folder / "meta.json").is_file() and (folder / "acts.npy").is_file():
+            return load_activation_cache(folder)[0]
+    acts = collect_activations(lm, texts, [hook], cfg, progress)[hook]
+    if cache_root is not None:
+        save_activation_cache(acts, folder, {"model": model_name, "hook": hook, "corpus": corpus, **cfg.to_dict()})
+    return acts

@@ -14,7 +14,7 @@ from pseval.models.loading import load_model
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEMetadata
 from pseval.saes.formats.saelens import save_sae
-from pseval.training.activations import StreamConfig, collect_activations
+from pseval.training.activations import StreamConfig, cached_activations
 from pseval.training.trainer import TrainConfig, TrainLog, train_saes
 
 
@@ -32,6 +32,7 @@ class TrainRequest:
     out: Path = Path("runs/sae")
     device: str = "cpu"
     include_special_tokens: bool = False
+    cache: Path | None = None  # activation cache folder: a repeated request reads the memory-mapped activations
 
 
 def run_training(req: TrainRequest, log: Callable[[str], Any] = print,
@@ -40,7 +41,8 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print,
     lm = load_model(req.model, device=req.device)
     stream = StreamConfig(context_size=req.context_size, max_tokens=req.tokens + req.heldout_tokens,
                           exclude_special_tokens=not req.include_special_tokens)
-    acts = collect_activations(lm, corpus_texts(req.corpus), [req.hook], stream, progress)[req.hook]
+    acts = cached_activations(lm, req.model, req.corpus, corpus_texts(req.corpus), req.hook, stream, req.cache,
+                              progress)
     n_held = min(req.heldout_tokens, acts.shape[0] // 10)
     train, held = acts[: acts.shape[0] - n_held], acts[acts.shape[0] - n_held:]
     log(f"{acts.shape[0]} activations at {req.hook} from {req.corpus}; training {len(req.configs)} SAE(s)")
