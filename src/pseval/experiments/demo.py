@@ -9,19 +9,16 @@ from typing import Any
 
 import torch
 
-from pseval.data.corpus import corpus_texts
 from pseval.data.pairs import dataset_hash
 from pseval.data.sources import load_pairs
 from pseval.experiments.table import markdown_table, text_table
 from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
 from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
-from pseval.metrics.reconstruction import reconstruction_metrics
 from pseval.models.loading import load_model
-from pseval.saes import identity_sae, save_sae
+from pseval.saes import identity_sae
 from pseval.saes.base import SAE
-from pseval.saes.config import SAEMetadata
-from pseval.training.activations import StreamConfig, collect_activations
-from pseval.training.trainer import TrainConfig, train_saes
+from pseval.training.run import TrainRequest, run_training
+from pseval.training.trainer import TrainConfig
 
 TABLE_COLUMNS = ("sae", "dataset", "pairs", "accuracy", "precision", "recall", "specificity", "f1", "mse", "fvu",
                  "l0")
@@ -61,24 +58,20 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
     t0 = time.time()
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
-    lm = load_model(cfg.model, device=cfg.device)
-    log(f"[demo] model {cfg.model} ({lm.n_layers} layers, d_model {lm.d_model}), hook {cfg.hook}")
-    stream = StreamConfig(max_tokens=cfg.train_tokens + cfg.heldout_tokens)
-    acts = collect_activations(lm, corpus_texts(cfg.corpus), [cfg.hook], stream, progress)[cfg.hook]
-    train, heldout = acts[: -cfg.heldout_tokens], acts[-cfg.heldout_tokens:]
-    log(f"[demo] {acts.shape[0]} activations from {cfg.corpus} in {time.time() - t0:.0f}s; training 2 SAEs")
-    meta = SAEMetadata(model_name=cfg.model, hook_name=cfg.hook, exclude_special_tokens=True,
-                       context_size=stream.context_size, dataset_path=cfg.corpus)
     configs = [TrainConfig("topk", cfg.expansion, cfg.k, seed=cfg.seed, name=f"topk-x{cfg.expansion}-k{cfg.k}"),
                TrainConfig("standard", cfg.expansion, None, sparsity_coeff=cfg.l1_coeff, seed=cfg.seed,
                            name=f"relu-x{cfg.expansion}-l1_{cfg.l1_coeff:g}")]
-    trained = train_saes(train, configs, meta, device=cfg.device, progress=progress)
+    log(f"[demo] training {', '.join(c.label for c in configs)} at {cfg.hook} of {cfg.model} on {cfg.corpus}")
+    req = TrainRequest(model=cfg.model, hook=cfg.hook, corpus=cfg.corpus, tokens=cfg.train_tokens,
+                       heldout_tokens=cfg.heldout_tokens, configs=configs, out=out / "saes", device=cfg.device)
+    lm = load_model(cfg.model, device=cfg.device)
+    trained = run_training(req, log=log, progress=progress, lm=lm)
     saes: list[tuple[str, SAE]] = [("identity", identity_sae(lm.d_model, cfg.model, cfg.hook))]
-    for tc, (sae, _log) in zip(configs, trained, strict=True):
-        save_sae(sae, out / "saes" / tc.label)
+    recon: dict[str, dict[str, Any]] = {}
+    for tc, (_folder, sae, _log, metrics) in zip(configs, trained, strict=True):
         saes.append((tc.label, sae))
+        recon[tc.label] = metrics
     log(f"[demo] trained in {time.time() - t0:.0f}s; scoring with PS-Eval")
-    recon = {name: reconstruction_metrics(sae, heldout) for name, sae in saes}
     datasets = [(cfg.wordnet_pairs, _subsample(load_pairs(cfg.wordnet_pairs), cfg.max_wordnet_pairs, cfg.seed))]
     if cfg.wic:
         datasets.append((f"wic:{cfg.wic}", load_pairs(f"wic:{cfg.wic}")))
@@ -89,14 +82,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
         h = dataset_hash(pairs)
         for name, sae in saes:
             res = score_sae(pa, sae, ps_cfg, cfg.model)
-            rec = recon[name]
+            rec = recon.get(name, {})
             record = result_record(res, sae, name, cfg.model, cfg.hook, spec, h, ps_cfg,
-                                   extra_metrics={"reconstruction": rec.to_dict()})
+                                   extra_metrics={"reconstruction": rec} if rec else None)
             tag = spec.split(":")[0]
             write_json_atomic(record, out / "results" / f"{name}__{tag}.json")
             rows.append({"sae": name, "dataset": spec if len(spec) < 24 else spec[:21] + "...",
-                         "pairs": res.counts["pairs_scored"], **res.metrics, "mse": rec.mse_per_token,
-                         "fvu": rec.fvu, "l0": rec.l0, "dead": rec.dead_fraction})
+                         "pairs": res.counts["pairs_scored"], **res.metrics, "mse": rec.get("mse_per_token"),
+                         "fvu": rec.get("fvu"), "l0": rec.get("l0"), "dead": rec.get("dead_fraction")})
     write_report(out / "report.md", cfg, rows, time.time() - t0)
     log(text_table(rows, TABLE_COLUMNS))
     log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'}")

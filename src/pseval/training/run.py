@@ -10,7 +10,7 @@ from typing import Any
 from pseval.data.corpus import corpus_texts
 from pseval.experiments.table import text_table
 from pseval.metrics.reconstruction import reconstruction_metrics
-from pseval.models.loading import load_model
+from pseval.models.loading import LoadedModel, load_model
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEMetadata
 from pseval.saes.formats.saelens import save_sae
@@ -35,10 +35,10 @@ class TrainRequest:
     cache: Path | None = None  # activation cache folder: a repeated request reads the memory-mapped activations
 
 
-def run_training(req: TrainRequest, log: Callable[[str], Any] = print,
-                 progress: bool = True) -> list[tuple[Path, SAE, TrainLog, dict[str, Any]]]:
+def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress: bool = True,
+                 lm: LoadedModel | None = None) -> list[tuple[Path, SAE, TrainLog, dict[str, Any]]]:
     """Train and save every SAE of the request; returns (folder, SAE, log, held-out metrics) per SAE."""
-    lm = load_model(req.model, device=req.device)
+    lm = lm or load_model(req.model, device=req.device)
     stream = StreamConfig(context_size=req.context_size, max_tokens=req.tokens + req.heldout_tokens,
                           exclude_special_tokens=not req.include_special_tokens)
     acts = cached_activations(lm, req.model, req.corpus, corpus_texts(req.corpus), req.hook, stream, req.cache,

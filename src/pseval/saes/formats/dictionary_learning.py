@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import torch
 from pseval.errors import MissingResourceError, SAEFormatError
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEConfig, SAEMetadata
+from pseval.saes.formats.common import read_json_object
 from pseval.saes.formats.saelens import build_sae
 
 _SUBMODULE_RE = re.compile(r"(resid|attn|mlp)[a-z_]*?_?(?:layer_?)?(\d+)")
@@ -51,12 +51,7 @@ def load_dictionary_learning(folder: str | Path) -> SAE:
     """Read a trainer folder (`ae.pt`, `config.json`) into the matching pseval architecture."""
     p = Path(folder)
     cfg_path = p / "config.json"
-    if not cfg_path.is_file():
-        raise MissingResourceError(f"{cfg_path}: not found (a dictionary_learning folder holds ae.pt and config.json)")
-    try:
-        conf = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SAEFormatError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    conf = read_json_object(cfg_path, "a dictionary_learning folder holds ae.pt and config.json")
     tr = conf.get("trainer", conf)
     sd = load_state_dict(p / "ae.pt")
     cls = str(tr.get("dict_class", "AutoEncoder"))

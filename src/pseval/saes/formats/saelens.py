@@ -16,6 +16,7 @@ from pseval.errors import MissingResourceError, SAEFormatError
 from pseval.saes.base import SAE, check_shape
 from pseval.saes.config import SAEConfig, SAEMetadata
 from pseval.saes.conventions import guess_tl_convention
+from pseval.saes.formats.common import read_json_object
 from pseval.saes.registry import get_sae_class
 
 CFG_NAME = "cfg.json"
@@ -47,16 +48,7 @@ def save_sae(sae: SAE, folder: str | Path) -> Path:
 
 def read_cfg(folder: Path) -> dict:
     """Parse cfg.json with a clear error on bad JSON."""
-    path = folder / CFG_NAME
-    if not path.is_file():
-        raise MissingResourceError(f"{path}: not found (an SAELens SAE folder holds {CFG_NAME} and {WEIGHTS_NAME})")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SAEFormatError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(cfg, dict):
-        raise SAEFormatError(f"{path}: expected a JSON object")
-    return cfg
+    return read_json_object(folder / CFG_NAME, f"an SAELens SAE folder holds {CFG_NAME} and {WEIGHTS_NAME}")
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:

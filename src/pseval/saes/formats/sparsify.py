@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
 
-from pseval.errors import MissingResourceError, SAEFormatError
+from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEConfig, SAEMetadata
+from pseval.saes.formats.common import read_json_object
 from pseval.saes.formats.saelens import build_sae, read_safetensors
 
 WEIGHTS = "sae.safetensors"
@@ -31,12 +31,7 @@ def load_sparsify(folder: str | Path) -> SAE:
     """Read one hookpoint folder of a sparsify run."""
     p = Path(folder)
     cfg_path = p / "cfg.json"
-    if not cfg_path.is_file():
-        raise MissingResourceError(f"{cfg_path}: not found (a sparsify hookpoint folder holds cfg.json and {WEIGHTS})")
-    try:
-        conf = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SAEFormatError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    conf = read_json_object(cfg_path, f"a sparsify hookpoint folder holds cfg.json and {WEIGHTS}")
     w = read_safetensors(p / WEIGHTS)
     missing = [k for k in ("encoder.weight", "encoder.bias", "W_dec", "b_dec") if k not in w]
     if missing:
