@@ -33,14 +33,16 @@ class StreamConfig:
         return asdict(self)
 
 
+SORT_WINDOW = 16  # batches tokenised together and sorted by length, so padding stays small
+
+
 def _text_batches(lm: LoadedModel, texts: Iterable[str], cfg: StreamConfig) -> Iterator[tuple[list[list[int]],
                                                                                               list[list[int]]]]:
     tok = lm.tokenizer
     bos = getattr(tok, "bos_token_id", None)
-    buf: list[str] = []
 
-    def encode(batch: list[str]) -> tuple[list[list[int]], list[list[int]]]:
-        enc = tok(batch, add_special_tokens=True, truncation=True, max_length=cfg.context_size,
+    def encode(window: list[str]) -> Iterator[tuple[list[list[int]], list[list[int]]]]:
+        enc = tok(window, add_special_tokens=True, truncation=True, max_length=cfg.context_size,
                   return_special_tokens_mask=True)
         ids, special = [list(x) for x in enc["input_ids"]], [list(x) for x in enc["special_tokens_mask"]]
         if lm.is_causal and bos is not None:
@@ -48,15 +50,19 @@ def _text_batches(lm: LoadedModel, texts: Iterable[str], cfg: StreamConfig) -> I
                 if not ids[i] or ids[i][0] != bos:
                     ids[i] = [bos, *ids[i]][: cfg.context_size]
                     special[i] = [1, *special[i]][: cfg.context_size]
-        return ids, special
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), cfg.batch_texts):
+            chunk = order[start:start + cfg.batch_texts]
+            yield [ids[i] for i in chunk], [special[i] for i in chunk]
 
+    buf: list[str] = []
     for text in texts:
         buf.append(text)
-        if len(buf) == cfg.batch_texts:
-            yield encode(buf)
+        if len(buf) == cfg.batch_texts * SORT_WINDOW:
+            yield from encode(buf)
             buf = []
     if buf:
-        yield encode(buf)
+        yield from encode(buf)
 
 
 @torch.inference_mode()
