@@ -89,3 +89,19 @@ def test_bad_configs_name_the_field(tmp_path, tiny_gpt2_dir, wic_dev):
         p.write_text(text)
         with pytest.raises(ConfigError, match=match):
             load_sweep_config(p)
+
+
+def test_sweep_streams_when_activations_do_not_fit(tmp_path, tiny_gpt2_dir, wic_dev, monkeypatch):
+    import pseval.experiments.sweep as sweep_mod
+
+    monkeypatch.setattr(sweep_mod, "ACTIVATION_MEMORY_BYTES", 1000)  # nothing fits: every hook is streamed
+    cfg_path = tmp_path / "stream.toml"
+    cfg_path.write_text(sweep_toml(tiny_gpt2_dir, wic_dev, name="stream"))
+    lines = []
+    store = sweep_mod.run_sweep(load_sweep_config(cfg_path), tmp_path / "run", log=lines.append)
+    assert any("streaming 3,000 tokens" in ln for ln in lines)
+    cells = list(store.cells())
+    assert len(cells) == 12
+    trained = [c for c in cells if c["sweep"]["architecture"] != "identity"]
+    assert all(c["eval_result_metrics"]["train_log"]["steps"] == 3000 // 128 for c in trained)
+    assert all(c["eval_result_metrics"]["reconstruction"]["tokens"] == 500 for c in trained)

@@ -73,3 +73,18 @@ def test_checkpoint_resume_gives_identical_weights(tmp_path):
     for (a, la), (b, lb) in zip(full, resumed, strict=True):
         assert torch.equal(a.W_dec, b.W_dec) and torch.equal(a.W_enc, b.W_enc)
         assert la.steps == lb.steps == 31
+
+
+def test_streamed_training_recovers_dictionary_and_shuffles():
+    from pseval.training.trainer import shuffle_buffer, train_saes_stream
+
+    x, D = synthetic()
+    stream = (x[i:i + 1000] for i in range(0, x.shape[0], 1000))
+    tc = TrainConfig("topk", expansion=2, k=3, lr=3e-3, batch_size=256, dead_window_tokens=20_000, seed=0)
+    ((sae, log),) = train_saes_stream(stream, x.shape[0], [tc], SAEMetadata(), buffer_tokens=8000)
+    assert log.steps == x.shape[0] // 256
+    assert mean_max_cosine(sae.W_dec.detach(), D) >= 0.9
+    rows = torch.arange(100.0)[:, None]
+    out = torch.cat(list(shuffle_buffer((rows[i:i + 10] for i in range(0, 100, 10)), size=30, seed=0)))
+    assert sorted(out.flatten().tolist()) == list(range(100))  # every row exactly once
+    assert out.flatten().tolist() != list(range(100))  # and not in stream order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Callable
@@ -28,8 +29,8 @@ from pseval.saes.base import SAE
 from pseval.saes.config import SAEMetadata
 from pseval.saes.formats.saelens import CFG_NAME, load_saelens_v6, save_sae
 from pseval.saes.identity import identity_sae
-from pseval.training.activations import StreamConfig, collect_activations
-from pseval.training.trainer import TrainConfig, train_saes
+from pseval.training.activations import StreamConfig, collect_activations, stream_activations
+from pseval.training.trainer import TrainConfig, train_saes, train_saes_stream
 
 METRICS_FILE = "train_metrics.json"
 ACTIVATION_MEMORY_BYTES = 6 * 2**30  # activations held at once (tokens x d x hooks float32) during training
@@ -74,15 +75,50 @@ def _trained(root: Path, plan: SAEPlan) -> bool:
     return (d / CFG_NAME).is_file() and (d / METRICS_FILE).is_file()
 
 
+def _save_trained(cfg: SweepConfig, lm: LoadedModel, root: Path, hook: str, todo: list[SAEPlan],
+                  trained: list[tuple[SAE, Any]], held: torch.Tensor) -> None:
+    for plan, (sae, tlog) in zip(todo, trained, strict=True):
+        d = _sae_dir(root, plan)
+        save_sae(sae, d)
+        info: dict[str, Any] = {"reconstruction": reconstruction_metrics(sae, held).to_dict(),
+                                "train_log": {"steps": tlog.steps, "tokens": tlog.tokens,
+                                              "dead_fraction": tlog.dead_fraction}}
+        if cfg.loss_recovered_tokens > 0:
+            info["loss_recovered"] = loss_recovered(lm, sae, hook, corpus_texts(cfg.corpus), cfg.loss_recovered_tokens,
+                                                    seed=cfg.seed).to_dict()
+        write_json_atomic(info, d / METRICS_FILE)  # written last: its presence marks the SAE as done
+
+
+def _meta(cfg: SweepConfig, lm: LoadedModel, hook: str) -> SAEMetadata:
+    return SAEMetadata(model_name=cfg.model, hook_name=hook, prepend_bos=lm.is_causal, exclude_special_tokens=True,
+                       context_size=cfg.context_size, dataset_path=cfg.corpus)
+
+
 def _train_missing(cfg: SweepConfig, lm: LoadedModel, root: Path, plans: list[SAEPlan],
                    log: Callable[[str], Any]) -> None:
     missing = [p for p in plans if p.train is not None and not _trained(root, p)]
     hooks = list(dict.fromkeys(p.hook for p in missing))
+    stream = StreamConfig(context_size=cfg.context_size, max_tokens=cfg.train_tokens + cfg.heldout_tokens)
     per_hook = (cfg.train_tokens + cfg.heldout_tokens) * lm.d_model * 4
+    if per_hook > ACTIVATION_MEMORY_BYTES:  # too large to hold: stream each hook through a shuffle buffer
+        for hook in hooks:
+            todo = [p for p in missing if p.hook == hook]
+            log(f"[sweep] {hook}: streaming {cfg.train_tokens:,} tokens to train {', '.join(p.label for p in todo)}")
+            batches = (b[hook] for b in stream_activations(lm, corpus_texts(cfg.corpus), [hook], stream))
+            held_parts, n = [], 0
+            while n < cfg.heldout_tokens:
+                part = next(batches)
+                held_parts.append(part)
+                n += part.shape[0]
+            head = torch.cat(held_parts)
+            rest = itertools.chain([head[cfg.heldout_tokens:]], batches)  # overflow goes back to training
+            trained = train_saes_stream(rest, cfg.train_tokens, [p.train for p in todo if p.train],
+                                        _meta(cfg, lm, hook), device=cfg.device, progress=True)
+            _save_trained(cfg, lm, root, hook, todo, trained, head[: cfg.heldout_tokens])
+        return
     per_pass = max(1, ACTIVATION_MEMORY_BYTES // per_hook)  # hooks sharing one forward pass
     for start in range(0, len(hooks), per_pass):
         chunk = hooks[start:start + per_pass]
-        stream = StreamConfig(context_size=cfg.context_size, max_tokens=cfg.train_tokens + cfg.heldout_tokens)
         log(f"[sweep] activations for {len(chunk)} hook(s) from {cfg.corpus}")
         acts = collect_activations(lm, corpus_texts(cfg.corpus), chunk, stream, progress=True)
         for hook in chunk:
@@ -90,21 +126,9 @@ def _train_missing(cfg: SweepConfig, lm: LoadedModel, root: Path, plans: list[SA
             train, held = a[: -cfg.heldout_tokens], a[-cfg.heldout_tokens:]
             todo = [p for p in missing if p.hook == hook]
             log(f"[sweep] {hook}: training {', '.join(p.label for p in todo)}")
-            meta = SAEMetadata(model_name=cfg.model, hook_name=hook, prepend_bos=lm.is_causal,
-                               exclude_special_tokens=True, context_size=cfg.context_size, dataset_path=cfg.corpus)
-            trained = train_saes(train, [p.train for p in todo if p.train], meta, device=cfg.device, progress=True,
-                                 checkpoint_dir=root / "saes" / hook / ".checkpoint")
-            for plan, (sae, tlog) in zip(todo, trained, strict=True):
-                d = _sae_dir(root, plan)
-                save_sae(sae, d)
-                info: dict[str, Any] = {"reconstruction": reconstruction_metrics(sae, held).to_dict(),
-                                        "train_log": {"steps": tlog.steps, "tokens": tlog.tokens,
-                                                      "dead_fraction": tlog.dead_fraction}}
-                if cfg.loss_recovered_tokens > 0:
-                    lr_texts = corpus_texts(cfg.corpus)
-                    info["loss_recovered"] = loss_recovered(lm, sae, hook, lr_texts, cfg.loss_recovered_tokens,
-                                                            seed=cfg.seed).to_dict()
-                write_json_atomic(info, d / METRICS_FILE)  # written last: its presence marks the SAE as done
+            trained = train_saes(train, [p.train for p in todo if p.train], _meta(cfg, lm, hook), device=cfg.device,
+                                 progress=True, checkpoint_dir=root / "saes" / hook / ".checkpoint")
+            _save_trained(cfg, lm, root, hook, todo, trained, held)
             ckpt = root / "saes" / hook / ".checkpoint" / "trainer_state.pt"
             ckpt.unlink(missing_ok=True)
             del a, train, held

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,20 +171,9 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
         raise ConfigError(f"need a non-empty [tokens, d] activation tensor, got shape {tuple(acts.shape)}")
     if not torch.isfinite(acts).all():
         raise ConfigError("activations contain NaN/inf values")
-    d_in = acts.shape[1]
     scale = input_scale_for(acts)
-    runs = []
-    for tc in configs:
-        torch.manual_seed(tc.seed)
-        sae = build_sae(tc, d_in, metadata).to(device)
-        sample = acts[: min(len(acts), 20_000)].to(device) * scale
-        with torch.no_grad():
-            if tc.b_dec_init == "geometric_median":
-                sae.b_dec.copy_(geometric_median(sample))
-            elif tc.b_dec_init == "mean":
-                sae.b_dec.copy_(sample.mean(0))
-        total = max(1, acts.shape[0] // tc.batch_size)
-        runs.append(_Run(tc, sae, total))
+    runs = _setup_runs(acts[: min(len(acts), 20_000)] * scale, configs, metadata, device,
+                       lambda tc: max(1, acts.shape[0] // tc.batch_size))
     use_autocast = torch.device(device).type == "cuda" if autocast_bf16 is None else autocast_bf16
     ckpt = Path(checkpoint_dir) / "trainer_state.pt" if checkpoint_dir is not None else None
     start = 0
@@ -209,6 +199,27 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
             bar.set_postfix(mse=f"{runs[0].log.final_mse:.3g}", l0=f"{runs[0].log.final_l0:.1f}")
         if ckpt is not None and (step + 1) % checkpoint_every == 0 and step + 1 < max_steps:
             _save_state(ckpt, {"labels": [r.tc.label for r in runs], "runs": [r.state(step) for r in runs]})
+    return _finish(runs, scale)
+
+
+def _setup_runs(sample: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
+                device: str | torch.device, steps: Callable[[TrainConfig], int]) -> list[_Run]:
+    """Fresh SAEs with b_dec initialised from a (normalised) sample of the data."""
+    runs = []
+    for tc in configs:
+        torch.manual_seed(tc.seed)
+        sae = build_sae(tc, sample.shape[1], metadata).to(device)
+        with torch.no_grad():
+            if tc.b_dec_init == "geometric_median":
+                sae.b_dec.copy_(geometric_median(sample.to(device)))
+            elif tc.b_dec_init == "mean":
+                sae.b_dec.copy_(sample.to(device).mean(0))
+        runs.append(_Run(tc, sae, steps(tc)))
+    return runs
+
+
+def _finish(runs: list[_Run], scale: float) -> list[tuple[SAE, TrainLog]]:
+    """Fold the input scale into the weights and record provenance."""
     results = []
     for r in runs:
         r.sae.input_scale.fill_(scale)
@@ -219,6 +230,70 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
                      "dead_fraction_at_end": r.log.dead_fraction, "input_scale_folded": scale})
         results.append((r.sae, r.log))
     return results
+
+
+def shuffle_buffer(stream: Iterable[torch.Tensor], size: int, seed: int = 0) -> Iterator[torch.Tensor]:
+    """Rows of a stream of [n, d] batches in random order: fill `size` rows, emit a random half, refill."""
+    gen = torch.Generator().manual_seed(seed)
+    buf: torch.Tensor | None = None
+    for batch in stream:
+        buf = batch if buf is None else torch.cat([buf, batch])
+        if buf.shape[0] >= size:
+            perm = torch.randperm(buf.shape[0], generator=gen)
+            half = buf.shape[0] // 2
+            yield buf[perm[:half]]
+            buf = buf[perm[half:]]
+    if buf is not None and buf.shape[0]:
+        yield buf[torch.randperm(buf.shape[0], generator=gen)]
+
+
+def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs: Sequence[TrainConfig],
+                      metadata: SAEMetadata, device: str | torch.device = "cpu", progress: bool = False,
+                      buffer_tokens: int = 262_144, autocast_bf16: bool | None = None) -> list[tuple[SAE, TrainLog]]:
+    """Train SAEs from a stream of activation batches too large to hold in memory (one pass, shuffle buffer).
+
+    All configs share one batch size here; the first buffer sets the input scale and b_dec.
+    """
+    sizes = {tc.batch_size for tc in configs}
+    if len(sizes) != 1:
+        raise ConfigError(f"streamed training needs one batch size for all SAEs, got {sorted(sizes)}")
+    bs = sizes.pop()
+    rows = shuffle_buffer(stream, buffer_tokens, configs[0].seed if configs else 0)
+    pending: list[torch.Tensor] = []
+    first = next(rows, None)
+    if first is None:
+        raise ConfigError("the activation stream is empty")
+    if not torch.isfinite(first).all():
+        raise ConfigError("activations contain NaN/inf values")
+    scale = input_scale_for(first)
+    runs = _setup_runs(first[:20_000] * scale, configs, metadata, device, lambda tc: max(1, total_tokens // bs))
+    use_autocast = torch.device(device).type == "cuda" if autocast_bf16 is None else autocast_bf16
+    for r in runs:
+        r.autocast = use_autocast
+    pending.append(first)
+    step = 0
+    max_steps = runs[0].total
+    bar = tqdm(total=max_steps, desc="train (stream)", disable=not progress, leave=False)
+
+    def batches() -> Iterator[torch.Tensor]:
+        chunks = iter(pending)
+        carry = torch.zeros((0, first.shape[1]))
+        for chunk in itertools.chain(chunks, rows):
+            carry = torch.cat([carry, chunk])
+            while carry.shape[0] >= bs:
+                yield carry[:bs]
+                carry = carry[bs:]
+
+    for x in batches():
+        if step >= max_steps:
+            break
+        xs = x.to(device) * scale
+        for r in runs:
+            r.step(xs, step)
+        step += 1
+        bar.update(1)
+    bar.close()
+    return _finish(runs, scale)
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
