@@ -54,15 +54,18 @@ def main() -> None:
               help="Tokens of --corpus for MSE, FVU, L0 and dead fraction next to PS-Eval (0: skip).")
 @click.option("--loss-tokens", type=int, default=0, show_default=True,
               help="Tokens of --corpus for loss recovered and KL with the SAE spliced in (0: skip).")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="Cache readout activations here; scoring other SAEs on the same pairs then skips the model.")
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
              multi_token: str, balance: str, too_long: str, max_pairs: int | None, seed: int, device: str,
-             out: Path | None, corpus: str, recon_tokens: int, loss_tokens: int) -> None:
+             out: Path | None, corpus: str, recon_tokens: int, loss_tokens: int, cache: Path | None) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print a table."""
     from pseval.experiments.evaluate import EvalRequest, run_eval
 
     req = EvalRequest(model=model, hooks=list(hooks), saes=list(saes), data=data_spec, readout=readout,
                       multi_token=multi_token, balance=balance, too_long=too_long, max_pairs=max_pairs, seed=seed,
-                      device=device, out=out, corpus=corpus, recon_tokens=recon_tokens, loss_tokens=loss_tokens)
+                      device=device, out=out, corpus=corpus, recon_tokens=recon_tokens, loss_tokens=loss_tokens,
+                      cache=cache)
     run_eval(req, log=click.echo)
 
 

@@ -14,7 +14,8 @@ from pseval.data.pairs import dataset_hash
 from pseval.data.sources import load_pairs
 from pseval.experiments.table import text_table
 from pseval.metrics.loss_recovered import loss_recovered
-from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
+from pseval.metrics.ps_eval import PSEvalConfig, score_sae
+from pseval.metrics.ps_eval.cache import cached_pair_activations
 from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
 from pseval.metrics.reconstruction import reconstruction_metrics
 from pseval.models.readout import ReadoutConfig
@@ -46,6 +47,7 @@ class EvalRequest:
     corpus: str = "wordnet-definitions"
     recon_tokens: int = 0  # tokens of `corpus` for MSE / FVU / L0 / dead fraction next to PS-Eval
     loss_tokens: int = 0  # tokens of `corpus` for loss recovered and KL
+    cache: Path | None = None  # readout-activation cache: scoring more SAEs later skips the model
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:
@@ -78,7 +80,7 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[dict[s
                                              too_long=req.too_long),  # type: ignore[arg-type]
                        balance=req.balance, seed=req.seed)  # type: ignore[arg-type]
     log(f"{len(pairs)} pairs from {req.data}; {len(cells)} cell(s) over {len(hooks)} hook(s)")
-    acts = collect_pair_activations(lm, pairs, hooks, cfg, progress=True)
+    acts = cached_pair_activations(lm, req.model, pairs, hooks, cfg, req.cache, progress=True)
     corpus_acts = {}
     if req.recon_tokens > 0:
         corpus_acts = collect_activations(lm, corpus_texts(req.corpus), hooks,

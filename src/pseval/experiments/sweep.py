@@ -18,7 +18,8 @@ from pseval.data.sources import load_pairs
 from pseval.experiments.store import CellKey, ResultsStore
 from pseval.experiments.sweep_config import SweepConfig
 from pseval.metrics.loss_recovered import loss_recovered
-from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
+from pseval.metrics.ps_eval import PSEvalConfig, score_sae
+from pseval.metrics.ps_eval.cache import cached_pair_activations
 from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
 from pseval.metrics.reconstruction import reconstruction_metrics
 from pseval.models.hooks import expand_hook_pattern
@@ -177,7 +178,8 @@ def run_sweep(cfg: SweepConfig, out: str | Path, force: bool = False,
                                   balance=cfg.balance, seed=cfg.seed)  # type: ignore[arg-type]
             hooks = list(dict.fromkeys(p.hook for p in todo))
             log(f"[sweep] {spec} ({len(pairs)} pairs), {readout} readout: {len(todo)} cell(s) at {len(hooks)} hook(s)")
-            acts = collect_pair_activations(lm, pairs, hooks, ps_cfg, progress=True)
+            acts = cached_pair_activations(lm, cfg.model, pairs, hooks, ps_cfg, root / "pair_activations",
+                                           progress=True)
             h = dataset_hash(pairs)
             for plan in todo:
                 sae, info = _load(root, plan, lm.d_model, cfg.model)
