@@ -1,4 +1,4 @@
-"""Loss recovered and KL on tiny causal and masked models, and the honest 'unavailable' for MiniLM."""
+"""Loss recovered and KL on tiny causal and masked models, and the sentence-embedding fallback for MiniLM."""
 
 from __future__ import annotations
 
@@ -59,6 +59,33 @@ def test_masked_lm_with_head(tmp_path, minilm):
     assert r.loss_recovered_mean == pytest.approx(1.0, abs=1e-4)
 
 
-def test_minilm_has_no_head(minilm):
-    r = loss_recovered(minilm, identity_sae(384), "blocks.3.hook_resid_post", _texts(), max_tokens=500)
-    assert not r.available and "no masked-LM head" in r.reason and math.isnan(r.loss_recovered_zero)
+def test_minilm_falls_back_to_its_sentence_embedding(minilm):
+    hook = "blocks.3.hook_resid_post"
+    r = loss_recovered(minilm, identity_sae(384), hook, _texts(), max_tokens=500)
+    assert r.available and r.objective == "sentence_embedding" and "no masked-LM head" in r.reason
+    assert r.tokens > 300 and r.clean_loss == 0.0 and math.isnan(r.kl_sae)
+    assert r.sae_loss == pytest.approx(0.0, abs=1e-6)  # identity reconstruction changes nothing
+    assert r.zero_ablation_loss > 0.01 and r.loss_recovered_zero == pytest.approx(1.0, abs=1e-4)
+
+    dead = StandardSAE(SAEConfig("standard", 384, 768))
+    with torch.no_grad():
+        dead.b_enc.fill_(-1e6)  # decodes to b_dec = 0 everywhere: zero ablation
+    r0 = loss_recovered(minilm, dead, hook, _texts(), max_tokens=500)
+    assert r0.sae_loss == pytest.approx(r.zero_ablation_loss, rel=1e-6)
+    assert r0.loss_recovered_zero == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sentence_embedding_loss_matches_an_independent_computation(minilm):
+    from pseval.models.splice import spliced
+
+    hook = "blocks.2.hook_mlp_out"
+    text = "The bank raised its interest rates again."
+    r = loss_recovered(minilm, identity_sae(384), hook, iter([text]), max_tokens=100)
+    enc = minilm.tokenizer(text, return_tensors="pt", return_special_tokens_mask=True)
+    content = ~enc["special_tokens_mask"].bool()
+    with torch.no_grad():
+        clean = minilm.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        with spliced(minilm.model, hook, torch.zeros_like, lambda: content):
+            zero = minilm.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    expect = 1 - torch.nn.functional.cosine_similarity(clean.double().mean(1), zero.double().mean(1)).item()
+    assert r.zero_ablation_loss == pytest.approx(expect, rel=1e-5)

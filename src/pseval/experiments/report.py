@@ -81,6 +81,16 @@ CELL_COLUMNS = ("hook", "sae", "pairs", "F1 [95% CI]", "specificity [95% CI]", "
                 "MSE", "FVU", "L0", "dead", "loss rec.")
 
 
+def loss_note(panel: Panel) -> str:
+    """What the 'loss rec.' column measured: the objectives (and why, when it is not the LM's own loss)."""
+    seen = {(r.loss_recovered.get("objective"), r.loss_recovered.get("reason")) for r in panel.rows
+            if r.loss_recovered}
+    if not seen:
+        return ""
+    parts = [f"{obj}" + (f" ({why})" if why else "") for obj, why in sorted(seen, key=str)]
+    return "loss rec. = (L_zero-ablation - L_SAE) / (L_zero-ablation - L_clean), objective: " + "; ".join(parts)
+
+
 def claims_table(claims: list[Claim]) -> list[dict]:
     """Rows of the claims table."""
     return [{"claim": c.statement, "verdict": c.verdict,
@@ -144,12 +154,13 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
             h.append(f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,"
                      f"{base64.b64encode(png).decode()}'></p>")
         cells = _cell_rows(p, n_boot, seed)
-        md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), ""]
+        note = loss_note(p)
+        md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), "", note, ""]
         h.append("<h3>Every cell</h3><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in CELL_COLUMNS)
                  + "</tr>")
         for row in cells:
             h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in CELL_COLUMNS) + "</tr>")
-        h.append("</table>")
+        h.append(f"</table><p>{html.escape(note)}</p>")
         pos_rows = _pos_rows(p)
         if pos_rows:
             cols = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,8 @@ class LossRecovered:
 
     available: bool
     reason: str | None
-    objective: str  # next_token or masked_token
-    tokens: int
+    objective: str  # next_token, masked_token, or sentence_embedding (encoders without an LM head)
+    tokens: int  # target tokens (next/masked token); spliced content tokens (sentence_embedding)
     clean_loss: float = math.nan
     sae_loss: float = math.nan
     zero_ablation_loss: float = math.nan
@@ -94,11 +95,17 @@ def _batches(lm: LoadedModel, texts: Iterable[str], max_tokens: int, context_siz
 def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], max_tokens: int = 20_000,
                    context_size: int = 128, batch_texts: int = 32, mask_prob: float = 0.15,
                    seed: int = 0) -> LossRecovered:
-    """Next-token CE (causal LMs) or masked-token CE (masked LMs) with the SAE, zero and mean ablation spliced in."""
+    """Next-token CE (causal LMs) or masked-token CE (masked LMs) with the SAE, zero and mean ablation spliced in.
+
+    An encoder that ships no masked-LM head (MiniLM) falls back to its own output: the loss is the cosine distance
+    1 - cos(e_clean, e_spliced) of the mean-pooled sentence embedding, averaged over texts (clean loss 0, no KL).
+    """
     objective = "next_token" if lm.is_causal else "masked_token"
     head, reason = lm_head_model(lm)
-    if head is None:
+    if head is None and lm.is_causal:
         return LossRecovered(False, reason, objective, 0)
+    if head is None:
+        objective, reason = "sentence_embedding", f"{reason}; measured on the mean-pooled sentence embedding instead"
     dev = lm.device
     batches = _batches(lm, texts, max_tokens, context_size, batch_texts)
     pad = pad_token_id(lm)
@@ -108,7 +115,9 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
         input_ids, attn = pad_batch(ids, pad, dev)
         sp, _ = pad_batch(special, 1, dev)
         content = attn.bool() & ~sp.bool()
-        if lm.is_causal:
+        if objective == "sentence_embedding":
+            labels, target_mask = input_ids, content
+        elif lm.is_causal:
             labels = input_ids[:, 1:].clone()
             target_mask = attn[:, 1:].bool()
         else:
@@ -129,21 +138,27 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
         total = s if total is None else total + s
         count += int(state["m"].sum())
 
-    with hooked(head, [hook], on_act) as run:
+    model = head if head is not None else lm.model
+    with hooked(model, [hook], on_act) as run:
         for input_ids, attn, content, _, _ in prepared:
             state["m"] = content
             run(**model_inputs(input_ids, attn, lm.is_causal))
     mean = (total / max(count, 1)).float() if total is not None else None
 
+    def forward(input_ids: torch.Tensor, attn: torch.Tensor, replace: object | None) -> Any:
+        if replace is None:
+            return model(**model_inputs(input_ids, attn, lm.is_causal))
+        with spliced(model, hook, replace, lambda: state["m"]):  # type: ignore[arg-type]
+            return model(**model_inputs(input_ids, attn, lm.is_causal))
+
+    if objective == "sentence_embedding":
+        return _embedding_recovered(prepared, forward, state, mean, sae, reason)
+
     def losses(replace: object | None) -> tuple[float, int, list[torch.Tensor]]:
         ce, n, logps = 0.0, 0, []
         for input_ids, attn, content, labels, target_mask in prepared:
             state["m"] = content
-            if replace is None:
-                logits = head(**model_inputs(input_ids, attn, lm.is_causal)).logits
-            else:
-                with spliced(head, hook, replace, lambda: state["m"]):  # type: ignore[arg-type]
-                    logits = head(**model_inputs(input_ids, attn, lm.is_causal)).logits
+            logits = forward(input_ids, attn, replace).logits
             if lm.is_causal:
                 logits = logits[:, :-1]
             lp = F.log_softmax(logits.float(), dim=-1)[target_mask]
@@ -155,8 +170,7 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
     clean, n, clean_lp = losses(None)
     if n == 0:
         return LossRecovered(False, "no target tokens in the texts", objective, 0)
-    sae_dev = sae.to(dev)
-    with_sae, _, sae_lp = losses(lambda h: from_sae_output(sae_dev(to_sae_input(h, sae_dev)), h, sae_dev))
+    with_sae, _, sae_lp = losses(_sae_replace(sae, dev))
     zero, _, zero_lp = losses(lambda h: torch.zeros_like(h))
     mean_abl, _, _ = losses(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
 
@@ -164,8 +178,48 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
         return float(sum(F.kl_div(q, p, log_target=True, reduction="sum") for p, q in zip(clean_lp, lps,
                                                                                             strict=True))) / n
 
-    def recovered(ablated: float) -> float:
-        return (ablated - with_sae) / (ablated - clean) if ablated != clean else math.nan
+    return LossRecovered(True, None, objective, n, clean, with_sae, zero, mean_abl, _recovered(zero, with_sae, clean),
+                         _recovered(mean_abl, with_sae, clean), kl(sae_lp), kl(zero_lp))
 
-    return LossRecovered(True, None, objective, n, clean, with_sae, zero, mean_abl, recovered(zero),
-                         recovered(mean_abl), kl(sae_lp), kl(zero_lp))
+
+def _recovered(ablated: float, with_sae: float, clean: float) -> float:
+    """(L_ablated - L_sae) / (L_ablated - L_clean); NaN when ablation costs nothing."""
+    return (ablated - with_sae) / (ablated - clean) if ablated != clean else math.nan
+
+
+def _sae_replace(sae: SAE, dev: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The hook activation replaced by the SAE's reconstruction, in the model's activation convention."""
+    sae_dev = sae.to(dev)
+    return lambda h: from_sae_output(sae_dev(to_sae_input(h, sae_dev)), h, sae_dev)
+
+
+def _embedding_recovered(prepared: list, forward: Callable[..., Any], state: dict[str, torch.Tensor],
+                         mean: torch.Tensor | None, sae: SAE, reason: str | None) -> LossRecovered:
+    """Loss recovered with loss = 1 - cos(clean, spliced) of the attention-masked mean of the last hidden state."""
+    clean_emb = []
+    for input_ids, attn, content, _, _ in prepared:
+        state["m"] = content
+        clean_emb.append(_mean_pool(forward(input_ids, attn, None).last_hidden_state, attn))
+    tokens = sum(int(p[2].sum()) for p in prepared)
+    n_texts = sum(e.shape[0] for e in clean_emb)
+
+    def distance(replace: Callable[[torch.Tensor], torch.Tensor]) -> float:
+        total = 0.0
+        for (input_ids, attn, content, _, _), clean in zip(prepared, clean_emb, strict=True):
+            state["m"] = content
+            emb = _mean_pool(forward(input_ids, attn, replace).last_hidden_state, attn)
+            total += float((1 - F.cosine_similarity(emb, clean, dim=-1)).sum())
+        return total / max(n_texts, 1)
+
+    dev = prepared[0][0].device if prepared else torch.device("cpu")
+    with_sae = distance(_sae_replace(sae, dev))
+    zero = distance(lambda h: torch.zeros_like(h))
+    mean_abl = distance(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
+    return LossRecovered(True, reason, "sentence_embedding", tokens, 0.0, with_sae, zero, mean_abl,
+                         _recovered(zero, with_sae, 0.0), _recovered(mean_abl, with_sae, 0.0))
+
+
+def _mean_pool(hidden: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+    """Sentence embedding as sentence-transformers computes it: mean of the last hidden state over real tokens."""
+    m = attn[..., None].to(torch.float64)
+    return (hidden.to(torch.float64) * m).sum(1) / m.sum(1)
