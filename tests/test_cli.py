@@ -70,6 +70,7 @@ def test_demo_small(tmp_path, wic_dev):
                                     "150", "--wic", str(wic_dev)])
     assert res.exit_code == 0, res.output
     report = (out / "report.md").read_text()
+    assert "| WiC dev |" in report and f"`wic:{wic_dev}`" in report  # readable label, full spec once
     for name in ("identity", "topk-x8-k32", "relu-x8-l1_2"):
         assert name in report and name in res.output
         assert (out / "results" / f"{name}__wic.json").is_file()

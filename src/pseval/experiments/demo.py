@@ -11,6 +11,7 @@ import torch
 
 from pseval.data.pairs import dataset_hash
 from pseval.data.sources import load_pairs
+from pseval.experiments.results_table import short_dataset
 from pseval.experiments.table import markdown_table, text_table
 from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
 from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
@@ -87,22 +88,24 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
                                    extra_metrics={"reconstruction": rec} if rec else None)
             tag = spec.split(":")[0]
             write_json_atomic(record, out / "results" / f"{name}__{tag}.json")
-            rows.append({"sae": name, "dataset": spec if len(spec) < 24 else spec[:21] + "...",
+            rows.append({"sae": name, "dataset": short_dataset(spec),
                          "pairs": res.counts["pairs_scored"], **res.metrics, "mse": rec.get("mse_per_token"),
                          "fvu": rec.get("fvu"), "l0": rec.get("l0"), "dead": rec.get("dead_fraction")})
-    write_report(out / "report.md", cfg, rows, time.time() - t0)
+    write_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in datasets])
     log(text_table(rows, TABLE_COLUMNS))
     log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'}")
     return rows
 
 
-def write_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], seconds: float) -> None:
+def write_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], seconds: float,
+                 datasets: list[str]) -> None:
     """Short Markdown report of the demo."""
     lines = [
         "# pseval demo",
         "",
         f"Model `{cfg.model}`, hook `{cfg.hook}`. SAEs trained on {cfg.train_tokens:,} tokens of `{cfg.corpus}` "
         f"(special tokens excluded); MSE, FVU and L0 on {cfg.heldout_tokens:,} held-out tokens.",
+        f"Datasets: {', '.join(f'`{spec}`' for spec in datasets)}.",
         "PS-Eval: template readout (`{context} The {target_word} means`), multi-token targets dropped, "
         "paper balancing. Positive class = same sense; predicted positive = same argmax feature.",
         "",
