@@ -65,32 +65,32 @@ class LoadedModel:
     @property
     def max_positions(self) -> int:
         """Longest input the model takes, in tokens."""
-        cfg = self.config
-        for key in ("max_position_embeddings", "n_positions", "n_ctx"):
-            v = getattr(cfg, key, None)
-            if isinstance(v, int) and v > 0:
-                return v
-        return 2048
+        return _config_int(self.config, ("max_position_embeddings", "n_positions", "n_ctx")) or 2048
 
     @property
     def d_model(self) -> int:
         """Width of the residual stream."""
-        cfg = self.config
-        for key in ("hidden_size", "n_embd", "d_model"):
-            v = getattr(cfg, key, None)
-            if isinstance(v, int):
-                return v
-        raise PsevalError(f"cannot tell the residual width of model type {self.model_type}")
+        v = _config_int(self.config, ("hidden_size", "n_embd", "d_model"))
+        if v is None:
+            raise PsevalError(f"cannot tell the residual width of model type {self.model_type}")
+        return v
 
     @property
     def n_layers(self) -> int:
         """Number of transformer blocks."""
-        cfg = self.config
-        for key in ("num_hidden_layers", "n_layer", "num_layers"):
-            v = getattr(cfg, key, None)
-            if isinstance(v, int):
-                return v
-        raise PsevalError(f"cannot tell the layer count of model type {self.model_type}")
+        v = _config_int(self.config, ("num_hidden_layers", "n_layer", "num_layers"))
+        if v is None:
+            raise PsevalError(f"cannot tell the layer count of model type {self.model_type}")
+        return v
+
+
+def _config_int(cfg: Any, keys: tuple[str, ...]) -> int | None:
+    """The first positive integer among the config's fields of these names (families name them differently)."""
+    for key in keys:
+        v = getattr(cfg, key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
 
 
 def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
