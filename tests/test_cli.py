@@ -33,10 +33,12 @@ def test_eval_reports_standard_metrics(tmp_path, wic_dev):
     res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "30", "--recon-tokens", "800",
                                     "--loss-tokens", "200", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "fvu" in res.output and "loss recovered unavailable" in res.output
+    assert "fvu" in res.output and "is on the sentence_embedding objective" in res.output
     rec = json.loads(out.read_text())["eval_result_metrics"]
     assert rec["reconstruction"]["fvu"] < 1e-9 and rec["reconstruction"]["tokens"] == 800  # identity: exact
-    assert rec["loss_recovered"]["available"] is False and "masked-LM head" in rec["loss_recovered"]["reason"]
+    lr = rec["loss_recovered"]
+    assert lr["objective"] == "sentence_embedding" and "masked-LM head" in lr["reason"]
+    assert abs(lr["loss_recovered_zero"] - 1.0) < 1e-4  # identity changes nothing
 
 
 def test_eval_several_saes_share_a_pass(tmp_path, wic_dev):

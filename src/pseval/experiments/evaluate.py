@@ -104,6 +104,8 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[dict[s
             row["loss_rec"] = lr.loss_recovered_zero
             if not lr.available:
                 log(f"loss recovered unavailable for {name} at {hook}: {lr.reason}")
+            elif lr.reason:
+                log(f"loss recovered for {name} at {hook} is on the {lr.objective} objective: {lr.reason}")
         records.append(result_record(res, sae, name, req.model, hook, req.data, h, cfg, extra_metrics=extra))
         rows.append(row)
     counts = records[0]["counts"] if records else {}
