@@ -19,6 +19,7 @@ class BatchTopKSAE(SAE):
     extra_weights = ("threshold",)
     export_architecture = "jumprelu"
     aux_k_coeff: float = 1.0 / 32.0
+    sparse_decode = True  # unselected latents carry no gradient: the sparse decode is exact
 
     def __init__(self, cfg: SAEConfig) -> None:
         if cfg.k is None:
@@ -49,7 +50,7 @@ class BatchTopKSAE(SAE):
         """MSE plus AuxK; updates the running threshold (mean smallest kept activation)."""
         pre = self.pre_acts(x)
         z = self.batch_topk(pre)
-        recon = self.decode(z)
+        recon = self.train_decode(z)
         mse = mse_loss(x, recon)
         with torch.no_grad():
             kept = z[z > 0]

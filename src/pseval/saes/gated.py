@@ -14,6 +14,8 @@ from pseval.saes.registry import register_sae
 class GatedSAE(SAE):
     """z = 1[x W_enc + b_gate > 0] * ReLU(x (W_enc * exp(r_mag)) + b_mag) (Rajamanoharan et al. 2024)."""
 
+    sparse_decode = True  # zero latents carry no gradient: the sparse decode is exact
+
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
         del self.b_enc  # the gated architecture has b_gate and b_mag instead
@@ -55,10 +57,10 @@ class GatedSAE(SAE):
         """MSE + L1 on ReLU(gate) weighted by decoder norms + auxiliary reconstruction through the gate path."""
         gate, mag = self._paths(x)
         z = (gate > 0).to(mag.dtype) * torch.relu(mag)
-        recon = self.decode(z)
+        recon = self.train_decode(z)
         mse = mse_loss(x, recon)
         gate_acts = torch.relu(gate)
         l1 = (gate_acts * self.W_dec.norm(dim=1)).sum(-1).mean()
-        aux_recon = gate_acts @ self.W_dec.detach() + self.b_dec.detach()
+        aux_recon = self.train_matmul(gate_acts, self.W_dec.detach()) + self.b_dec.detach()
         aux = mse_loss(x, aux_recon)
         return TrainOutput(mse + sparsity_coeff * l1 + aux, mse, l1, aux, z, recon)

@@ -12,6 +12,8 @@ from pseval.saes.registry import register_sae
 class StandardSAE(SAE):
     """z = ReLU(W_enc (x - b_dec) + b_enc)."""
 
+    sparse_decode = True  # zero latents carry no gradient: the sparse decode is exact
+
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         """ReLU."""
         return torch.relu(pre)
@@ -23,7 +25,7 @@ class StandardSAE(SAE):
     def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
         """MSE plus L1 of latents times decoder-row norms."""
         z = self.encode(x)
-        recon = self.decode(z)
+        recon = self.train_decode(z)
         mse = mse_loss(x, recon)
         l1 = (z * self.W_dec.norm(dim=1)).sum(-1).mean()
         zero = mse.new_zeros(())
