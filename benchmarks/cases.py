@@ -61,14 +61,21 @@ def timed(fn, repeat: int = 1):
 
 
 def b1_reference(lm: LoadedModel) -> dict:
-    pairs = load_wic(SHARED / "dev")[:100]
+    pairs = load_wic(SHARED / "dev")
     saes = random_saes(4, lm.d_model)
+    ps_eval(lm, pairs[:20], saes)  # warm-up: first-call allocations are not the algorithm's cost
     t_ref, ref = timed(lambda: reference_ps_eval(lm, pairs, saes, LAYER))
     t_ours, ours = timed(lambda: ps_eval(lm, pairs, saes), repeat=3)
     same = [(r.tp, r.fp, r.tn, r.fn) == (o.confusion.tp, o.confusion.fp, o.confusion.tn, o.confusion.fn)
             for r, o in zip(ref, ours, strict=True)]
+    # The ceiling: no PS-Eval can beat one bare batched forward of the valid prompts to the hook's layer.
+    cfg = PSEvalConfig()
+    plans = plan_pairs(lm.tokenizer, pairs, cfg.readout, False, lm.max_positions)
+    seqs = [pl.input_ids for a, b in plans for pl in (a, b) if a.drop is None and b.drop is None]
+    t_floor, _ = timed(lambda: bare_forward(lm, seqs, cfg.max_tokens), repeat=3)
     return {"pairs": len(pairs), "saes": 4, "reference_s": t_ref, "pseval_s": t_ours, "speedup": t_ref / t_ours,
-            "identical_confusion": all(same), "target": ">= 50x, identical confusion counts"}
+            "floor_s": t_floor, "ceiling_speedup": t_ref / t_floor, "identical_confusion": all(same),
+            "target": ">= 50x, identical confusion counts"}
 
 
 def bare_forward(lm: LoadedModel, seqs: list[tuple[int, ...]], max_tokens: int) -> None:
@@ -135,16 +142,27 @@ def b4_training(lm: LoadedModel) -> dict:
     from pseval.data.corpus import wordnet_texts
     from pseval.training.activations import StreamConfig, collect_activations
 
+    # 80 steps of 1024, three times each: one-time set-up (b_dec's geometric median, input scale) is mostly
+    # amortised as in a real run, and the whole benchmark stays inside the 15-minute budget.
     acts = collect_activations(lm, wordnet_texts(include_examples=False), [HOOK],
-                               StreamConfig(max_tokens=40_000))[HOOK]
-    out = {"tokens": acts.shape[0], "d_sae": lm.d_model * 8, "batch_size": 1024, "archs": {}}
+                               StreamConfig(max_tokens=80 * 1024))[HOOK]
+    out = {"tokens": acts.shape[0], "d_sae": lm.d_model * 8, "batch_size": 1024, "repeats": 3, "archs": {}}
     for arch in ("standard", "topk", "batchtopk", "jumprelu", "gated"):
-        tc = TrainConfig(arch, 8, k=32 if arch in ("topk", "batchtopk") else None, batch_size=1024)
-        t = time.perf_counter()
-        train_saes(acts, [tc], SAEMetadata())
-        ours = acts.shape[0] // 1024 * 1024 / (time.perf_counter() - t)
-        plain = plain_loop(acts, arch, lm.d_model * 8, 32, 1024)
-        out["archs"][arch] = {"pseval_tok_s": ours, "plain_tok_s": plain, "ratio": ours / plain}
+        k = 32 if arch in ("topk", "batchtopk") else None
+
+        def ours(x: torch.Tensor, arch: str = arch, k: int | None = k) -> float:
+            t = time.perf_counter()
+            train_saes(x, [TrainConfig(arch, 8, k=k, batch_size=1024)], SAEMetadata())
+            return x.shape[0] // 1024 * 1024 / (time.perf_counter() - t)  # set-up included
+
+        ours(acts[:4096])  # warm-up, both paths
+        plain_loop(acts[:4096], arch, lm.d_model * 8, 32, 1024)
+        # Interleaved repeats, best of each: this shared 2-core machine's speed drifts by 10-20% within a minute.
+        best_ours = best_plain = 0.0
+        for _ in range(out["repeats"]):
+            best_ours = max(best_ours, ours(acts))
+            best_plain = max(best_plain, plain_loop(acts, arch, lm.d_model * 8, 32, 1024))
+        out["archs"][arch] = {"pseval_tok_s": best_ours, "plain_tok_s": best_plain, "ratio": best_ours / best_plain}
     out["target"] = ">= 1.0x"
     return out
 

@@ -41,7 +41,8 @@ def summary(results: dict[str, dict]) -> list[str]:
         r = results["B1"]
         lines.append(f"B1 PS-Eval vs reference loop ({r['pairs']} pairs x {r['saes']} SAEs): "
                      f"{r['speedup']:.1f}x faster ({r['reference_s']:.1f}s vs {r['pseval_s']:.2f}s), "
-                     f"identical confusion: {r['identical_confusion']} [target >= 50x]")
+                     f"identical confusion: {r['identical_confusion']} [target >= 50x]; ceiling (a bare batched "
+                     f"forward of the same prompts, {r['floor_s']:.2f}s): {r['ceiling_speedup']:.1f}x")
     if "B2" in results and "ratio" in results["B2"]:
         r = results["B2"]
         lines.append(f"B2 PS-Eval vs bare forward ({r['pairs']} pairs): {r['ratio']:.2f}x "
