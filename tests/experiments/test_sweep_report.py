@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -55,6 +56,16 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     assert any("attn_out minus resid_post" in e for e in attention["evidence"])
     md = (report_dir / "report.md").read_text()
     assert "### Claims" in md and "F1 [95% CI]" in md
+    assert "### By target word" in md
+    with (report_dir / "by_target.csv").open() as f:
+        per_word = list(csv.DictReader(f))
+    for c in cells:  # each cell's words partition its scored pairs
+        mine = [r for r in per_word if r["hook"] == c["cell"]["hook"] and r["sae"] == c["cell"]["sae"]
+                and r["readout"] == c["cell"]["readout"] and r["dataset"] == c["cell"]["dataset"]]
+        assert sum(int(r["pairs"]) for r in mine) == len(c["pairs"]["same_sense"])
+        assert {r["target"] for r in mine} == set(c["pairs"]["target"])
+    commits = {str(c["git_commit"])[:12] for c in cells}
+    assert len(commits) == 1 and f"cells computed at commit(s) {commits.pop()}." in md
     page = (report_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(figures)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import json
 from collections import defaultdict
@@ -15,6 +16,7 @@ from pseval.experiments.claims import Claim, evaluate_claims
 from pseval.experiments.results_table import CellRow, rows_from_cells, short_dataset
 from pseval.experiments.store import ResultsStore
 from pseval.experiments.table import fmt, markdown_table
+from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 
 
@@ -108,6 +110,32 @@ def _pos_rows(panel: Panel) -> list[dict]:
     return out[:40]
 
 
+def _target_rows(panel: Panel, limit: int = 30) -> tuple[str, list[dict]]:
+    """Per-target-word metrics of the panel's best-F1 SAE: the words with the most pairs."""
+    cands = [r for r in panel.rows if r.architecture != "identity" and len(r.targets) == len(r.same_sense)]
+    if not cands:
+        return "", []
+    best = max(cands, key=lambda r: r.metrics["f1"])
+    rows = [{"target": w, **m} for w, m in breakdown(best.same_sense, best.same_feature, best.targets).items()]
+    rows.sort(key=lambda r: (-r["pairs"], r["target"]))
+    return f"{best.sae} at {best.hook}", rows[:limit]
+
+
+def write_target_csv(panels: list[Panel], path: Path) -> None:
+    """Every cell's metrics per target word, one CSV row each."""
+    cols = ("dataset", "readout", "hook", "sae", "target", "pairs", *METRIC_COLUMNS)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for p in panels:
+            for r in p.rows:
+                if len(r.targets) != len(r.same_sense):
+                    continue
+                for word, m in breakdown(r.same_sense, r.same_feature, r.targets).items():
+                    w.writerow([p.dataset, p.readout, r.hook, r.sae, word, m["pairs"],
+                                *(m[c] for c in METRIC_COLUMNS)])
+
+
 def write_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
                  seed: int = 0) -> tuple[Path, Path]:
     """Write report.md (with figures/*.png) and report.html (images embedded); returns both paths."""
@@ -126,10 +154,12 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
          "th{background:#eee}.holds{color:#070}.does-not-hold{color:#b00}.inconclusive{color:#a60}",
          "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>"]
     cfg = sweep_info.get("config", {})
+    # A resumed sweep can hold cells from several versions: name each, not just the one that started it.
+    commits = sorted({str(c.get("git_commit"))[:12] for c in store.cells()})
     if cfg:
         line = (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
                 f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; "
-                f"pseval {sweep_info.get('pseval_version')}, commit {sweep_info.get('git_commit')}. "
+                f"pseval {sweep_info.get('pseval_version')}, cells computed at commit(s) {', '.join(commits)}. "
                 "Intervals: 95% percentile bootstrap over pairs "
                 f"({n_boot} resamples, seed {seed}).")
         md += [line, ""]
@@ -161,6 +191,16 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
         for row in cells:
             h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in CELL_COLUMNS) + "</tr>")
         h.append(f"</table><p>{html.escape(note)}</p>")
+        who, target_rows = _target_rows(p)
+        if target_rows:
+            cols = ("target", "pairs", "accuracy", "f1", "specificity", "recall")
+            title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; "
+                     "every cell and word in by_target.csv)")
+            md += [f"### {title}", "", markdown_table(target_rows, cols), ""]
+            h.append(f"<h3>{html.escape(title)}</h3><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
+            for row in target_rows:
+                h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in cols) + "</tr>")
+            h.append("</table>")
         pos_rows = _pos_rows(p)
         if pos_rows:
             cols = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")
@@ -175,5 +215,6 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
     html_path.write_text("\n".join(h), encoding="utf-8")
     claims_json = {f"{p.dataset}|{p.readout}": [{"key": c.key, "statement": c.statement, "verdict": c.verdict,
                                                   "evidence": c.evidence} for c in p.claims] for p in panels}
+    write_target_csv(panels, out_dir / "by_target.csv")
     (out_dir / "claims.json").write_text(json.dumps(claims_json, indent=2), encoding="utf-8")
     return md_path, html_path
