@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -101,8 +102,10 @@ def test_readme_gpt2_small_res_jb_command_offline(tmp_path, tiny_gpt2_dir, wic_d
     data = tmp_path / "wic_ps_eval.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["eval", "--model", str(tiny_gpt2_dir), "--sae", str(sae_dir), "--data",
-                                    f"jsonl:{data}", "--multi-token", "last", "--out", str(out)])
+    # The tiny model stands in for gpt2-small: pseval must say the SAE was trained on another model.
+    with pytest.warns(UserWarning, match="trained on model 'gpt2-small'"):
+        res = CliRunner().invoke(main, ["eval", "--model", str(tiny_gpt2_dir), "--sae", str(sae_dir), "--data",
+                                        f"jsonl:{data}", "--multi-token", "last", "--out", str(out)])
     assert res.exit_code == 0, res.output
     rec = json.loads(out.read_text())
     assert rec["config"]["hook_name"] == "blocks.1.hook_resid_pre"
