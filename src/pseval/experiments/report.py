@@ -136,6 +136,14 @@ def write_target_csv(panels: list[Panel], path: Path) -> None:
                                 *(m[c] for c in METRIC_COLUMNS)])
 
 
+def _html_table(rows: list[dict], cols: tuple[str, ...]) -> str:
+    """An HTML table of formatted, escaped values."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in cols) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def write_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
                  seed: int = 0) -> tuple[Path, Path]:
     """Write report.md (with figures/*.png) and report.html (images embedded); returns both paths."""
@@ -155,7 +163,7 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
          "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>"]
     cfg = sweep_info.get("config", {})
     # A resumed sweep can hold cells from several versions: name each, not just the one that started it.
-    commits = sorted({str(c.get("git_commit"))[:12] for c in store.cells()})
+    commits = sorted({r.git_commit for p in panels for r in p.rows})
     if cfg:
         line = (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
                 f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; "
@@ -186,29 +194,19 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
         cells = _cell_rows(p, n_boot, seed)
         note = loss_note(p)
         md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), "", note, ""]
-        h.append("<h3>Every cell</h3><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in CELL_COLUMNS)
-                 + "</tr>")
-        for row in cells:
-            h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in CELL_COLUMNS) + "</tr>")
-        h.append(f"</table><p>{html.escape(note)}</p>")
+        h.append(f"<h3>Every cell</h3>{_html_table(cells, CELL_COLUMNS)}<p>{html.escape(note)}</p>")
         who, target_rows = _target_rows(p)
         if target_rows:
             cols = ("target", "pairs", "accuracy", "f1", "specificity", "recall")
             title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; "
                      "every cell and word in by_target.csv)")
             md += [f"### {title}", "", markdown_table(target_rows, cols), ""]
-            h.append(f"<h3>{html.escape(title)}</h3><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
-            for row in target_rows:
-                h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in cols) + "</tr>")
-            h.append("</table>")
+            h.append(f"<h3>{html.escape(title)}</h3>{_html_table(target_rows, cols)}")
         pos_rows = _pos_rows(p)
         if pos_rows:
             cols = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")
             md += ["### By part of speech", "", markdown_table(pos_rows, cols), ""]
-            h.append("<h3>By part of speech</h3><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
-            for row in pos_rows:
-                h.append("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in cols) + "</tr>")
-            h.append("</table>")
+            h.append(f"<h3>By part of speech</h3>{_html_table(pos_rows, cols)}")
     h.append("</body></html>")
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text("\n".join(md), encoding="utf-8")

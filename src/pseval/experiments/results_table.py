@@ -34,6 +34,7 @@ class CellRow:
     pos: str
     cos_enc: np.ndarray
     cos_dec: np.ndarray
+    git_commit: str = "?"  # the commit the cell was computed at (a resumed sweep may span several)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,7 +69,7 @@ def rows_from_cells(cells: Iterable[dict[str, Any]]) -> list[CellRow]:
             counts=c.get("counts", {}), same_sense=bits(pairs["same_sense"]), same_feature=bits(pairs["same_feature"]),
             targets=pairs.get("target", []), pos=pairs.get("pos", ""),
             cos_enc=np.asarray(pairs.get("cos_enc", []), dtype=float),
-            cos_dec=np.asarray(pairs.get("cos_dec", []), dtype=float)))
+            cos_dec=np.asarray(pairs.get("cos_dec", []), dtype=float), git_commit=str(c.get("git_commit"))[:12]))
     return rows
 
 
