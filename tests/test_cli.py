@@ -19,14 +19,15 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
     assert res.exit_code == 0, res.output
     assert "identity" in res.output and "specificity" in res.output
     rec = json.loads(out.read_text())
-    assert rec["eval_type_id"] == "ps_eval"
-    assert set(rec["metrics"]) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn"}
-    m, c = rec["metrics"], rec["counts"]
-    assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["pairs_scored"]
-    assert c["pairs_read"] == 80
-    assert rec["config"]["hook_name"] == "blocks.3.hook_resid_post"
-    assert rec["eval_result_metrics"]["ps_eval"] == m
-    assert len(rec["config"]["dataset_hash"]) == 64 and rec["pseval_version"]
+    assert rec["eval_type_id"] == "ps_eval" and rec["schema_version"] == 2
+    m, c = rec["eval_result_metrics"]["ps_eval"], rec["eval_result_metrics"]["counts"]
+    assert set(m) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn"}
+    assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["pairs_scored"] == len(rec["eval_result_details"])
+    assert c["pairs_read"] == 80 == rec["eval_config"]["pairs_selected"]
+    assert rec["eval_config"]["hook_name"] == "blocks.3.hook_resid_post"
+    assert len(rec["eval_config"]["dataset_hash"]) == 64 and rec["pseval_version"]
+    outcomes = [d["outcome"] for d in rec["eval_result_details"]]
+    assert outcomes.count("TP") == m["tp"] and outcomes.count("TN") == m["tn"]
 
 
 def test_eval_reports_standard_metrics(tmp_path, wic_dev):
@@ -76,7 +77,7 @@ def test_demo_small(tmp_path, wic_dev):
     assert "| WiC dev |" in report and f"`wic:{wic_dev}`" in report  # readable label, full spec once
     for name in ("identity", "topk-x8-k32", "relu-x8-l1_2"):
         assert name in report and name in res.output
-        assert (out / "results" / f"{name}__wic.json").is_file()
+        assert (out / "results" / "wic" / f"{name}__blocks.3.hook_resid_post.json").is_file()
     assert (out / "saes" / "topk-x8-k32" / "cfg.json").is_file()
 
 
@@ -108,6 +109,7 @@ def test_readme_gpt2_small_res_jb_command_offline(tmp_path, tiny_gpt2_dir, wic_d
                                         f"jsonl:{data}", "--multi-token", "last", "--out", str(out)])
     assert res.exit_code == 0, res.output
     rec = json.loads(out.read_text())
-    assert rec["config"]["hook_name"] == "blocks.1.hook_resid_pre"
+    assert rec["eval_config"]["hook_name"] == "blocks.1.hook_resid_pre"
     assert rec["sae_cfg_dict"]["metadata"]["activation_convention"] == "tl_centered"
-    assert rec["counts"]["pairs_read"] == 60 and rec["counts"]["pairs_scored"] > 0
+    counts = rec["eval_result_metrics"]["counts"]
+    assert counts["pairs_read"] == 60 and counts["pairs_scored"] > 0

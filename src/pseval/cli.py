@@ -48,6 +48,8 @@ def main() -> None:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="JSON file (a list when several SAE/hook cells) or a folder (one file per cell).")
+@click.option("--saebench-dir", type=click.Path(path_type=Path), default=None,
+              help="Also write SAEBench-named files ({release}_{sae_id}_eval_results.json) into this folder.")
 @click.option("--corpus", default="wordnet-definitions", show_default=True,
               help="Text for the standard metrics (see `pseval train --help`).")
 @click.option("--recon-tokens", type=int, default=0, show_default=True,
@@ -58,14 +60,15 @@ def main() -> None:
               help="Cache readout activations here; scoring other SAEs on the same pairs then skips the model.")
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
              multi_token: str, balance: str, too_long: str, max_pairs: int | None, seed: int, device: str,
-             out: Path | None, corpus: str, recon_tokens: int, loss_tokens: int, cache: Path | None) -> None:
+             out: Path | None, saebench_dir: Path | None, corpus: str, recon_tokens: int, loss_tokens: int,
+             cache: Path | None) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print a table."""
     from pseval.experiments.evaluate import EvalRequest, run_eval
 
     req = EvalRequest(model=model, hooks=list(hooks), saes=list(saes), data=data_spec, readout=readout,
                       multi_token=multi_token, balance=balance, too_long=too_long, max_pairs=max_pairs, seed=seed,
-                      device=device, out=out, corpus=corpus, recon_tokens=recon_tokens, loss_tokens=loss_tokens,
-                      cache=cache)
+                      device=device, out=out, saebench_dir=saebench_dir, corpus=corpus, recon_tokens=recon_tokens,
+                      loss_tokens=loss_tokens, cache=cache)
     run_eval(req, log=click.echo)
 
 
@@ -107,30 +110,41 @@ def demo(wic: str | None, out: str, train_tokens: int, hook: str, model: str, ma
               help="Folder of the SAE (or of one sub-folder per SAE when several).")
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="Activation cache folder (memory-mapped .npy): the same request again skips the model.")
+@click.option("--overwrite", is_flag=True,
+              help="Discard a finished SAE or checkpoint in --out made with other settings and start afresh "
+                   "(without it, such work is kept and the run refuses, naming the differing settings).")
 def train(model: str, hook: str, corpus: str, archs: tuple[str, ...], expansions: tuple[int, ...],
           ks: tuple[int, ...], coeffs: tuple[float, ...], tokens: float, lr: float, batch_size: int, seed: int,
-          device: str, out: Path, cache: Path | None) -> None:
-    """Train SAEs at one hook from one activation stream and save them in the SAELens layout."""
-    from pseval.training.run import TrainRequest, grid, run_training
+          device: str, out: Path, cache: Path | None, overwrite: bool) -> None:
+    """Train SAEs at one hook from one activation stream and save them in the SAELens layout.
+
+    A killed run re-run with the same settings resumes from its last checkpoint; re-run with different settings
+    it refuses and names each differing setting, unless --overwrite.
+    """
+    from pseval.training.run import TrainJob, TrainRequest, grid, run_training
 
     configs = grid(archs, expansions, ks, coeffs or (None,), lr=lr, batch_size=batch_size, seed=seed)
     held = min(20_000, max(500, int(tokens) // 10))  # held-out tokens for the summary metrics
-    run_training(TrainRequest(model=model, hook=hook, corpus=corpus, tokens=int(tokens), heldout_tokens=held,
-                              configs=configs, out=out, device=device, cache=cache), log=click.echo)
+    jobs = [TrainJob(hook, c, out if len(configs) == 1 else out / c.label) for c in configs]
+    run_training(TrainRequest(model=model, corpus=corpus, tokens=int(tokens), heldout_tokens=held, jobs=jobs,
+                              device=device, cache=cache, checkpoint_root=out / ".checkpoint", overwrite=overwrite),
+                 log=click.echo)
 
 
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Results store folder (default runs/<config name>).")
-@click.option("--force", is_flag=True, help="Re-evaluate cells already in the store.")
-def sweep(config: Path, out: Path | None, force: bool) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Discard the folder's results (cells, SAEs, caches) and start afresh; without it a folder made "
+                   "by a different config is refused with the differing settings.")
+def sweep(config: Path, out: Path | None, overwrite: bool) -> None:
     """Train what is missing and evaluate every cell of a sweep config; re-running resumes."""
     from pseval.experiments.sweep import run_sweep
     from pseval.experiments.sweep_config import load_sweep_config
 
     cfg = load_sweep_config(config)
-    store = run_sweep(cfg, out or Path("runs") / cfg.name, force=force, log=click.echo)
+    store = run_sweep(cfg, out or Path("runs") / cfg.name, overwrite=overwrite, log=click.echo)
     click.echo(f"results store: {store.root}")
 
 

@@ -28,14 +28,15 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     out = tmp_path / "run"
     res = CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    cells = list(ResultsStore(out).cells())
+    cells = list(ResultsStore(out).records())
     assert len(cells) == 4 * 3  # 4 hooks x (identity + 2 SAEs)
-    assert len({c["cell_id"] for c in cells}) == 12
+    assert len({c.cell_id for c in cells}) == 12
     for c in cells:
-        m = c["metrics"]
-        assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["counts"]["pairs_scored"] == len(c["pairs"]["same_sense"])
-        if c["sweep"]["architecture"] != "identity":
-            assert c["eval_result_metrics"]["reconstruction"]["l0"] > 0
+        m = c.eval_result_metrics
+        assert m.ps_eval.tp + m.ps_eval.fp + m.ps_eval.tn + m.ps_eval.fn == m.counts.pairs_scored \
+            == len(c.eval_result_details)
+        if c.sae_name != "identity":
+            assert m.reconstruction.l0 > 0 and m.training.steps == 3000 // 128
     # A second run finds everything done.
     again = CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(out)])
     assert "0 cell(s) evaluated, 12 already in the store" in again.output
@@ -60,11 +61,12 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     with (report_dir / "by_target.csv").open() as f:
         per_word = list(csv.DictReader(f))
     for c in cells:  # each cell's words partition its scored pairs
-        mine = [r for r in per_word if r["hook"] == c["cell"]["hook"] and r["sae"] == c["cell"]["sae"]
-                and r["readout"] == c["cell"]["readout"] and r["dataset"] == c["cell"]["dataset"]]
-        assert sum(int(r["pairs"]) for r in mine) == len(c["pairs"]["same_sense"])
-        assert {r["target"] for r in mine} == set(c["pairs"]["target"])
-    commits = {str(c["git_commit"])[:12] for c in cells}
+        cfg = c.eval_config
+        mine = [r for r in per_word if r["hook"] == cfg.hook_name and r["sae"] == c.sae_name
+                and r["readout"] == cfg.readout and r["dataset"] == cfg.dataset]
+        assert sum(int(r["pairs"]) for r in mine) == len(c.eval_result_details)
+        assert {r["target"] for r in mine} == {d.target for d in c.eval_result_details}
+    commits = {str(c.git_commit)[:12] for c in cells}
     assert len(commits) == 1 and f"cells computed at commit(s) {commits.pop()}." in md
     page = (report_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(figures)
@@ -104,15 +106,16 @@ def test_bad_configs_name_the_field(tmp_path, tiny_gpt2_dir, wic_dev):
 
 def test_sweep_streams_when_activations_do_not_fit(tmp_path, tiny_gpt2_dir, wic_dev, monkeypatch):
     import pseval.experiments.sweep as sweep_mod
+    import pseval.training.run as run_mod
 
-    monkeypatch.setattr(sweep_mod, "ACTIVATION_MEMORY_BYTES", 1000)  # nothing fits: every hook is streamed
+    monkeypatch.setattr(run_mod, "ACTIVATION_MEMORY_BYTES", 1000)  # nothing fits: every hook is streamed
     cfg_path = tmp_path / "stream.toml"
     cfg_path.write_text(sweep_toml(tiny_gpt2_dir, wic_dev, name="stream"))
     lines = []
-    store = sweep_mod.run_sweep(load_sweep_config(cfg_path), tmp_path / "run", log=lines.append)
-    assert any("streaming 3,000 tokens" in ln for ln in lines)
-    cells = list(store.cells())
+    store = sweep_mod.run_sweep(load_sweep_config(cfg_path), tmp_path / "run", log=lines.append, progress=False)
+    assert any("3,000 tokens of wordnet-definitions (streamed)" in ln for ln in lines)
+    cells = list(store.records())
     assert len(cells) == 12
-    trained = [c for c in cells if c["sweep"]["architecture"] != "identity"]
-    assert all(c["eval_result_metrics"]["train_log"]["steps"] == 3000 // 128 for c in trained)
-    assert all(c["eval_result_metrics"]["reconstruction"]["tokens"] == 500 for c in trained)
+    trained = [c for c in cells if c.sae_name != "identity"]
+    assert all(c.eval_result_metrics.training.steps == 3000 // 128 for c in trained)
+    assert all(c.eval_result_metrics.reconstruction.tokens == 500 for c in trained)

@@ -23,16 +23,15 @@ def test_sweep_twice_gives_identical_metrics(tmp_path, tiny_gpt2_dir, wic_dev):
     for name in ("a", "b"):
         res = CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(tmp_path / name)])
         assert res.exit_code == 0, res.output
-        runs.append({c["cell_id"]: c for c in ResultsStore(tmp_path / name).cells()})
+        runs.append({c.cell_id: c for c in ResultsStore(tmp_path / name).records()})
     assert runs[0].keys() == runs[1].keys() and len(runs[0]) == 12
     for cid, a in runs[0].items():
         b = runs[1][cid]
-        assert a["metrics"] == b["metrics"], cid
-        assert a["pairs"] == b["pairs"]
-        assert json.dumps(a["eval_result_metrics"], sort_keys=True) == json.dumps(b["eval_result_metrics"],
-                                                                                  sort_keys=True)
-        assert a["config"]["dataset_hash"] == b["config"]["dataset_hash"]
-        assert a["pseval_version"] and "git_commit" in a
+        assert a.eval_result_details == b.eval_result_details, cid
+        assert json.dumps(a.eval_result_metrics.model_dump(mode="json"), sort_keys=True) == \
+            json.dumps(b.eval_result_metrics.model_dump(mode="json"), sort_keys=True)
+        assert a.eval_config == b.eval_config
+        assert a.pseval_version
 
 
 def test_ps_eval_independent_of_batch_size(minilm, wic_dev):

@@ -47,5 +47,5 @@ def test_sigkill_then_resume(tmp_path, tiny_gpt2_dir, wic_dev):
     assert len(files) == 4 * 3 * 4  # hooks x SAEs x (datasets x readouts)
     ids = [json.loads(f.read_text())["cell_id"] for f in files]
     assert len(ids) == len(set(ids))
-    assert not list(cells_dir.glob("*.tmp"))
-    assert len(list(ResultsStore(out).cells())) == len(files)
+    assert not list(cells_dir.glob("*.tmp")) and not list(cells_dir.glob(".*"))
+    assert len(list(ResultsStore(out).records())) == len(files)

@@ -9,16 +9,16 @@ from typing import Any
 
 import torch
 
-from pseval.data.pairs import dataset_hash
-from pseval.data.sources import load_pairs
+from pseval.experiments.evaluate import output_names, write_records
+from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.experiments.results_table import short_dataset
-from pseval.experiments.table import markdown_table, text_table
-from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
-from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
+from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.models.loading import load_model
+from pseval.run_keys import key_id
 from pseval.saes import identity_sae
-from pseval.saes.base import SAE
-from pseval.training.run import TrainRequest, run_training
+from pseval.saes.fingerprint import training_fingerprint
+from pseval.tables import markdown_table, text_table
+from pseval.training.run import TrainJob, TrainRequest, run_training
 from pseval.training.trainer import TrainConfig
 
 TABLE_COLUMNS = ("sae", "dataset", "pairs", "accuracy", "precision", "recall", "specificity", "f1", "mse", "fvu",
@@ -46,14 +46,6 @@ class DemoConfig:
     device: str = "cpu"
 
 
-def _subsample(pairs: list, n: int, seed: int) -> list:
-    if len(pairs) <= n:
-        return pairs
-    g = torch.Generator().manual_seed(seed)
-    keep = sorted(torch.randperm(len(pairs), generator=g)[:n].tolist())
-    return [pairs[i] for i in keep]
-
-
 def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[dict[str, Any]]:
     """Train, evaluate and report; returns one row per (SAE, dataset)."""
     t0 = time.time()
@@ -63,35 +55,29 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
                TrainConfig("standard", cfg.expansion, None, sparsity_coeff=cfg.l1_coeff, seed=cfg.seed,
                            name=f"relu-x{cfg.expansion}-l1_{cfg.l1_coeff:g}")]
     log(f"[demo] training {', '.join(c.label for c in configs)} at {cfg.hook} of {cfg.model} on {cfg.corpus}")
-    req = TrainRequest(model=cfg.model, hook=cfg.hook, corpus=cfg.corpus, tokens=cfg.train_tokens,
-                       heldout_tokens=cfg.heldout_tokens, configs=configs, out=out / "saes", device=cfg.device)
+    req = TrainRequest(model=cfg.model, corpus=cfg.corpus, tokens=cfg.train_tokens, heldout_tokens=cfg.heldout_tokens,
+                       jobs=[TrainJob(cfg.hook, c, out / "saes" / c.label) for c in configs], device=cfg.device,
+                       checkpoint_root=out / "saes" / ".checkpoints", overwrite=True)
     lm = load_model(cfg.model, device=cfg.device)
     trained = run_training(req, log=log, progress=progress, lm=lm)
-    saes: list[tuple[str, SAE]] = [("identity", identity_sae(lm.d_model, cfg.model, cfg.hook))]
-    recon: dict[str, dict[str, Any]] = {}
-    for tc, (_folder, sae, _log, metrics) in zip(configs, trained, strict=True):
-        saes.append((tc.label, sae))
-        recon[tc.label] = metrics
+    entries = [SAEEntry.of(identity_sae(lm.d_model, cfg.model, cfg.hook), "identity", cfg.hook, "identity",
+                           f"identity:{lm.d_model}")]
+    entries += [SAEEntry.of(t.sae, t.job.config.label, cfg.hook, str(t.job.folder), training_fingerprint(key_id(t.key)),
+                            training=t.training, reconstruction=t.reconstruction) for t in trained]
     log(f"[demo] trained in {time.time() - t0:.0f}s; scoring with PS-Eval")
-    datasets = [(cfg.wordnet_pairs, _subsample(load_pairs(cfg.wordnet_pairs), cfg.max_wordnet_pairs, cfg.seed))]
-    if cfg.wic:
-        datasets.append((f"wic:{cfg.wic}", load_pairs(f"wic:{cfg.wic}")))
+    specs = [(cfg.wordnet_pairs, cfg.max_wordnet_pairs)] + ([(f"wic:{cfg.wic}", None)] if cfg.wic else [])
     ps_cfg = PSEvalConfig(seed=cfg.seed)
     rows = []
-    for spec, pairs in datasets:
-        pa = collect_pair_activations(lm, pairs, [cfg.hook], ps_cfg, progress)[cfg.hook]
-        h = dataset_hash(pairs)
-        for name, sae in saes:
-            res = score_sae(pa, sae, ps_cfg, cfg.model)
-            rec = recon.get(name, {})
-            record = result_record(res, sae, name, cfg.model, cfg.hook, spec, h, ps_cfg,
-                                   extra_metrics={"reconstruction": rec} if rec else None)
-            tag = spec.split(":")[0]
-            write_json_atomic(record, out / "results" / f"{name}__{tag}.json")
-            rows.append({"sae": name, "dataset": short_dataset(spec),
-                         "pairs": res.counts["pairs_scored"], **res.metrics, "mse": rec.get("mse_per_token"),
-                         "fvu": rec.get("fvu"), "l0": rec.get("l0"), "dead": rec.get("dead_fraction")})
-    write_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in datasets])
+    for spec, max_pairs in specs:
+        records = evaluate(lm, cfg.model, entries, prepare_pairs(spec, max_pairs, cfg.seed), ps_cfg,
+                           progress=progress)
+        write_records(records, out / "results" / spec.split(":")[0], output_names(records))
+        for rec in records:
+            m, rc = rec.eval_result_metrics, rec.eval_result_metrics.reconstruction
+            rows.append({"sae": rec.sae_name, "dataset": short_dataset(spec), "pairs": m.counts.pairs_scored,
+                         **m.ps_eval.model_dump(), "mse": rc and rc.mse_per_token, "fvu": rc and rc.fvu,
+                         "l0": rc and rc.l0, "dead": rc and rc.dead_fraction})
+    write_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in specs])
     log(text_table(rows, TABLE_COLUMNS))
     log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'}")
     return rows

@@ -1,27 +1,23 @@
-"""`pseval eval`: many SAEs at many hooks on one pair set, one forward pass."""
+"""`pseval eval`: many SAEs at many hooks on one pair set, one forward pass, through the one pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from pseval.data.corpus import corpus_texts
-from pseval.data.pairs import dataset_hash
-from pseval.data.sources import load_pairs
-from pseval.experiments.table import text_table
-from pseval.metrics.loss_recovered import loss_recovered
-from pseval.metrics.ps_eval import PSEvalConfig, score_sae
-from pseval.metrics.ps_eval.cache import cached_pair_activations
-from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
-from pseval.metrics.reconstruction import reconstruction_metrics
+from pseval.experiments.pipeline import CorpusMetrics, SAEEntry, evaluate, prepare_pairs
+from pseval.files import check_writable, write_atomic
+from pseval.metrics.ps_eval import PSEvalConfig
+from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.readout import ReadoutConfig
 from pseval.saes.base import SAE
+from pseval.saes.fingerprint import files_fingerprint, tensors_fingerprint
+from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae, sae_display_name
-from pseval.training.activations import StreamConfig, collect_activations
+from pseval.tables import text_table
 
 DEFAULT_HOOK = "blocks.3.hook_resid_post"
 COLUMNS = ("sae", "hook", "pairs", "accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn")
@@ -44,10 +40,17 @@ class EvalRequest:
     seed: int = 0
     device: str = "cpu"
     out: Path | None = None
+    saebench_dir: Path | None = None  # also write SAEBench-named `{release}_{sae_id}_eval_results.json` files here
     corpus: str = "wordnet-definitions"
     recon_tokens: int = 0  # tokens of `corpus` for MSE / FVU / L0 / dead fraction next to PS-Eval
     loss_tokens: int = 0  # tokens of `corpus` for loss recovered and KL
     cache: Path | None = None  # readout-activation cache: scoring more SAEs later skips the model
+
+    def ps_eval_config(self) -> PSEvalConfig:
+        """The PS-Eval settings of the request."""
+        return PSEvalConfig(readout=ReadoutConfig(position=self.readout, multi_token=self.multi_token,  # type: ignore[arg-type]
+                                                  too_long=self.too_long),  # type: ignore[arg-type]
+                            balance=self.balance, seed=self.seed)  # type: ignore[arg-type]
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:
@@ -60,64 +63,106 @@ def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -
         recorded = loaded[spec].cfg.metadata.hook_name
         targets = hooks or ([recorded] if recorded else [DEFAULT_HOOK])
         cells += [(spec, h) for h in targets]
-    return cells
+    return list(dict.fromkeys(cells))
 
 
-def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[dict[str, Any]]:
+def _entries(req: EvalRequest, loaded: dict[str, SAE], d_model: int) -> list[SAEEntry]:
+    entries = []
+    for spec, hook in plan_cells(req.saes, req.hooks, loaded):
+        if spec == "identity":
+            sae = identity_sae(d_model, req.model, hook).to(req.device)
+            entries.append(SAEEntry.of(sae, "identity", hook, "identity", f"identity:{d_model}"))
+            continue
+        fingerprint = files_fingerprint(spec) if Path(spec).exists() else tensors_fingerprint(loaded[spec])
+        release, sae_id = (spec.removeprefix("saelens:").split("/", 1) if spec.startswith("saelens:")
+                           else (None, None))
+        entries.append(SAEEntry.of(loaded[spec], sae_display_name(spec), hook, spec, fingerprint,
+                                   sae_lens_release_id=release, sae_lens_id=sae_id))
+    return entries
+
+
+def output_names(records: Sequence[PSEvalRecord]) -> list[str]:
+    """One file name per record: `{sae}__{hook}.json`, with the cell id added where two would collide."""
+    base = [re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{r.sae_name}__{r.eval_config.hook_name}") for r in records]
+    return [f"{b}__{r.cell_id[:12]}.json" if base.count(b) > 1 else f"{b}.json"
+            for b, r in zip(base, records, strict=True)]
+
+
+def saebench_names(records: Sequence[PSEvalRecord]) -> list[str]:
+    """SAEBench's `{release}_{sae_id}_eval_results.json` names: the SAELens ids when known, else pseval's names
+    (release `pseval`, id = SAE name and hook), with the cell id added where two would collide."""
+    base = []
+    for r in records:
+        release = r.sae_lens_release_id or "pseval"
+        sae_id = r.sae_lens_id or f"{r.sae_name}__{r.eval_config.hook_name}"
+        base.append(f"{release}_{sae_id}".replace("/", "_"))
+    return [f"{b}__{r.cell_id[:12]}_eval_results.json" if base.count(b) > 1 else f"{b}_eval_results.json"
+            for b, r in zip(base, records, strict=True)]
+
+
+def write_records(records: Sequence[PSEvalRecord], out: Path, names: Sequence[str] | None = None) -> list[Path]:
+    """A `.json` path gets one record (a list when several); any other path is a folder of one file per record."""
+    if out.suffix == ".json":
+        text = records[0].to_json() if len(records) == 1 else \
+            "[\n" + ",\n".join(r.to_json() for r in records) + "\n]"
+        write_atomic(out, lambda fh: fh.write(text))
+        return [out]
+    paths = []
+    for rec, name in zip(records, names or output_names(records), strict=True):
+        text = rec.to_json()
+        write_atomic(out / name, lambda fh, text=text: fh.write(text))
+        paths.append(out / name)
+    return paths
+
+
+def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEvalRecord]:
     """Run the evaluation, print a table, write JSON; returns the result records."""
     from pseval.models.loading import load_model
 
-    pairs = load_pairs(req.data)
-    if req.max_pairs is not None and len(pairs) > req.max_pairs:
-        g = torch.Generator().manual_seed(req.seed)
-        keep = sorted(torch.randperm(len(pairs), generator=g)[: req.max_pairs].tolist())
-        pairs = [pairs[i] for i in keep]
+    # Before any model loads: an unusable output must not cost the work.
+    if req.out is not None:
+        check_writable(req.out, is_dir=req.out.suffix != ".json")
+    if req.saebench_dir is not None:
+        check_writable(req.saebench_dir, is_dir=True)
+    cfg = req.ps_eval_config()
+    data = prepare_pairs(req.data, req.max_pairs, req.seed)
+    loaded = {s: load_sae(s).to(req.device) for s in dict.fromkeys(req.saes) if s != "identity"}
     lm = load_model(req.model, device=req.device)
-    loaded = {s: load_sae(s).to(req.device) for s in req.saes if s != "identity"}
-    cells = plan_cells(req.saes, req.hooks, loaded)
-    hooks = list(dict.fromkeys(h for _, h in cells))
-    cfg = PSEvalConfig(readout=ReadoutConfig(position=req.readout, multi_token=req.multi_token,  # type: ignore[arg-type]
-                                             too_long=req.too_long),  # type: ignore[arg-type]
-                       balance=req.balance, seed=req.seed)  # type: ignore[arg-type]
-    log(f"{len(pairs)} pairs from {req.data}; {len(cells)} cell(s) over {len(hooks)} hook(s)")
-    acts = cached_pair_activations(lm, req.model, pairs, hooks, cfg, req.cache, progress=True)
-    corpus_acts = {}
-    if req.recon_tokens > 0:
-        corpus_acts = collect_activations(lm, corpus_texts(req.corpus), hooks,
-                                          StreamConfig(max_tokens=req.recon_tokens), progress=True)
-    h = dataset_hash(pairs)
-    records, rows = [], []
-    for spec, hook in cells:
-        sae = load_sae("identity", d_in=lm.d_model, model_name=req.model, hook_name=hook).to(req.device) \
-            if spec == "identity" else loaded[spec]
-        res = score_sae(acts[hook], sae, cfg, req.model)
-        name = sae_display_name(spec)
-        extra: dict[str, Any] = {}
-        row: dict[str, Any] = {"sae": name, "hook": hook, "pairs": res.counts["pairs_scored"], **res.metrics}
-        if corpus_acts:
-            rec = reconstruction_metrics(sae, corpus_acts[hook])
-            extra["reconstruction"] = {**rec.to_dict(), "corpus": req.corpus}
-            row.update(mse=rec.mse_per_token, fvu=rec.fvu, l0=rec.l0, dead=rec.dead_fraction)
-        if req.loss_tokens > 0:
-            lr = loss_recovered(lm, sae, hook, corpus_texts(req.corpus), req.loss_tokens, seed=req.seed)
-            extra["loss_recovered"] = lr.to_dict()
+    entries = _entries(req, loaded, lm.d_model)
+    hooks = list(dict.fromkeys(e.hook for e in entries))
+    log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
+        f"{len(hooks)} hook(s)")
+    records = evaluate(lm, req.model, entries, data, cfg, CorpusMetrics(req.corpus, req.recon_tokens,
+                                                                        req.loss_tokens),
+                       cache_dir=req.cache, progress=True)
+    rows = []
+    for rec in records:
+        m = rec.eval_result_metrics
+        row: dict[str, Any] = {"sae": rec.sae_name, "hook": rec.eval_config.hook_name, "pairs": m.counts.pairs_scored,
+                               **m.ps_eval.model_dump()}
+        if m.reconstruction is not None and m.reconstruction.tokens:
+            row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
+                       dead=m.reconstruction.dead_fraction)
+        lr = m.loss_recovered
+        if lr is not None:
             row["loss_rec"] = lr.loss_recovered_zero
             if not lr.available:
-                log(f"loss recovered unavailable for {name} at {hook}: {lr.reason}")
+                log(f"loss recovered unavailable for {rec.sae_name} at {row['hook']}: {lr.reason}")
             elif lr.reason:
-                log(f"loss recovered for {name} at {hook} is on the {lr.objective} objective: {lr.reason}")
-        records.append(result_record(res, sae, name, req.model, hook, req.data, h, cfg, extra_metrics=extra))
+                log(f"loss recovered for {rec.sae_name} at {row['hook']} is on the {lr.objective} objective: "
+                    f"{lr.reason}")
         rows.append(row)
-    counts = records[0]["counts"] if records else {}
-    log(f"pairs read {counts.get('pairs_read')}, valid {counts.get('pairs_valid')}, "
-        f"scored {counts.get('pairs_scored')}, dropped {counts.get('dropped')}")
-    extra_cols = tuple(c for c in RECON_COLUMNS if any(c in r for r in rows))
+    if records:
+        c = records[0].eval_result_metrics.counts
+        dropped = {k.removeprefix("dropped_"): v for k, v in c.model_dump().items()
+                   if k.startswith("dropped_") and k != "dropped_total" and v}
+        log(f"pairs read {c.pairs_read}, valid {c.pairs_valid}, scored {c.pairs_scored}, dropped {dropped}")
+    extra_cols = tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
     log(text_table(rows, COLUMNS + extra_cols))
-    if req.out is not None:
-        if req.out.suffix == ".json":
-            write_json_atomic(records[0] if len(records) == 1 else records, req.out)
-        else:
-            for rec, (spec, hook) in zip(records, cells, strict=True):
-                write_json_atomic(rec, req.out / f"{sae_display_name(spec)}__{hook}.json")
+    if req.out is not None and records:
+        write_records(records, req.out)
         log(f"wrote {req.out}")
+    if req.saebench_dir is not None and records:
+        paths = write_records(records, req.saebench_dir, saebench_names(records))
+        log(f"wrote {len(paths)} SAEBench result file(s) to {req.saebench_dir}")
     return records

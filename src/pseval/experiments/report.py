@@ -13,11 +13,11 @@ from pathlib import Path
 from pseval.errors import ConfigError
 from pseval.experiments import plots
 from pseval.experiments.claims import Claim, evaluate_claims
-from pseval.experiments.results_table import CellRow, rows_from_cells, short_dataset
-from pseval.experiments.store import ResultsStore
-from pseval.experiments.table import fmt, markdown_table
+from pseval.experiments.results_table import CellRow, rows_from_records, short_dataset
+from pseval.experiments.store import SWEEP_FILE, ResultsStore
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
+from pseval.tables import fmt, markdown_table
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Panel:
 
 def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list[Panel]:
     """Group cells by panel, evaluate claims and draw figures."""
-    rows = rows_from_cells(store.cells())
+    rows = rows_from_records(store.records())
     if not rows:
         raise ConfigError(f"{store.root}: no finished cells with per-pair data (run `pseval sweep` first)")
     groups: dict[tuple[str, str], list[CellRow]] = defaultdict(list)
@@ -153,15 +153,15 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
     fig_dir.mkdir(parents=True, exist_ok=True)
     panels = build_panels(store, n_boot, seed)
     sweep_info = {}
-    if (store.root / "sweep.json").is_file():
-        sweep_info = json.loads((store.root / "sweep.json").read_text())
+    if (store.root / SWEEP_FILE).is_file():
+        sweep_info = json.loads((store.root / SWEEP_FILE).read_text())
     md = ["# PS-Eval sweep report", ""]
     h = ["<!doctype html><html><head><meta charset='utf-8'><title>PS-Eval sweep report</title><style>",
          "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}",
          "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}",
          "th{background:#eee}.holds{color:#070}.does-not-hold{color:#b00}.inconclusive{color:#a60}",
          "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>"]
-    cfg = sweep_info.get("config", {})
+    cfg = store.settings() or {}
     # A resumed sweep can hold cells from several versions: name each, not just the one that started it.
     commits = sorted({r.git_commit for p in panels for r in p.rows})
     if cfg:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pseval.metrics.statistics import bits
+from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.hooks import parse_hook_name
 
 
@@ -48,29 +48,43 @@ class CellRow:
         return self.same_sense, self.same_feature
 
 
-def rows_from_cells(cells: Iterable[dict[str, Any]]) -> list[CellRow]:
-    """CellRows from stored records (cells without per-pair data are skipped)."""
-    rows = []
-    for c in cells:
-        pairs = c.get("pairs")
-        if not pairs:
-            continue
-        hook = c["cell"]["hook"]
-        parsed = parse_hook_name(hook)
-        layer, comp = (parsed[0], parsed[1].removeprefix("hook_")) if parsed else (None, hook)
-        sweep = c.get("sweep", {})
-        extra = c.get("eval_result_metrics", {})
-        rows.append(CellRow(
-            hook=hook, layer=layer, component=comp, sae=c["cell"]["sae"],
-            architecture=sweep.get("architecture", c.get("sae_cfg_dict", {}).get("architecture", "?")),
-            expansion=int(sweep.get("expansion") or 1), dataset=c["cell"]["dataset"], readout=c["cell"]["readout"],
-            metrics={k: (float("nan") if v is None else v) for k, v in c["metrics"].items()},
-            recon=extra.get("reconstruction") or {}, loss_recovered=extra.get("loss_recovered") or {},
-            counts=c.get("counts", {}), same_sense=bits(pairs["same_sense"]), same_feature=bits(pairs["same_feature"]),
-            targets=pairs.get("target", []), pos=pairs.get("pos", ""),
-            cos_enc=np.asarray(pairs.get("cos_enc", []), dtype=float),
-            cos_dec=np.asarray(pairs.get("cos_dec", []), dtype=float), git_commit=str(c.get("git_commit"))[:12]))
-    return rows
+def architecture_of(record: PSEvalRecord) -> tuple[str, int]:
+    """(architecture, expansion ratio) of a record's SAE: the training architecture for pseval-trained SAEs
+    (a BatchTopK SAE is saved as jumprelu), else the config's."""
+    cfg = record.sae_cfg_dict or {}
+    train = (cfg.get("metadata") or {}).get("train_config") or {}
+    arch = str(train.get("architecture") or cfg.get("architecture") or "?")
+    d_in, d_sae = cfg.get("d_in"), cfg.get("d_sae")
+    expansion = int(train.get("expansion") or (d_sae // d_in if d_in and d_sae else 1))
+    return arch, expansion
+
+
+def row_from_record(r: PSEvalRecord) -> CellRow:
+    """A CellRow from a stored record (its per-pair outcomes are the arrays the report resamples)."""
+    cfg = r.eval_config
+    parsed = parse_hook_name(cfg.hook_name)
+    layer, comp = (parsed[0], parsed[1].removeprefix("hook_")) if parsed else (None, cfg.hook_name)
+    arch, expansion = architecture_of(r)
+    m = r.eval_result_metrics
+    d = r.eval_result_details
+    nan = float("nan")
+    return CellRow(
+        hook=cfg.hook_name, layer=layer, component=comp, sae=r.sae_name, architecture=arch, expansion=expansion,
+        dataset=cfg.dataset, readout=cfg.readout,
+        metrics={k: (nan if v is None else v) for k, v in m.ps_eval.model_dump().items()},
+        recon=m.reconstruction.model_dump() if m.reconstruction else {},
+        loss_recovered=m.loss_recovered.model_dump() if m.loss_recovered else {},
+        counts=m.counts.model_dump(), same_sense=np.array([p.same_sense for p in d], dtype=bool),
+        same_feature=np.array([p.feature_1 == p.feature_2 for p in d], dtype=bool), targets=[p.target for p in d],
+        pos="".join(p.pos or "-" for p in d),
+        cos_enc=np.array([nan if p.enc_cos is None else p.enc_cos for p in d], dtype=float),
+        cos_dec=np.array([nan if p.dec_cos is None else p.dec_cos for p in d], dtype=float),
+        git_commit=str(r.git_commit)[:12])
+
+
+def rows_from_records(records: Iterable[PSEvalRecord]) -> list[CellRow]:
+    """CellRows of every record."""
+    return [row_from_record(r) for r in records]
 
 
 def short_dataset(spec: str) -> str:

@@ -1,45 +1,40 @@
-"""`pseval sweep CONFIG`: train what is missing (one activation stream per hook), evaluate every cell, resume."""
+"""`pseval sweep CONFIG`: train what is missing (one activation stream per hook), evaluate every cell, resume.
+
+The work is planned as units of hooks. A unit locks its hooks, trains their missing SAEs through the one training
+path, then scores every SAE at those hooks on every dataset and readout through the one evaluation pipeline, writing
+each cell to the store as soon as it is done. A serial run groups as many hooks per unit as memory allows (they share
+forward passes); a sharded or distributed run gives each unit one hook. Results are the same either way.
+"""
 
 from __future__ import annotations
 
-import itertools
-import json
-import random
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from pseval.data.corpus import corpus_texts
-from pseval.data.pairs import WordInContextPair, dataset_hash
-from pseval.data.sources import load_pairs
-from pseval.experiments.store import CellKey, ResultsStore
+from pseval.experiments.pipeline import CorpusMetrics, PreparedPairs, SAEEntry, evaluate, prepare_pairs
+from pseval.experiments.results_table import short_dataset
+from pseval.experiments.store import ResultsStore
 from pseval.experiments.sweep_config import SweepConfig
-from pseval.metrics.loss_recovered import loss_recovered
-from pseval.metrics.ps_eval import PSEvalConfig, score_sae
-from pseval.metrics.ps_eval.cache import cached_pair_activations
-from pseval.metrics.ps_eval.schema import result_record, write_json_atomic
-from pseval.metrics.reconstruction import reconstruction_metrics
+from pseval.files import file_lock
+from pseval.metrics.ps_eval import PSEvalConfig
+from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.hooks import expand_hook_pattern
 from pseval.models.loading import LoadedModel, load_model
 from pseval.models.readout import ReadoutConfig
-from pseval.provenance import provenance
-from pseval.saes.base import SAE
-from pseval.saes.config import SAEMetadata
-from pseval.saes.formats.saelens import CFG_NAME, load_saelens_v6, save_sae
+from pseval.run_keys import key_id
+from pseval.saes.fingerprint import training_fingerprint
 from pseval.saes.identity import identity_sae
-from pseval.training.activations import StreamConfig, collect_activations, stream_activations
-from pseval.training.trainer import TrainConfig, train_saes, train_saes_stream
-
-METRICS_FILE = "train_metrics.json"
-ACTIVATION_MEMORY_BYTES = 6 * 2**30  # activations held at once (tokens x d x hooks float32) during training
+from pseval.training import run as training_run
+from pseval.training.run import TrainJob, TrainRequest, read_trained, run_training
+from pseval.training.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
 class SAEPlan:
-    """One SAE of the sweep: where it lives, its hook, and how to train it (None for identity)."""
+    """One SAE of the sweep: its hook, its label, and how to train it (None for the identity baseline)."""
 
     hook: str
     label: str
@@ -56,150 +51,143 @@ def plan_saes(cfg: SweepConfig, lm: LoadedModel) -> list[SAEPlan]:
                 plans.setdefault((hook, "identity"), SAEPlan(hook, "identity", None))
             for arch in g.architectures:
                 for e in g.expansions:
-                    if arch in ("topk", "batchtopk"):
-                        tcs = [TrainConfig(arch, e, k=k, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
-                               for k in g.k]
-                    else:
-                        tcs = [TrainConfig(arch, e, k=None, sparsity_coeff=c, lr=cfg.lr, batch_size=cfg.batch_size,
-                                           seed=cfg.seed) for c in g.sparsity_coeff.get(arch, [None])]  # type: ignore[list-item]
-                    for tc in tcs:
+                    for tc in _configs(cfg, arch, e, g.k, g.sparsity_coeff.get(arch, [None])):
                         plans.setdefault((hook, tc.label), SAEPlan(hook, tc.label, tc))
     return list(plans.values())
 
 
-def _sae_dir(root: Path, plan: SAEPlan) -> Path:
+def _configs(cfg: SweepConfig, arch: str, expansion: int, ks: Sequence[int],
+             coeffs: Sequence[float | None]) -> list[TrainConfig]:
+    common = {"lr": cfg.lr, "batch_size": cfg.batch_size, "seed": cfg.seed}
+    if arch in ("topk", "batchtopk"):
+        return [TrainConfig(arch, expansion, k=k, **common) for k in ks]
+    return [TrainConfig(arch, expansion, k=None, sparsity_coeff=c, **common) for c in coeffs]
+
+
+def sweep_hooks(plans: Sequence[SAEPlan]) -> list[str]:
+    """The sweep's hooks in plan order."""
+    return list(dict.fromkeys(p.hook for p in plans))
+
+
+def shard_hooks(hooks: Sequence[str], index: int, count: int) -> list[str]:
+    """Shard `index` of `count` (0-based): a deterministic, disjoint share of the hooks; all shards cover all."""
+    return [h for i, h in enumerate(hooks) if i % count == index]
+
+
+def serial_units(cfg: SweepConfig, d_model: int, hooks: Sequence[str]) -> list[list[str]]:
+    """Hooks grouped so that one unit's training activations fit the memory budget (they share forward passes)."""
+    per_hook = (cfg.train_tokens + cfg.heldout_tokens) * d_model * 4
+    size = max(1, training_run.ACTIVATION_MEMORY_BYTES // max(per_hook, 1))
+    return [list(hooks[i:i + size]) for i in range(0, len(hooks), size)]
+
+
+def _folder(root: Path, plan: SAEPlan) -> Path:
     return root / "saes" / plan.hook / plan.label
 
 
-def _trained(root: Path, plan: SAEPlan) -> bool:
-    d = _sae_dir(root, plan)
-    return (d / CFG_NAME).is_file() and (d / METRICS_FILE).is_file()
+def _train_request(cfg: SweepConfig, root: Path, jobs: list[TrainJob]) -> TrainRequest:
+    return TrainRequest(model=cfg.model, corpus=cfg.corpus, tokens=cfg.train_tokens, heldout_tokens=cfg.heldout_tokens,
+                        context_size=cfg.context_size, jobs=jobs, device=cfg.device,
+                        checkpoint_root=root / "saes" / ".checkpoints", loss_tokens=cfg.loss_recovered_tokens)
 
 
-def _save_trained(cfg: SweepConfig, lm: LoadedModel, root: Path, hook: str, todo: list[SAEPlan],
-                  trained: list[tuple[SAE, Any]], held: torch.Tensor) -> None:
-    for plan, (sae, tlog) in zip(todo, trained, strict=True):
-        d = _sae_dir(root, plan)
-        save_sae(sae, d)
-        info: dict[str, Any] = {"reconstruction": reconstruction_metrics(sae, held).to_dict(),
-                                "train_log": {"steps": tlog.steps, "tokens": tlog.tokens,
-                                              "dead_fraction": tlog.dead_fraction}}
-        if cfg.loss_recovered_tokens > 0:
-            info["loss_recovered"] = loss_recovered(lm, sae, hook, corpus_texts(cfg.corpus), cfg.loss_recovered_tokens,
-                                                    seed=cfg.seed).to_dict()
-        write_json_atomic(info, d / METRICS_FILE)  # written last: its presence marks the SAE as done
-
-
-def _meta(cfg: SweepConfig, lm: LoadedModel, hook: str) -> SAEMetadata:
-    return SAEMetadata(model_name=cfg.model, hook_name=hook, prepend_bos=lm.is_causal, exclude_special_tokens=True,
-                       context_size=cfg.context_size, dataset_path=cfg.corpus)
-
-
-def _train_missing(cfg: SweepConfig, lm: LoadedModel, root: Path, plans: list[SAEPlan],
-                   log: Callable[[str], Any]) -> None:
-    missing = [p for p in plans if p.train is not None and not _trained(root, p)]
-    hooks = list(dict.fromkeys(p.hook for p in missing))
-    stream = StreamConfig(context_size=cfg.context_size, max_tokens=cfg.train_tokens + cfg.heldout_tokens)
-    per_hook = (cfg.train_tokens + cfg.heldout_tokens) * lm.d_model * 4
-    if per_hook > ACTIVATION_MEMORY_BYTES:  # too large to hold: stream each hook through a shuffle buffer
-        for hook in hooks:
-            todo = [p for p in missing if p.hook == hook]
-            log(f"[sweep] {hook}: streaming {cfg.train_tokens:,} tokens to train {', '.join(p.label for p in todo)}")
-            batches = (b[hook] for b in stream_activations(lm, corpus_texts(cfg.corpus), [hook], stream))
-            held_parts, n = [], 0
-            while n < cfg.heldout_tokens:
-                part = next(batches)
-                held_parts.append(part)
-                n += part.shape[0]
-            head = torch.cat(held_parts)
-            rest = itertools.chain([head[cfg.heldout_tokens:]], batches)  # overflow goes back to training
-            trained = train_saes_stream(rest, cfg.train_tokens, [p.train for p in todo if p.train],
-                                        _meta(cfg, lm, hook), device=cfg.device, progress=True)
-            _save_trained(cfg, lm, root, hook, todo, trained, head[: cfg.heldout_tokens])
-        return
-    per_pass = max(1, ACTIVATION_MEMORY_BYTES // per_hook)  # hooks sharing one forward pass
-    for start in range(0, len(hooks), per_pass):
-        chunk = hooks[start:start + per_pass]
-        log(f"[sweep] activations for {len(chunk)} hook(s) from {cfg.corpus}")
-        acts = collect_activations(lm, corpus_texts(cfg.corpus), chunk, stream, progress=True)
-        for hook in chunk:
-            a = acts.pop(hook)
-            train, held = a[: -cfg.heldout_tokens], a[-cfg.heldout_tokens:]
-            todo = [p for p in missing if p.hook == hook]
-            log(f"[sweep] {hook}: training {', '.join(p.label for p in todo)}")
-            trained = train_saes(train, [p.train for p in todo if p.train], _meta(cfg, lm, hook), device=cfg.device,
-                                 progress=True, checkpoint_dir=root / "saes" / hook / ".checkpoint")
-            _save_trained(cfg, lm, root, hook, todo, trained, held)
-            ckpt = root / "saes" / hook / ".checkpoint" / "trainer_state.pt"
-            ckpt.unlink(missing_ok=True)
-            del a, train, held
-
-
-def _load(root: Path, plan: SAEPlan, d_model: int, model_name: str) -> tuple[SAE, dict[str, Any]]:
+def _entry(cfg: SweepConfig, root: Path, plan: SAEPlan, d_model: int) -> SAEEntry:
     if plan.train is None:
-        return identity_sae(d_model, model_name, plan.hook), {}
-    d = _sae_dir(root, plan)
-    return load_saelens_v6(d), json.loads((d / METRICS_FILE).read_text())
+        sae = identity_sae(d_model, cfg.model, plan.hook)
+        return SAEEntry.of(sae, "identity", plan.hook, "identity", f"identity:{d_model}")
+    trained = read_trained(_folder(root, plan))
+    if trained is None:
+        raise RuntimeError(f"{_folder(root, plan)}: SAE missing after training")  # run_training guarantees it
+    return SAEEntry.of(trained.sae, plan.label, plan.hook, str(_folder(root, plan)),
+                       training_fingerprint(key_id(trained.key)), training=trained.training,
+                       reconstruction=trained.reconstruction, loss_recovered=trained.loss_recovered)
 
 
-def _subsample(pairs: list[WordInContextPair], n: int | None, seed: int) -> list[WordInContextPair]:
-    if n is None or len(pairs) <= n:
-        return pairs
-    keep = sorted(random.Random(seed).sample(range(len(pairs)), n))
-    return [pairs[i] for i in keep]
+def ps_eval_config(cfg: SweepConfig, readout: str) -> PSEvalConfig:
+    """The PS-Eval settings of one readout of the sweep."""
+    return PSEvalConfig(readout=ReadoutConfig(position=readout, multi_token=cfg.multi_token),  # type: ignore[arg-type]
+                        balance=cfg.balance, seed=cfg.seed)  # type: ignore[arg-type]
 
 
-def run_sweep(cfg: SweepConfig, out: str | Path, force: bool = False,
-              log: Callable[[str], Any] = print) -> ResultsStore:
-    """Train missing SAEs, evaluate missing cells, and append each finished cell to the store."""
+@contextlib.contextmanager
+def _locked(root: Path, hooks: Sequence[str]) -> Iterator[None]:
+    """Hold every hook's lock (in sorted order: two units never deadlock)."""
+    with contextlib.ExitStack() as stack:
+        for hook in sorted(hooks):
+            stack.enter_context(file_lock(root / "locks" / f"{hook}.lock"))
+        yield
+
+
+class SweepRunner:
+    """Runs units of a sweep against its store; one per process (a Ray worker builds its own)."""
+
+    def __init__(self, cfg: SweepConfig, root: Path, log: Callable[[str], Any] = print, progress: bool = True,
+                 lm: LoadedModel | None = None) -> None:
+        self.cfg, self.root, self.log, self.progress = cfg, root, log, progress
+        self.store = ResultsStore(root)
+        self.lm = lm or load_model(cfg.model, device=cfg.device)
+        self.plans = plan_saes(cfg, self.lm)
+        self._pairs: dict[str, PreparedPairs] = {}
+        self.evaluated = 0
+
+    def pairs(self, spec: str) -> PreparedPairs:
+        """A dataset loaded and selected once per process."""
+        if spec not in self._pairs:
+            self._pairs[spec] = prepare_pairs(spec, self.cfg.max_pairs, self.cfg.seed)
+        return self._pairs[spec]
+
+    def cells_planned(self, hooks: Sequence[str]) -> int:
+        """Cells of these hooks: SAEs x datasets x readouts."""
+        n_saes = sum(p.hook in hooks for p in self.plans)
+        return n_saes * len(self.cfg.datasets) * len(self.cfg.readouts)
+
+    def _put(self, record: PSEvalRecord) -> None:
+        if self.store.put(record):
+            self.evaluated += 1
+            m, c = record.eval_result_metrics.ps_eval, record.eval_config
+            self.log(f"[cell] {c.hook_name} {record.sae_name} {short_dataset(c.dataset)} {c.readout}: "
+                     f"F1 {_f(m.f1)} specificity {_f(m.specificity)} ({m.tp + m.fp + m.tn + m.fn} pairs)")
+
+    def run_unit(self, hooks: Sequence[str]) -> int:
+        """Train what is missing at these hooks, then score every cell of them; returns cells evaluated here."""
+        before = self.evaluated
+        plans = [p for p in self.plans if p.hook in hooks]
+        with _locked(self.root, hooks):
+            jobs = [TrainJob(p.hook, p.train, _folder(self.root, p)) for p in plans if p.train is not None]
+            if jobs:
+                run_training(_train_request(self.cfg, self.root, jobs), log=self.log, progress=self.progress,
+                             lm=self.lm)
+            entries = [_entry(self.cfg, self.root, p, self.lm.d_model) for p in plans]
+            corpus = CorpusMetrics(self.cfg.corpus)
+            for spec in self.cfg.datasets:
+                data = self.pairs(spec)
+                for readout in self.cfg.readouts:
+                    evaluate(self.lm, self.cfg.model, entries, data, ps_eval_config(self.cfg, readout), corpus,
+                             cache_dir=self.root / "pair_activations", skip=self.store.has, on_record=self._put,
+                             progress=self.progress)
+        return self.evaluated - before
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def run_sweep(cfg: SweepConfig, out: str | Path, overwrite: bool = False, log: Callable[[str], Any] = print,
+              shard: tuple[int, int] | None = None, progress: bool = True) -> ResultsStore:
+    """Claim the folder for this config, then run every unit (or one shard's) serially; re-running resumes."""
     root = Path(out)
     store = ResultsStore(root)
+    store.claim(cfg.settings(), overwrite=overwrite)
     store.clean_temp()
-    torch.manual_seed(cfg.seed)
-    write_json_atomic({"config": cfg.to_dict(), **provenance()}, root / "sweep.json")
-    lm = load_model(cfg.model, device=cfg.device)
-    plans = plan_saes(cfg, lm)
-    log(f"[sweep] {cfg.name}: {len(plans)} SAE(s) over {len({p.hook for p in plans})} hook(s), "
-        f"{len(cfg.datasets)} dataset(s) x {len(cfg.readouts)} readout(s)")
-    _train_missing(cfg, lm, root, plans, log)
-    done = skipped = 0
-    for spec in cfg.datasets:
-        pairs: list[WordInContextPair] | None = None
-        for readout in cfg.readouts:
-            keys = {(p.hook, p.label): CellKey(cfg.model, p.hook, p.label, spec, readout, cfg.multi_token,
-                                               cfg.balance) for p in plans}
-            todo = [p for p in plans if force or not store.has(keys[p.hook, p.label])]
-            skipped += len(plans) - len(todo)
-            if not todo:
-                continue
-            if pairs is None:
-                pairs = _subsample(load_pairs(spec), cfg.max_pairs, cfg.seed)
-            ps_cfg = PSEvalConfig(readout=ReadoutConfig(position=readout, multi_token=cfg.multi_token),  # type: ignore[arg-type]
-                                  balance=cfg.balance, seed=cfg.seed)  # type: ignore[arg-type]
-            hooks = list(dict.fromkeys(p.hook for p in todo))
-            log(f"[sweep] {spec} ({len(pairs)} pairs), {readout} readout: {len(todo)} cell(s) at {len(hooks)} hook(s)")
-            acts = cached_pair_activations(lm, cfg.model, pairs, hooks, ps_cfg, root / "pair_activations",
-                                           progress=True)
-            h = dataset_hash(pairs)
-            for plan in todo:
-                sae, info = _load(root, plan, lm.d_model, cfg.model)
-                pa = acts[plan.hook]
-                res = score_sae(pa, sae, ps_cfg, cfg.model)
-                record = result_record(res, sae, plan.label, cfg.model, plan.hook, spec, h, ps_cfg, extra_metrics=info)
-                record["pairs"] = {
-                    "same_sense": "".join("1" if y else "0" for y in pa.same_sense.tolist()),
-                    "same_feature": "".join("1" if a == b else "0" for a, b in
-                                            zip(res.features_1.tolist(), res.features_2.tolist(), strict=True)),
-                    "target": [pairs[i].target for i in pa.pair_index],
-                    "pos": "".join(pairs[i].pos or "-" for i in pa.pair_index),
-                    "cos_enc": [round(v, 4) for v in res.pair_cos_enc.tolist()],
-                    "cos_dec": [round(v, 4) for v in res.pair_cos_dec.tolist()],
-                }
-                record["sweep"] = {"name": cfg.name, "architecture": plan.train.architecture if plan.train else
-                                   "identity", "expansion": plan.train.expansion if plan.train else 1,
-                                   "k": plan.train.k if plan.train else None,
-                                   "sparsity_coeff": plan.train.sparsity_coeff if plan.train else None}
-                store.put(keys[plan.hook, plan.label], record)
-                done += 1
-    log(f"[sweep] {done} cell(s) evaluated, {skipped} already in the store")
+    runner = SweepRunner(cfg, root, log, progress)
+    hooks = sweep_hooks(runner.plans)
+    if shard is not None:
+        hooks = shard_hooks(hooks, *shard)
+    planned = runner.cells_planned(hooks)
+    log(f"[sweep] {cfg.name}: {sum(p.hook in hooks for p in runner.plans)} SAE(s) over {len(hooks)} hook(s), "
+        f"{len(cfg.datasets)} dataset(s) x {len(cfg.readouts)} readout(s)"
+        + (f"; shard {shard[0] + 1} of {shard[1]}" if shard else ""))
+    for unit in serial_units(cfg, runner.lm.d_model, hooks):
+        runner.run_unit(unit)
+    log(f"[sweep] {runner.evaluated} cell(s) evaluated, {planned - runner.evaluated} already in the store")
     return store

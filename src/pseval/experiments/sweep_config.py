@@ -52,8 +52,12 @@ class SweepConfig:
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain form, recorded with every result."""
+        """Plain form."""
         return asdict(self)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that decides the sweep's results (not where it runs, nor which file it was read from)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "source")}
 
 
 _TOP = {"name", "model", "device", "seed", "activations", "train", "grid", "eval"}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.extract import pad_batch, pad_token_id
@@ -18,26 +18,35 @@ from pseval.saes.base import SAE
 from pseval.saes.conventions import from_sae_output, to_sae_input
 
 
-@dataclass(frozen=True)
-class LossRecovered:
+class LossRecovered(BaseModel):
     """(L_ablated - L_sae) / (L_ablated - L_clean) for zero and mean ablation, raw losses, KL(P_clean || P_sae)."""
 
-    available: bool
-    reason: str | None
-    objective: str  # next_token, masked_token, or sentence_embedding (encoders without an LM head)
-    tokens: int  # target tokens (next/masked token); spliced content tokens (sentence_embedding)
-    clean_loss: float = math.nan
-    sae_loss: float = math.nan
-    zero_ablation_loss: float = math.nan
-    mean_ablation_loss: float = math.nan
-    loss_recovered_zero: float = math.nan
-    loss_recovered_mean: float = math.nan
-    kl_sae: float = math.nan
-    kl_zero_ablation: float = math.nan
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    available: bool = Field(title="Available", description="whether the loss could be measured on this model")
+    reason: str | None = Field(None, title="Reason", description="why not, or why another objective was used")
+    objective: str = Field(title="Objective", description="next_token, masked_token, or sentence_embedding "
+                           "(encoders without an LM head: 1 - cos of the mean-pooled last hidden state)")
+    tokens: int = Field(title="Tokens", description="target tokens (next/masked token); spliced content tokens "
+                        "(sentence_embedding)")
+    clean_loss: float | None = Field(math.nan, title="Clean loss", description="the model unchanged")
+    sae_loss: float | None = Field(math.nan, title="SAE loss", description="the hook replaced by the SAE's "
+                                   "reconstruction on content tokens")
+    zero_ablation_loss: float | None = Field(math.nan, title="Zero-ablation loss", description="the hook set to 0")
+    mean_ablation_loss: float | None = Field(math.nan, title="Mean-ablation loss",
+                                             description="the hook set to its mean over content tokens")
+    loss_recovered_zero: float | None = Field(math.nan, title="Loss recovered (zero ablation)",
+                                              description="(L_zero - L_sae) / (L_zero - L_clean)")
+    loss_recovered_mean: float | None = Field(math.nan, title="Loss recovered (mean ablation)",
+                                              description="(L_mean - L_sae) / (L_mean - L_clean)")
+    kl_sae: float | None = Field(math.nan, title="KL with the SAE", description="KL(P_clean || P_sae) per target "
+                                 "token")
+    kl_zero_ablation: float | None = Field(math.nan, title="KL with zero ablation",
+                                           description="KL(P_clean || P_zero) per target token")
 
     def to_dict(self) -> dict:
         """Plain dict."""
-        return asdict(self)
+        return self.model_dump()
 
 
 def lm_head_model(lm: LoadedModel) -> tuple[torch.nn.Module | None, str | None]:
@@ -103,7 +112,7 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
     objective = "next_token" if lm.is_causal else "masked_token"
     head, reason = lm_head_model(lm)
     if head is None and lm.is_causal:
-        return LossRecovered(False, reason, objective, 0)
+        return LossRecovered(available=False, reason=reason, objective=objective, tokens=0)
     if head is None:
         objective, reason = "sentence_embedding", f"{reason}; measured on the mean-pooled sentence embedding instead"
     dev = lm.device
@@ -169,7 +178,7 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
 
     clean, n, clean_lp = losses(None)
     if n == 0:
-        return LossRecovered(False, "no target tokens in the texts", objective, 0)
+        return LossRecovered(available=False, reason="no target tokens in the texts", objective=objective, tokens=0)
     with_sae, _, sae_lp = losses(_sae_replace(sae, dev))
     zero, _, zero_lp = losses(lambda h: torch.zeros_like(h))
     mean_abl, _, _ = losses(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
@@ -178,8 +187,11 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
         return float(sum(F.kl_div(q, p, log_target=True, reduction="sum") for p, q in zip(clean_lp, lps,
                                                                                             strict=True))) / n
 
-    return LossRecovered(True, None, objective, n, clean, with_sae, zero, mean_abl, _recovered(zero, with_sae, clean),
-                         _recovered(mean_abl, with_sae, clean), kl(sae_lp), kl(zero_lp))
+    return LossRecovered(available=True, objective=objective, tokens=n, clean_loss=clean, sae_loss=with_sae,
+                         zero_ablation_loss=zero, mean_ablation_loss=mean_abl,
+                         loss_recovered_zero=_recovered(zero, with_sae, clean),
+                         loss_recovered_mean=_recovered(mean_abl, with_sae, clean), kl_sae=kl(sae_lp),
+                         kl_zero_ablation=kl(zero_lp))
 
 
 def _recovered(ablated: float, with_sae: float, clean: float) -> float:
@@ -215,8 +227,10 @@ def _embedding_recovered(prepared: list, forward: Callable[..., Any], state: dic
     with_sae = distance(_sae_replace(sae, dev))
     zero = distance(lambda h: torch.zeros_like(h))
     mean_abl = distance(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
-    return LossRecovered(True, reason, "sentence_embedding", tokens, 0.0, with_sae, zero, mean_abl,
-                         _recovered(zero, with_sae, 0.0), _recovered(mean_abl, with_sae, 0.0))
+    return LossRecovered(available=True, reason=reason, objective="sentence_embedding", tokens=tokens, clean_loss=0.0,
+                         sae_loss=with_sae, zero_ablation_loss=zero, mean_ablation_loss=mean_abl,
+                         loss_recovered_zero=_recovered(zero, with_sae, 0.0),
+                         loss_recovered_mean=_recovered(mean_abl, with_sae, 0.0))
 
 
 def _mean_pool(hidden: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:

@@ -4,34 +4,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from pseval.saes.base import SAE
 from pseval.saes.conventions import to_sae_input
 
 
-@dataclass(frozen=True)
-class ReconstructionMetrics:
-    """Field definitions as in the SAE literature; see each name."""
+class ReconstructionMetrics(BaseModel):
+    """Field definitions as in the SAE literature (reference-facts), each named for what it computes."""
 
-    tokens: int
-    mse_per_token: float  # mean over tokens of sum over d of (x - x_hat)^2
-    explained_variance: float  # 1 - SSE / sum ||x - mean(x)||^2 over the whole set
-    fvu: float  # 1 - explained_variance
-    l0: float  # mean number of non-zero latents per token
-    l1: float  # mean sum of |latents| per token
-    cosine: float  # mean cos(x, x_hat)
-    l2_ratio: float  # mean ||x_hat|| / ||x||
-    relative_reconstruction_bias: float  # E||x_hat||^2 / E<x, x_hat>
-    dead_fraction: float  # latents that never fired in `tokens`
-    dense_1pct_fraction: float  # latents firing on more than 1% of tokens
-    dense_10pct_fraction: float  # latents firing on more than 10% of tokens
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def to_dict(self) -> dict[str, float | int]:
+    tokens: int = Field(title="Tokens", description="activations measured (special tokens excluded)")
+    mse_per_token: float | None = Field(title="MSE per token", description="mean over tokens of the sum over d of "
+                                        "(x - x_hat)^2")
+    explained_variance: float | None = Field(title="Explained variance", description="1 - SSE / sum ||x - mean(x)||^2"
+                                             " over the whole set (mean over all tokens, per dimension)")
+    fvu: float | None = Field(title="FVU", description="fraction of variance unexplained: 1 - explained_variance")
+    l0: float | None = Field(title="L0", description="mean number of non-zero latents per token")
+    l1: float | None = Field(title="L1", description="mean sum of |latents| per token")
+    cosine: float | None = Field(title="Cosine", description="mean cos(x, x_hat)")
+    l2_ratio: float | None = Field(title="L2 ratio", description="mean ||x_hat|| / ||x||")
+    relative_reconstruction_bias: float | None = Field(title="Relative reconstruction bias",
+                                                       description="E||x_hat||^2 / E<x, x_hat>")
+    dead_fraction: float | None = Field(title="Dead fraction", description="latents that never fired in `tokens`")
+    dense_1pct_fraction: float | None = Field(title="Dense (>1%) fraction", description="latents firing on more "
+                                              "than 1% of tokens")
+    dense_10pct_fraction: float | None = Field(title="Dense (>10%) fraction", description="latents firing on more "
+                                               "than 10% of tokens")
+
+    def to_dict(self) -> dict[str, float | int | None]:
         """Plain dict."""
-        return asdict(self)
+        return self.model_dump()
 
 
 class ReconstructionAccumulator:
@@ -73,7 +79,9 @@ class ReconstructionAccumulator:
         n = self.n
         if n == 0:
             nan = math.nan
-            return ReconstructionMetrics(0, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan)
+            return ReconstructionMetrics(tokens=0, mse_per_token=nan, explained_variance=nan, fvu=nan, l0=nan, l1=nan,
+                                         cosine=nan, l2_ratio=nan, relative_reconstruction_bias=nan,
+                                         dead_fraction=nan, dense_1pct_fraction=nan, dense_10pct_fraction=nan)
         total_var = self.sum_sq_x - float(self.sum_x.pow(2).sum()) / n
         ev = 1.0 - self.sse / total_var if total_var > 0 else math.nan
         density = self.fires.double() / n

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from pseval.errors import ConfigError
+from pseval.files import write_atomic, write_json_atomic
+from pseval.run_keys import require_same
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEConfig, SAEMetadata
 from pseval.saes.registry import get_sae_class
@@ -165,10 +167,12 @@ class _Run:
 def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
                device: str | torch.device = "cpu", progress: bool = False,
                checkpoint_dir: str | Path | None = None, checkpoint_every: int = 200,
-               autocast_bf16: bool | None = None) -> list[tuple[SAE, TrainLog]]:
+               autocast_bf16: bool | None = None,
+               keys: Sequence[Mapping[str, Any]] | None = None) -> list[tuple[SAE, TrainLog]]:
     """Train one SAE per config on the same shuffled activations (one pass), folding input scaling in at the end.
 
-    With `checkpoint_dir`, state is saved every `checkpoint_every` steps and a later call resumes from it.
+    With `checkpoint_dir`, state is saved every `checkpoint_every` steps and a later call resumes from it, but only
+    when `keys` (one run key per config: every setting that changes the result) match the checkpoint's.
     bf16 autocast is on by default on CUDA.
     """
     if acts.ndim != 2 or acts.shape[0] == 0:
@@ -181,15 +185,10 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
     runs = _setup_runs(acts[order[:INIT_SAMPLE]] * scale, configs, metadata, device,
                        lambda tc: max(1, acts.shape[0] // tc.batch_size))
     use_autocast = torch.device(device).type == "cuda" if autocast_bf16 is None else autocast_bf16
-    ckpt = Path(checkpoint_dir) / "trainer_state.pt" if checkpoint_dir is not None else None
-    start = 0
+    keys = _run_keys(configs, keys)
     for r in runs:
         r.autocast = use_autocast
-    if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        if len(state["runs"]) != len(runs) or state["labels"] != [r.tc.label for r in runs]:
-            raise ConfigError(f"{ckpt}: checkpoint is for SAEs {state['labels']}, not {[r.tc.label for r in runs]}")
-        start = min(r.load_state(s) for r, s in zip(runs, state["runs"], strict=True))
+    start = _resume(checkpoint_dir, keys, runs, device)
     max_steps = max(r.total for r in runs)
     bar = tqdm(range(start, max_steps), desc="train", disable=not progress, leave=False)
     for step in bar:
@@ -201,8 +200,8 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
             r.step(acts[idx].to(device) * scale, step)  # train in normalised units
         if progress and runs:
             bar.set_postfix(mse=f"{runs[0].log.final_mse:.3g}", l0=f"{runs[0].log.final_l0:.1f}")
-        if ckpt is not None and (step + 1) % checkpoint_every == 0 and step + 1 < max_steps:
-            _save_state(ckpt, {"labels": [r.tc.label for r in runs], "runs": [r.state(step) for r in runs]})
+        if checkpoint_dir is not None and (step + 1) % checkpoint_every == 0 and step + 1 < max_steps:
+            save_checkpoint(Path(checkpoint_dir), keys, runs, step)
     return _finish(runs, scale)
 
 
@@ -255,10 +254,13 @@ def shuffle_buffer(stream: Iterable[torch.Tensor], size: int, seed: int = 0) -> 
 
 def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs: Sequence[TrainConfig],
                       metadata: SAEMetadata, device: str | torch.device = "cpu", progress: bool = False,
-                      buffer_tokens: int = 262_144, autocast_bf16: bool | None = None) -> list[tuple[SAE, TrainLog]]:
+                      buffer_tokens: int = 262_144, autocast_bf16: bool | None = None,
+                      checkpoint_dir: str | Path | None = None, checkpoint_every: int = 200,
+                      keys: Sequence[Mapping[str, Any]] | None = None) -> list[tuple[SAE, TrainLog]]:
     """Train SAEs from a stream of activation batches too large to hold in memory (one pass, shuffle buffer).
 
-    All configs share one batch size here; the first buffer sets the input scale and b_dec.
+    All configs share one batch size here; the first buffer sets the input scale and b_dec. Checkpoints work as in
+    `train_saes`: a resumed run replays the (deterministic) stream up to its step without training on it.
     """
     sizes = {tc.batch_size for tc in configs}
     if len(sizes) != 1:
@@ -276,10 +278,12 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
     use_autocast = torch.device(device).type == "cuda" if autocast_bf16 is None else autocast_bf16
     for r in runs:
         r.autocast = use_autocast
+    keys = _run_keys(configs, keys)
+    start = _resume(checkpoint_dir, keys, runs, device)
     pending.append(first)
     step = 0
     max_steps = runs[0].total
-    bar = tqdm(total=max_steps, desc="train (stream)", disable=not progress, leave=False)
+    bar = tqdm(total=max_steps, initial=start, desc="train (stream)", disable=not progress, leave=False)
 
     def batches() -> Iterator[torch.Tensor]:
         chunks = iter(pending)
@@ -293,24 +297,72 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
     for x in batches():
         if step >= max_steps:
             break
-        xs = x.to(device) * scale
-        for r in runs:
-            r.step(xs, step)
+        if step >= start:  # earlier batches were trained on before the checkpoint
+            xs = x.to(device) * scale
+            for r in runs:
+                r.step(xs, step)
+            bar.update(1)
+            if checkpoint_dir is not None and (step + 1) % checkpoint_every == 0 and step + 1 < max_steps:
+                save_checkpoint(Path(checkpoint_dir), keys, runs, step)
         step += 1
-        bar.update(1)
     bar.close()
     return _finish(runs, scale)
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+CHECKPOINT_STATE = "trainer_state.pt"
+CHECKPOINT_KEYS = "trainer_state.json"  # the same keys as plain JSON: checked before any activation is computed
 
 
-def describe_runs(results: Sequence[tuple[SAE, TrainLog]]) -> list[dict[str, Any]]:
-    """One summary row per trained SAE."""
-    return [{"architecture": s.architecture, "d_sae": s.d_sae, "steps": log.steps, "tokens": log.tokens,
-             "final_mse": log.final_mse, "final_l0": log.final_l0, "dead_fraction": log.dead_fraction}
-            for s, log in results]
+def _run_keys(configs: Sequence[TrainConfig], keys: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    if keys is None:  # callers without run keys (tests, benchmarks): the configs themselves
+        return [asdict(tc) for tc in configs]
+    if len(keys) != len(configs):
+        raise ConfigError(f"{len(keys)} run keys for {len(configs)} SAE configs")
+    return [dict(k) for k in keys]
+
+
+def checkpoint_keys(checkpoint_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The run keys of the checkpoint in `checkpoint_dir`, or None when there is none."""
+    d = Path(checkpoint_dir)
+    if not (d / CHECKPOINT_STATE).is_file() or not (d / CHECKPOINT_KEYS).is_file():
+        return None
+    return json.loads((d / CHECKPOINT_KEYS).read_text(encoding="utf-8"))["keys"]
+
+
+def remove_checkpoint(checkpoint_dir: str | Path) -> None:
+    """Delete a finished or abandoned checkpoint."""
+    for name in (CHECKPOINT_STATE, CHECKPOINT_KEYS):
+        (Path(checkpoint_dir) / name).unlink(missing_ok=True)
+
+
+def require_checkpoint_match(checkpoint_dir: str | Path, keys: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse to resume a checkpoint made with other settings, naming each differing field."""
+    old = checkpoint_keys(checkpoint_dir)
+    if old is None:
+        return
+    hint = ("Re-run with the same settings to resume it, or pass --overwrite to discard it and start afresh.")
+    what = f"the checkpoint in {checkpoint_dir}"
+    if len(old) != len(keys):
+        require_same(what, {"sae_count": len(old)}, {"sae_count": len(keys)}, hint)
+    require_same(what, {str(i): k for i, k in enumerate(old)}, {str(i): dict(k) for i, k in enumerate(keys)}, hint)
+
+
+def save_checkpoint(checkpoint_dir: Path, keys: Sequence[Mapping[str, Any]], runs: Sequence[_Run], step: int) -> None:
+    """Every run's state after `step`, and the run keys beside it (each file written atomically)."""
+    state = {"keys": json.dumps(list(keys), sort_keys=True, default=str), "runs": [r.state(step) for r in runs]}
+    write_atomic(checkpoint_dir / CHECKPOINT_STATE, lambda fh: torch.save(state, fh), binary=True)
+    write_json_atomic({"keys": list(keys), "step": step}, checkpoint_dir / CHECKPOINT_KEYS)
+
+
+def _resume(checkpoint_dir: str | Path | None, keys: list[dict[str, Any]], runs: Sequence[_Run],
+            device: str | torch.device) -> int:
+    """Restore the runs from a matching checkpoint; returns the first step still to run (0 without one)."""
+    if checkpoint_dir is None or not (Path(checkpoint_dir) / CHECKPOINT_STATE).is_file():
+        return 0
+    ckpt = Path(checkpoint_dir) / CHECKPOINT_STATE
+    state = torch.load(ckpt, map_location=device, weights_only=True)
+    old = json.loads(state["keys"])
+    if old != json.loads(json.dumps(keys, sort_keys=True, default=str)):
+        require_same(f"the checkpoint {ckpt}", {str(i): k for i, k in enumerate(old)},
+                     {str(i): k for i, k in enumerate(keys)}, "Pass --overwrite to discard it and start afresh.")
+    return min(r.load_state(s) for r, s in zip(runs, state["runs"], strict=True))

@@ -4,46 +4,56 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 
 from pseval.data.pairs import WordInContextPair, dataset_hash
+from pseval.files import write_atomic, write_json_atomic
 from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.metrics.ps_eval.runner import PairActivations, collect_pair_activations
 from pseval.models.loading import LoadedModel
 
+# Settings that change how the work is batched, never its result.
+NON_RESULT_SETTINGS = ("max_tokens", "encode_chunk")
+
 
 def cache_key(model_name: str, hook: str, data_hash: str, cfg: PSEvalConfig) -> str:
     """Everything that changes the collected activations."""
-    blob = json.dumps({"model": model_name, "hook": hook, "data": data_hash, "readout": cfg.to_dict()["readout"],
-                       "balance": cfg.balance, "seed": cfg.seed}, sort_keys=True)
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in NON_RESULT_SETTINGS}
+    blob = json.dumps({"model": model_name, "hook": hook, "data": data_hash, **settings}, sort_keys=True,
+                      default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 
 def save_pair_activations(pa: PairActivations, path: Path) -> None:
-    """Tensors as safetensors, counts as JSON; written to temp names and renamed, JSON last."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Tensors as safetensors, counts as JSON; each written atomically under a unique temp name, JSON last."""
     tensors = {"acts_1": pa.acts_1.contiguous(), "acts_2": pa.acts_2.contiguous(),
                "same_sense": pa.same_sense.to(torch.uint8), "pair_index": torch.tensor(pa.pair_index, dtype=torch.long)}
-    save_file(tensors, str(path / "acts.tmp"))
-    os.replace(path / "acts.tmp", path / "acts.safetensors")
-    (path / "meta.tmp").write_text(json.dumps({"hook": pa.hook, "counts": pa.counts}))
-    os.replace(path / "meta.tmp", path / "meta.json")
+    blob = save(tensors)
+    write_atomic(path / "acts.safetensors", lambda fh: fh.write(blob), binary=True)
+    write_json_atomic({"hook": pa.hook, "counts": pa.counts}, path / "meta.json")
 
 
 def load_pair_activations(path: Path) -> PairActivations | None:
-    """A cached entry, or None when absent or incomplete."""
+    """A cached entry, or None when absent; a corrupt entry is reported with a warning and recomputed."""
     if not (path / "meta.json").is_file() or not (path / "acts.safetensors").is_file():
         return None
-    meta = json.loads((path / "meta.json").read_text())
-    t = load_file(str(path / "acts.safetensors"))
-    return PairActivations(hook=meta["hook"], acts_1=t["acts_1"], acts_2=t["acts_2"],
-                           same_sense=t["same_sense"].bool(), pair_index=t["pair_index"].tolist(),
-                           counts=meta["counts"])
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        t = load_file(str(path / "acts.safetensors"))
+        pa = PairActivations(hook=meta["hook"], acts_1=t["acts_1"], acts_2=t["acts_2"],
+                             same_sense=t["same_sense"].bool(), pair_index=t["pair_index"].tolist(),
+                             counts=meta["counts"])
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        warnings.warn(f"{path}: corrupt activation cache entry ({type(exc).__name__}: {exc}); recomputing it",
+                      stacklevel=2)
+        return None
+    return pa
 
 
 def cached_pair_activations(lm: LoadedModel, model_name: str, pairs: Sequence[WordInContextPair],

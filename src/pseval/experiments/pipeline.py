@@ -1,0 +1,195 @@
+"""The one evaluation pipeline: (model, SAEs at hooks, a pair set, PS-Eval settings, selection) -> typed records.
+
+`pseval eval`, `pseval sweep`, `pseval demo` and the Python API all go through `evaluate`, so the same spec, seed and
+`max_pairs` select the same pairs and give the same numbers everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pseval.data.corpus import corpus_texts
+from pseval.data.pairs import WordInContextPair, dataset_hash
+from pseval.data.selection import PairSelection, select_pairs
+from pseval.data.sources import load_pairs
+from pseval.metrics.loss_recovered import LossRecovered, loss_recovered
+from pseval.metrics.ps_eval.cache import cached_pair_activations
+from pseval.metrics.ps_eval.config import PSEvalConfig
+from pseval.metrics.ps_eval.runner import PairActivations, PSEvalResult, score_sae
+from pseval.metrics.ps_eval.schema import (
+    CountMetrics,
+    FeatureCosineMetrics,
+    PairOutcome,
+    PSEvalConfigRecord,
+    PSEvalMetricCategories,
+    PSEvalMetrics,
+    PSEvalRecord,
+    TrainingMetrics,
+    Unstructured,
+)
+from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
+from pseval.models.loading import LoadedModel
+from pseval.provenance import provenance
+from pseval.run_keys import key_id
+from pseval.saes.base import SAE
+from pseval.training.activations import StreamConfig, collect_activations
+
+
+@dataclass(frozen=True)
+class PreparedPairs:
+    """A loaded pair set and the seeded selection of it that is scored."""
+
+    spec: str
+    hash: str
+    selection: PairSelection
+
+    @property
+    def pairs(self) -> list[WordInContextPair]:
+        """The selected pairs, in file order."""
+        return self.selection.pairs
+
+
+def prepare_pairs(spec: str, max_pairs: int | None, seed: int,
+                  pairs: Sequence[WordInContextPair] | None = None) -> PreparedPairs:
+    """Load a pair set (unless given) and select `max_pairs` of it with `seed`: the one selection rule."""
+    loaded = list(pairs) if pairs is not None else load_pairs(spec)
+    return PreparedPairs(spec, dataset_hash(loaded), select_pairs(loaded, max_pairs, seed))
+
+
+@dataclass
+class SAEEntry:
+    """One SAE to score at one hook, with what is already known about it (training, held-out metrics)."""
+
+    name: str
+    hook: str
+    source: str
+    fingerprint: str
+    load: Callable[[], SAE]
+    training: TrainingMetrics | None = None
+    reconstruction: ReconstructionMetrics | None = None
+    loss_recovered: LossRecovered | None = None
+    sae_lens_id: str | None = None
+    sae_lens_release_id: str | None = None
+    _sae: SAE | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, sae: SAE, name: str, hook: str, source: str, fingerprint: str, **known: Any) -> SAEEntry:
+        """An entry for an SAE already in memory."""
+        return cls(name, hook, source, fingerprint, lambda: sae, _sae=sae, **known)
+
+    def sae(self) -> SAE:
+        """The SAE, loaded on first use."""
+        if self._sae is None:
+            self._sae = self.load()
+        return self._sae
+
+
+@dataclass(frozen=True)
+class CorpusMetrics:
+    """Standard metrics measured on a text corpus next to PS-Eval (0 tokens: not measured)."""
+
+    corpus: str = "wordnet-definitions"
+    recon_tokens: int = 0
+    loss_tokens: int = 0
+
+
+def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalConfig) -> PSEvalConfigRecord:
+    """The `eval_config` block: every setting that decides the numbers of one cell."""
+    r = cfg.readout
+    return PSEvalConfigRecord(model_name=model_name, hook_name=hook, dataset=data.spec, dataset_hash=data.hash,
+                              max_pairs=data.selection.max_pairs, seed=cfg.seed,
+                              pairs_available=data.selection.available, pairs_selected=len(data.pairs),
+                              selection_hash=data.selection.ids_hash, readout=r.position, template=r.template,
+                              multi_token=r.multi_token, too_long=r.too_long, balance=cfg.balance)
+
+
+def cell_id(config: PSEvalConfigRecord, fingerprint: str) -> str:
+    """Key of a cell: every setting but the dataset's spelling (its content hash stands for it), and the SAE."""
+    fields = {**config.model_dump(exclude={"dataset"}), "sae": fingerprint}
+    return key_id(fields, 24)
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def build_record(res: PSEvalResult, pa: PairActivations, pairs: Sequence[WordInContextPair], entry: SAEEntry,
+                 sae: SAE, config: PSEvalConfigRecord, cid: str, reconstruction: ReconstructionMetrics | None,
+                 loss: LossRecovered | None) -> PSEvalRecord:
+    """The typed record of one scored cell."""
+    counts = res.counts
+    dropped = dict(counts["dropped"])  # type: ignore[arg-type]
+    count_fields = {k: v for k, v in counts.items() if k not in ("dropped", "dropped_examples")}
+    metrics = PSEvalMetricCategories(
+        ps_eval=PSEvalMetrics(**res.metrics),
+        feature_cosine=FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine.items()}),
+        counts=CountMetrics(**count_fields, dropped_total=sum(dropped.values()),
+                            **{f"dropped_{k}": v for k, v in dropped.items()}),
+        reconstruction=reconstruction or entry.reconstruction, loss_recovered=loss or entry.loss_recovered,
+        training=entry.training)
+    details = []
+    f1s, f2s = res.features_1.tolist(), res.features_2.tolist()
+    enc, dec = res.pair_cos_enc.tolist(), res.pair_cos_dec.tolist()
+    for row, i in enumerate(pa.pair_index):
+        p = pairs[i]
+        same_feat = f1s[row] == f2s[row]
+        outcome = ("TP" if same_feat else "FN") if p.same_sense else ("FP" if same_feat else "TN")
+        details.append(PairOutcome(pair_id=p.source_id, target=p.target, pos=p.pos, same_sense=p.same_sense,
+                                   feature_1=f1s[row], feature_2=f2s[row], outcome=outcome,
+                                   enc_cos=_nan_to_none(round(enc[row], 5)), dec_cos=_nan_to_none(round(dec[row], 5))))
+    prov = provenance()
+    meta = sae.cfg.metadata
+    return PSEvalRecord(
+        eval_id=str(uuid.uuid4()), datetime_epoch_millis=int(time.time() * 1000), cell_id=cid, eval_config=config,
+        eval_result_metrics=metrics, eval_result_details=details,
+        eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"]),  # type: ignore[arg-type]
+        sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
+        sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,
+        sae_lens_version=meta.sae_lens_version, pseval_version=prov["pseval_version"], git_commit=prov["git_commit"],
+        torch_version=prov["torch_version"], transformers_version=prov["transformers_version"],
+        python_version=prov["python"])
+
+
+def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data: PreparedPairs, cfg: PSEvalConfig,
+             corpus: CorpusMetrics | None = None, cache_dir: str | Path | None = None,
+             skip: Callable[[str], bool] | None = None, on_record: Callable[[PSEvalRecord], Any] | None = None,
+             progress: bool = False) -> list[PSEvalRecord]:
+    """Score every entry on the selected pairs (one forward pass for all hooks); returns the new records.
+
+    `skip(cell_id)` leaves out cells already done; `on_record` receives each record as soon as it is made, so a
+    caller can store it before the next SAE is scored.
+    """
+    todo = []
+    for e in entries:
+        cfg_rec = config_record(model_name, e.hook, data, cfg)
+        cid = cell_id(cfg_rec, e.fingerprint)
+        if skip is None or not skip(cid):
+            todo.append((e, cfg_rec, cid))
+    if not todo:
+        return []
+    hooks = list(dict.fromkeys(e.hook for e, _, _ in todo))
+    acts = cached_pair_activations(lm, model_name, data.pairs, hooks, cfg, cache_dir, progress=progress)
+    corpus = corpus or CorpusMetrics()
+    corpus_acts: dict[str, Any] = {}
+    if corpus.recon_tokens > 0:
+        corpus_acts = collect_activations(lm, corpus_texts(corpus.corpus), hooks,
+                                          StreamConfig(max_tokens=corpus.recon_tokens), progress=progress)
+    records = []
+    for e, cfg_rec, cid in todo:
+        sae = e.sae()
+        pa = acts[e.hook]
+        res = score_sae(pa, sae, cfg, model_name)
+        recon = reconstruction_metrics(sae, corpus_acts[e.hook]) if corpus_acts else None
+        loss = (loss_recovered(lm, sae, e.hook, corpus_texts(corpus.corpus), corpus.loss_tokens, seed=cfg.seed)
+                if corpus.loss_tokens > 0 else None)
+        rec = build_record(res, pa, data.pairs, e, sae, cfg_rec, cid, recon, loss)
+        if on_record is not None:
+            on_record(rec)
+        records.append(rec)
+    return records

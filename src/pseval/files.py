@@ -1,0 +1,172 @@
+"""Durable file output: atomic writes under unique temp names, stale-temp cleanup, exclusive claims and locks.
+
+Every file pseval writes goes through here, so that a crash, a full disk or a second process never leaves a
+half-written file, never deletes another live process's temp file, and results honour the user's umask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import math
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from pseval.errors import PsevalError
+
+# Temp names carry the writer's pid, so a later run can tell a dead writer's debris from a live writer's file.
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.pid(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+class OutputError(PsevalError, OSError):
+    """A result could not be written (disk full, permissions, not a folder); names the path."""
+
+
+def temp_path(final: Path) -> Path:
+    """A unique hidden temp name beside `final`, tagged with this process's pid."""
+    return final.with_name(f".{final.name}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def stale_temp_files(folder: Path) -> list[Path]:
+    """Temp files in `folder` whose writing process no longer runs (debris of a killed write)."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in folder.iterdir():
+        m = _TEMP_RE.match(p.name)
+        if m and not _pid_alive(int(m.group("pid"))):
+            out.append(p)
+    return sorted(out)
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Every pseval temp file in `folder`, live or stale."""
+    return sorted(p for p in folder.iterdir() if _TEMP_RE.match(p.name)) if folder.is_dir() else []
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete the debris of killed writes in `folder`; a live process's temp files are left alone."""
+    n = 0
+    for p in stale_temp_files(folder):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            n += 1
+    return n
+
+
+def _open_new(path: Path, binary: bool) -> IO[Any]:
+    # os.open with 0o666 lets the umask decide the permissions (tempfile would force 0600).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    return os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"}))
+
+
+def _describe(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"{path}: no space left on device; nothing was written there (finished results are kept)"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{path}: not writable ({exc.strerror})"
+    return f"{path}: cannot write ({exc.strerror or exc})"
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[Any]], None], binary: bool = False,
+                 exclusive: bool = False) -> bool:
+    """Write through a temp file, fsync, then rename into place; on any failure the temp file is removed.
+
+    With `exclusive`, an existing file is never replaced (the temp is hard-linked into place, which fails if a file
+    is already there) and False is returned when another writer got there first.
+    """
+    final = Path(path)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(_describe(exc, final.parent)) from exc
+    tmp = temp_path(final)
+    try:
+        with _open_new(tmp, binary) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, final)
+        return True
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(_describe(exc, final)) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def json_safe(x: Any) -> Any:
+    """NaN and inf become null, tuples lists, so the file is strict JSON."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+
+
+def write_json_atomic(obj: Any, path: str | Path, exclusive: bool = False, indent: int | None = 2) -> bool:
+    """Strict JSON written atomically (see write_atomic)."""
+    text = json.dumps(json_safe(obj), indent=indent)
+    return write_atomic(path, lambda fh: fh.write(text), exclusive=exclusive)
+
+
+def write_text_atomic(text: str, path: str | Path) -> None:
+    """UTF-8 text written atomically."""
+    write_atomic(path, lambda fh: fh.write(text))
+
+
+def check_writable(path: str | Path, is_dir: bool) -> None:
+    """Fail before any work when `path` (a folder, or a file's folder) cannot be created or written."""
+    p = Path(path)
+    target = p if is_dir else p.parent
+    if p.exists() and is_dir != p.is_dir():
+        raise OutputError(f"{p}: exists and is {'a file' if p.is_file() else 'a folder'}, "
+                          f"expected {'a folder' if is_dir else 'a file'}")
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{target}: cannot be created, {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{target}: not writable ({probe} does not allow writing)")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the block; the kernel releases it if the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
