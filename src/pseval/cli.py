@@ -110,12 +110,14 @@ def demo(wic: str | None, out: str, train_tokens: int, hook: str, model: str, ma
               help="Folder of the SAE (or of one sub-folder per SAE when several).")
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="Activation cache folder (memory-mapped .npy): the same request again skips the model.")
+@click.option("--checkpoint-every", type=int, default=200, show_default=True,
+              help="Optimiser steps between checkpoints (a killed run resumes from the last one).")
 @click.option("--overwrite", is_flag=True,
               help="Discard a finished SAE or checkpoint in --out made with other settings and start afresh "
                    "(without it, such work is kept and the run refuses, naming the differing settings).")
 def train(model: str, hook: str, corpus: str, archs: tuple[str, ...], expansions: tuple[int, ...],
           ks: tuple[int, ...], coeffs: tuple[float, ...], tokens: float, lr: float, batch_size: int, seed: int,
-          device: str, out: Path, cache: Path | None, overwrite: bool) -> None:
+          device: str, out: Path, cache: Path | None, checkpoint_every: int, overwrite: bool) -> None:
     """Train SAEs at one hook from one activation stream and save them in the SAELens layout.
 
     A killed run re-run with the same settings resumes from its last checkpoint; re-run with different settings
@@ -127,7 +129,8 @@ def train(model: str, hook: str, corpus: str, archs: tuple[str, ...], expansions
     held = min(20_000, max(500, int(tokens) // 10))  # held-out tokens for the summary metrics
     jobs = [TrainJob(hook, c, out if len(configs) == 1 else out / c.label) for c in configs]
     run_training(TrainRequest(model=model, corpus=corpus, tokens=int(tokens), heldout_tokens=held, jobs=jobs,
-                              device=device, cache=cache, checkpoint_root=out / ".checkpoint", overwrite=overwrite),
+                              device=device, cache=cache, checkpoint_root=out / ".checkpoint", overwrite=overwrite,
+                              checkpoint_every=checkpoint_every),
                  log=click.echo)
 
 

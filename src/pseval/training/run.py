@@ -4,6 +4,7 @@ saved with its run key, resumable, never mixed with work made under other settin
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +31,6 @@ from pseval.training.trainer import (
     TrainLog,
     checkpoint_keys,
     remove_checkpoint,
-    require_checkpoint_match,
     train_saes,
     train_saes_stream,
 )
@@ -67,10 +67,11 @@ class TrainRequest:
     checkpoint_root: Path = Path("runs/.checkpoints")  # one checkpoint folder per hook below it
     overwrite: bool = False  # discard finished SAEs and checkpoints made with other settings instead of refusing
     loss_tokens: int = 0  # tokens of `corpus` for loss recovered of each trained SAE (0: not measured)
+    checkpoint_every: int = 200  # optimiser steps between checkpoints
     memory_bytes: int | None = None  # activations held at once; None: ACTIVATION_MEMORY_BYTES
 
     def __post_init__(self) -> None:
-        for name in ("tokens", "heldout_tokens", "context_size"):
+        for name in ("tokens", "heldout_tokens", "context_size", "checkpoint_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ConfigError(f"training {name}={v!r}: expected a positive integer")
@@ -134,9 +135,22 @@ def finished_key(folder: Path) -> dict[str, Any] | None:
     return read_json_object(folder / METRICS_FILE, "")["key"]
 
 
+RUN_FILE = "run.json"  # beside a hook's checkpoint: the folders its SAEs will be saved to, and their run keys
+
+
+def _unfinished(req: TrainRequest) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Checkpoints under the request's checkpoint root with what they are for ({folder: run key})."""
+    if not req.checkpoint_root.is_dir():
+        return
+    for run_file in sorted(req.checkpoint_root.glob(f"*/{RUN_FILE}")):
+        if checkpoint_keys(run_file.parent) is not None:
+            run = read_json_object(run_file, "")
+            yield run_file.parent, dict(zip(run["folders"], run["keys"], strict=True))
+
+
 def _check_existing(req: TrainRequest, d_model: int) -> list[TrainJob]:
-    """Jobs still to train. A finished SAE or a checkpoint made with other settings is refused (or, with
-    overwrite, discarded) before any activation is computed."""
+    """Jobs still to train. A finished SAE, or an unfinished run for the same folders, made with other settings is
+    refused (or, with overwrite, discarded) before any activation is computed."""
     todo = []
     for job in req.jobs:
         old = finished_key(job.folder)
@@ -147,12 +161,17 @@ def _check_existing(req: TrainRequest, d_model: int) -> list[TrainJob]:
                 require_same(f"the SAE in {job.folder}", old, req.key(job, d_model), OVERWRITE_HINT)
             (job.folder / METRICS_FILE).unlink()
             todo.append(job)
-    for hook in dict.fromkeys(j.hook for j in todo):
-        ckpt = req.checkpoint_dir(hook)
-        keys = [req.key(j, d_model) for j in todo if j.hook == hook]
-        if req.overwrite and checkpoint_keys(ckpt) not in (None, keys):
+    wanted = {str(j.folder): req.key(j, d_model) for j in todo}
+    for ckpt, old_run in _unfinished(req):
+        if not set(old_run) & set(wanted):
+            continue
+        new_run = {folder: wanted.get(folder) for folder in old_run}
+        if json.loads(json.dumps(new_run, default=str)) == old_run:
+            continue
+        if req.overwrite:
             remove_checkpoint(ckpt)
-        require_checkpoint_match(ckpt, keys)
+            continue
+        require_same(f"the unfinished run in {ckpt}", old_run, new_run, OVERWRITE_HINT)
     return todo
 
 
@@ -199,7 +218,7 @@ def _train_streamed(req: TrainRequest, lm: LoadedModel, hook: str, jobs: list[Tr
     rest = itertools.chain([head[req.heldout_tokens:]], batches)  # overflow of the held-out part goes to training
     trained = train_saes_stream(rest, req.tokens, [j.config for j in jobs], _metadata(req, lm, hook),
                                 device=req.device, progress=progress, checkpoint_dir=req.checkpoint_dir(hook),
-                                keys=keys)
+                                checkpoint_every=req.checkpoint_every, keys=keys)
     return trained, head[: req.heldout_tokens]
 
 
@@ -221,6 +240,8 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
         jobs = [j for j in todo if j.hook == hook]
         keys = [req.key(j, lm.d_model) for j in jobs]
         with file_lock(req.checkpoint_dir(hook) / ".lock"):
+            write_json_atomic({"folders": [str(j.folder) for j in jobs], "keys": keys},
+                              req.checkpoint_dir(hook) / RUN_FILE)
             log(f"[train] {hook}: {', '.join(j.config.label for j in jobs)} on {req.tokens:,} tokens of "
                 f"{req.corpus}" + (" (streamed)" if streamed else ""))
             if acts is None:
@@ -232,10 +253,12 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
                     log(f"[train] {hook}: the corpus gave {train.shape[0]:,} training tokens of the "
                         f"{req.tokens:,} asked for")
                 trained = train_saes(train, [j.config for j in jobs], _metadata(req, lm, hook), device=req.device,
-                                     progress=progress, checkpoint_dir=req.checkpoint_dir(hook), keys=keys)
+                                     progress=progress, checkpoint_dir=req.checkpoint_dir(hook),
+                                     checkpoint_every=req.checkpoint_every, keys=keys)
             for job, key, (sae, tlog) in zip(jobs, keys, trained, strict=True):
                 _save(req, lm, job, key, sae, tlog, held)
             remove_checkpoint(req.checkpoint_dir(hook))
+            (req.checkpoint_dir(hook) / RUN_FILE).unlink(missing_ok=True)
         del acts
     out = [read_trained(j.folder) for j in req.jobs]
     done = [t for t in out if t is not None]

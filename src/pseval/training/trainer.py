@@ -335,18 +335,6 @@ def remove_checkpoint(checkpoint_dir: str | Path) -> None:
         (Path(checkpoint_dir) / name).unlink(missing_ok=True)
 
 
-def require_checkpoint_match(checkpoint_dir: str | Path, keys: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse to resume a checkpoint made with other settings, naming each differing field."""
-    old = checkpoint_keys(checkpoint_dir)
-    if old is None:
-        return
-    hint = ("Re-run with the same settings to resume it, or pass --overwrite to discard it and start afresh.")
-    what = f"the checkpoint in {checkpoint_dir}"
-    if len(old) != len(keys):
-        require_same(what, {"sae_count": len(old)}, {"sae_count": len(keys)}, hint)
-    require_same(what, {str(i): k for i, k in enumerate(old)}, {str(i): dict(k) for i, k in enumerate(keys)}, hint)
-
-
 def save_checkpoint(checkpoint_dir: Path, keys: Sequence[Mapping[str, Any]], runs: Sequence[_Run], step: int) -> None:
     """Every run's state after `step`, and the run keys beside it (each file written atomically)."""
     state = {"keys": json.dumps(list(keys), sort_keys=True, default=str), "runs": [r.state(step) for r in runs]}

@@ -1,0 +1,1 @@
+"""Optional adapters to other libraries; each imports its library lazily, never from the core."""
