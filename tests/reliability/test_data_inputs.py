@@ -327,6 +327,20 @@ def test_wic_line_whose_index_misses_the_target_is_dropped_and_counted(tmp_path)
     assert [p.source_id for p in ps.pairs] == ["wic:train:1"] and ps.notes["span_not_target"] == 1
 
 
+def test_wordnet_examples_go_through_the_same_rules(tmp_path):
+    d = tmp_path / "wn"
+    d.mkdir()
+    (d / "data.noun").write_text('00000001 03 n 01 bank 0 000 | a slope; "the ba\u200bnk of the river"; '
+                                 '"a grassy bank"\n00000002 04 n 01 bank 0 000 | an institution; "a bank loan"\n')
+    for name in ("data.verb", "data.adj", "data.adv"):
+        (d / name).write_text('00001740 03 n 01 entity 0 000 | a thing; "an entity"\n')
+    ps = load_pair_set(f"wordnet:pos=n,dir={d}")
+    # one same-sense pair (the slope's two examples) and two different-sense pairs; two hold the cleaned example
+    assert sorted(p.same_sense for p in ps.pairs) == [False, False, True]
+    assert ps.notes["zero_width_removed"] == 2
+    assert sum("the bank of the river" in (p.context_1, p.context_2) for p in ps.pairs) == 2
+
+
 def test_wic_dev_is_unchanged_by_the_rules(wic_dev):
     ps = load_pair_set(f"wic:{wic_dev}")
     assert len(ps.pairs) == 638 and ps.notes == dict.fromkeys(NOTE_KEYS, 0)

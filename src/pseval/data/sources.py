@@ -130,7 +130,7 @@ def _wordnet(s: _Spec, rest: str) -> tuple[str, Loader]:
         parts.append(f"dir={location}")
     opts = WordNetPairOptions(pos=pos, max_pairs_per_lemma=cap, coarse=coarse, balance=balance, seed=seed)
     canonical = "wordnet:" + ",".join(parts) if parts else "wordnet"
-    return canonical, lambda notes: wordnet_pairs(opts, find_wordnet(location))
+    return canonical, lambda notes: wordnet_pairs(opts, find_wordnet(location), notes)
 
 
 def _coarsewsd(s: _Spec, rest: str) -> tuple[str, Loader]:
