@@ -270,6 +270,14 @@ def test_bom_and_crlf_are_accepted_and_give_the_same_pairs(tmp_path):
     assert jl.pairs[0].context_2 == "a bank loan" and jl.notes["bom_stripped"] == 1
 
 
+def test_training_text_files_drop_the_bom_and_crlf(tmp_path):
+    from pseval.data.corpus import corpus_texts
+
+    f = tmp_path / "corpus.txt"
+    f.write_bytes(b"\xef\xbb\xbfFirst line.\r\n\r\nSecond line.\r\n")
+    assert list(corpus_texts(f"file:{f}")) == ["First line.", "Second line."]
+
+
 def test_nfc_rule_normalises_and_keeps_spans(tmp_path):
     nfd = "cafe\u0301"
     rows = [_row(target_word=nfd, context_1=f"the {nfd} by the river", context_2="a cafe\u0301 loan",
