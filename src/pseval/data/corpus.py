@@ -36,6 +36,8 @@ def file_texts(paths: list[str]) -> Iterator[str]:
                     line = raw.decode("utf-8").strip()
                 except UnicodeDecodeError as exc:
                     raise DataFormatError(f"not valid UTF-8 (byte {exc.start})", path, i + 1) from exc
+                if i == 0:  # a UTF-8 byte-order mark is not text
+                    line = line.removeprefix("\ufeff").strip()
                 if line:
                     yield line
 

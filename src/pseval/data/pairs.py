@@ -55,6 +55,18 @@ class WordInContextPair:
                    same_sense=bool(d["same_sense"]), source_id=d["source_id"])
 
 
+@dataclass(frozen=True, slots=True)
+class PairSet:
+    """A loaded pair set: its canonical spec, the pairs, and what the text rules changed or dropped (counts)."""
+
+    spec: str
+    pairs: list[WordInContextPair]
+    notes: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
 def dataset_hash(pairs: Iterable[WordInContextPair]) -> str:
     """A stable SHA-256 over the pairs' contents, recorded in results for reproducibility."""
     h = hashlib.sha256()

@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pseval.data.morphy import base_forms
-from pseval.data.pairs import POS_TAGS, WordInContextPair, normalise_pos
+from pseval.data.pairs import WordInContextPair, normalise_pos
+from pseval.data.spans import find_word_spans, locate_word, span_covers_target
+from pseval.data.text import REPEATED, clean_text, count_flags, read_text, split_lines
 from pseval.errors import DataFormatError
 
-_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
+__all__ = ["TABLE_FORMATS", "load_hub", "load_table", "locate_word", "pair_from_row", "pairs_from_rows"]
+
+TABLE_FORMATS = ("jsonl", "json", "csv", "tsv")
+_COLUMNS = ("PS-Eval columns (target_word, context_1, context_2, label) or super_glue columns (word, sentence1, "
+            "sentence2, label)")
 
 
-def locate_word(word: str, context: str, pos: str = "") -> tuple[int, int] | None:
-    """Span of `word` in `context`: an exact whole-word match first, then an inflected form of it."""
-    m = re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", context, flags=re.IGNORECASE)
-    if m:
-        return m.span()
-    poses = (pos,) if pos else POS_TAGS
-    for tok in _WORD_RE.finditer(context):
-        if any(word.lower() in base_forms(tok.group(0), p) for p in poses):
-            return tok.span()
-    return None
-
-
-def _label(value: Any, where: tuple[str, int]) -> bool:
+def _label(value: Any, source: str, line: int) -> bool:
     if isinstance(value, bool):
         return value
     s = str(value).strip()
@@ -36,86 +29,159 @@ def _label(value: Any, where: tuple[str, int]) -> bool:
         return True
     if s in ("0", "F", "False", "false"):
         return False
-    raise DataFormatError(f"label {value!r} is not 0/1 or T/F", where[0], where[1], "label")
+    raise DataFormatError(f"label {value!r} is not 0/1 or T/F", source, line, "label")
+
+
+def _offset(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"{name}={value!r} is not an integer")
 
 
 def _span(row: Mapping[str, Any], n: int) -> tuple[int, int] | None:
     loc = row.get(f"target_word_location_{n}")
     if isinstance(loc, str) and loc.strip().startswith("{"):
         loc = json.loads(loc)
-    if isinstance(loc, Mapping) and "char_start" in loc:
-        return int(loc["char_start"]), int(loc["char_end"])
-    if row.get(f"start{n}") not in (None, "") and row.get(f"end{n}") not in (None, ""):
-        return int(row[f"start{n}"]), int(row[f"end{n}"])
+    if isinstance(loc, Mapping) and ("char_start" in loc or "char_end" in loc):
+        return _offset(loc.get("char_start"), "char_start"), _offset(loc.get("char_end"), "char_end")
+    if row.get(f"start{n}") not in (None, "") or row.get(f"end{n}") not in (None, ""):
+        return _offset(row.get(f"start{n}"), f"start{n}"), _offset(row.get(f"end{n}"), f"end{n}")
     return None
 
 
-def pair_from_row(row: Mapping[str, Any], source: str, index: int) -> WordInContextPair:
-    """Convert one row of either Hub layout; the error names the source, row and missing field."""
-    where = (source, index)
+def _pair(row: Any, source: str, index: int, line: int) -> tuple[WordInContextPair, set[str]]:
+    if not isinstance(row, Mapping):
+        raise DataFormatError(f"row is a {type(row).__name__} ({str(row)[:60]!r}), expected an object with "
+                              f"{_COLUMNS}", source, line)
     if "context_1" in row:
         keys = ("target_word", "context_1", "context_2", "label")
     elif "sentence1" in row:
         keys = ("word", "sentence1", "sentence2", "label")
     else:
-        raise DataFormatError(f"row has neither PS-Eval columns (target_word, context_1, context_2, label) nor "
-                              f"super_glue columns (word, sentence1, sentence2, label); found {sorted(row)}",
-                              source, index)
+        raise DataFormatError(f"row has neither {_COLUMNS}; found {sorted(str(k) for k in row)}", source, line)
     for k in keys:
-        if row.get(k) in (None, ""):
-            raise DataFormatError("missing value", source, index, k)
+        if row.get(k) is None or (isinstance(row.get(k), str) and not row[k].strip()):
+            raise DataFormatError("missing value", source, line, k)
+        if k != "label" and not isinstance(row[k], str):
+            raise DataFormatError(f"value {row[k]!r} is a {type(row[k]).__name__}, expected text", source, line, k)
     word, c1, c2, label = (row[k] for k in keys)
     try:
         pos = normalise_pos(str(row.get("pos") or ""))
     except ValueError as exc:
-        raise DataFormatError(str(exc), source, index, "pos") from exc
-    word, c1, c2 = str(word).strip(), str(c1), str(c2)
-    spans = []
+        raise DataFormatError(str(exc), source, line, "pos") from exc
+    word, _, flags = clean_text(word.strip())
+    spans: list[tuple[int, int] | None] = []
+    contexts = []
     for n, ctx in ((1, c1), (2, c2)):
+        field = f"location_{n}"
         try:
             sp = _span(row, n)
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
-            raise DataFormatError(f"bad character offsets ({exc})", source, index, f"location_{n}") from exc
+        except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise DataFormatError(f"bad character offsets ({exc})", source, line, field) from exc
         if sp is not None and not (0 <= sp[0] < sp[1] <= len(ctx)):
-            raise DataFormatError(f"character span {sp} outside a context of length {len(ctx)}", source, index,
-                                  f"location_{n}")
-        spans.append(sp if sp is not None else locate_word(word, ctx, pos))
+            raise DataFormatError(f"character span {sp} outside a context of length {len(ctx)}", source, line, field)
+        try:
+            ctx, sp, f = clean_text(ctx, sp)
+        except ValueError as exc:
+            raise DataFormatError(str(exc), source, line, field) from exc
+        flags |= f
+        if sp is not None:
+            if not span_covers_target(word, ctx[sp[0]:sp[1]]):
+                raise DataFormatError(f"character span {sp} covers {ctx[sp[0]:sp[1]]!r}, which is not the target "
+                                      f"{word!r} or an inflection of it", source, line, field)
+        else:
+            found = find_word_spans(word, ctx, pos)
+            if len(found) > 1:
+                flags.add(REPEATED)  # rule: the first occurrence is read
+            sp = found[0] if found else None
+        spans.append(sp)
+        contexts.append(ctx)
     rid = row.get("id", row.get("idx", index))
-    return WordInContextPair(target=word, pos=pos, context_1=c1, context_2=c2, span_1=spans[0], span_2=spans[1],
-                             same_sense=_label(label, where), source_id=f"{source}:{rid}")
+    pair = WordInContextPair(target=word, pos=pos, context_1=contexts[0], context_2=contexts[1], span_1=spans[0],
+                             span_2=spans[1], same_sense=_label(label, source, line), source_id=f"{source}:{rid}")
+    return pair, flags
 
 
-def pairs_from_rows(rows: Iterable[Mapping[str, Any]], source: str) -> list[WordInContextPair]:
-    """Convert rows in order; row numbers in errors count from 1."""
-    return [pair_from_row(r, source, i + 1) for i, r in enumerate(rows)]
+def pair_from_row(row: Mapping[str, Any], source: str, index: int, line: int | None = None) -> WordInContextPair:
+    """Convert one row of either Hub layout; errors name the source, line (default: the row number) and field."""
+    return _pair(row, source, index, index if line is None else line)[0]
 
 
-def load_table(path: str | Path) -> list[WordInContextPair]:
-    """Pairs from a local .jsonl, .json or .csv/.tsv file in either Hub layout."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataFormatError("file not found", p)
+def pairs_from_rows(rows: Iterable[Any], source: str, notes: dict[str, int] | None = None,
+                    lines: list[int] | None = None) -> list[WordInContextPair]:
+    """Convert rows in order (row numbers count from 1; `lines` gives file lines for errors); counts into `notes`."""
+    out = []
+    for i, r in enumerate(rows):
+        pair, flags = _pair(r, source, i + 1, lines[i] if lines is not None else i + 1)
+        count_flags(notes, flags)
+        out.append(pair)
+    return out
+
+
+def table_format(path: str | Path) -> str:
+    """The table format a file's suffix implies (csv when it says nothing)."""
+    suffix = Path(path).suffix.lower()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".tsv": "tsv"}.get(suffix, "csv")
+
+
+def _json_rows(text: str, p: Path) -> list[Any]:
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"not valid UTF-8 (byte {exc.start})", p) from exc
-    if p.suffix in (".jsonl", ".ndjson"):
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"not valid JSON ({exc.msg}, column {exc.colno})", p, exc.lineno) from exc
+    if isinstance(data, Mapping) and isinstance(data.get("data"), list):
+        return data["data"]
+    if isinstance(data, list):
+        return data
+    what = f"an object with keys {sorted(data)[:8]}" if isinstance(data, Mapping) else \
+        f"a {type(data).__name__} ({str(data)[:40]!r})"
+    raise DataFormatError(f"the file holds {what}; expected a list of row objects or {{\"data\": [rows]}}", p)
+
+
+def load_table(path: str | Path, fmt: str | None = None,
+               notes: dict[str, int] | None = None) -> list[WordInContextPair]:
+    """Pairs from a local .jsonl, .json or .csv/.tsv file in either Hub layout (`fmt` overrides the suffix)."""
+    p = Path(path)
+    fmt = fmt or table_format(p)
+    if fmt not in TABLE_FORMATS:
+        raise DataFormatError(f"unknown table format {fmt!r}; known: {', '.join(TABLE_FORMATS)}", p)
+    if not p.is_file():
+        raise DataFormatError("file not found" if not p.exists() else "not a file", p)
+    text = read_text(p, notes)
+    lines: list[int] = []
+    if fmt == "jsonl":
         rows = []
-        for i, line in enumerate(text.splitlines()):
+        for i, line in enumerate(split_lines(text)):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise DataFormatError(f"not valid JSON ({exc.msg})", p, i + 1) from exc
-        return pairs_from_rows(rows, str(p))
-    if p.suffix == ".json":
-        data = json.loads(text)
-        return pairs_from_rows(data if isinstance(data, list) else data.get("data", []), str(p))
-    delim = "\t" if p.suffix == ".tsv" else ","
-    return pairs_from_rows(list(csv.DictReader(text.splitlines(), delimiter=delim)), str(p))
+                lines.append(i + 1)
+    elif fmt == "json":
+        rows = _json_rows(text, p)
+        lines = list(range(1, len(rows) + 1))  # no file lines inside one JSON document: row numbers
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+        rows = []
+        try:
+            for row in reader:
+                if None in row:
+                    n_header = len(reader.fieldnames or [])
+                    raise DataFormatError(f"{len(row[None])} more field(s) than the header's {n_header}", p,
+                                          reader.line_num)
+                rows.append(row)
+                lines.append(reader.line_num)
+        except csv.Error as exc:
+            raise DataFormatError(f"not valid {fmt.upper()} ({exc})", p, reader.line_num) from exc
+    if not rows:
+        raise DataFormatError("no pairs: the file holds no rows", p)
+    return pairs_from_rows(rows, str(p), notes, lines)
 
 
-def load_hub(name: str, split: str = "test") -> list[WordInContextPair]:
+def load_hub(name: str, split: str = "test", notes: dict[str, int] | None = None) -> list[WordInContextPair]:
     """Pairs from a Hugging Face dataset (`super_glue`/`wic` config or the PS-Eval dataset); needs `datasets`."""
     try:
         import datasets  # type: ignore[import-not-found]
@@ -126,4 +192,4 @@ def load_hub(name: str, split: str = "test") -> list[WordInContextPair]:
         ds = datasets.load_dataset("super_glue", "wic", split=split)
     else:
         ds = datasets.load_dataset(name, split=split)
-    return pairs_from_rows(ds, f"hf:{name}:{split}")
+    return pairs_from_rows(ds, f"hf:{name}:{split}", notes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pseval.data.pairs import WordInContextPair, normalise_pos
+from pseval.data.spans import span_covers_target
+from pseval.data.text import SPAN_NOT_TARGET, clean_text, count_flags, read_text, split_lines
 from pseval.errors import DataFormatError, MissingResourceError
 
 
@@ -17,20 +19,8 @@ def token_char_spans(tokens: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise MissingResourceError(f"{path}: file not found") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataFormatError(f"not valid UTF-8 (byte {exc.start})", path, line) from exc
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln.rstrip("\r") for ln in lines]
+def _read_lines(path: Path, notes: dict[str, int] | None = None) -> list[str]:
+    return split_lines(read_text(path, notes))
 
 
 def find_split_files(folder: str | Path) -> tuple[Path, Path, str]:
@@ -56,13 +46,21 @@ def find_split_files(folder: str | Path) -> tuple[Path, Path, str]:
     return data, data.with_name(f"{split}.gold.txt"), split
 
 
-def load_wic(folder: str | Path, require_gold: bool = True) -> list[WordInContextPair]:
-    """Read a WiC split; contexts are the token lists joined by single spaces, spans come from the token indices."""
+def load_wic(folder: str | Path, require_gold: bool = True,
+             notes: dict[str, int] | None = None) -> list[WordInContextPair]:
+    """Read a WiC split; contexts are the token lists joined by single spaces, spans come from the token indices.
+
+    Targets and contexts go through the text rules (pseval.data.text). A line whose indexed token is not the target
+    or an inflection of it (train line 1557 points at the particle of "called round") is dropped and counted as
+    `span_not_target` in `notes`: the official split stays loadable and the drop is on the record.
+    """
     data_path, gold_path, split = find_split_files(folder)
-    lines = _read_lines(data_path)
+    lines = _read_lines(data_path, notes)
+    if not lines:
+        raise DataFormatError("no pairs: the file is empty", data_path)
     gold: list[str] | None = None
     if gold_path.exists():
-        gold = _read_lines(gold_path)
+        gold = _read_lines(gold_path, notes)
         if len(gold) != len(lines):
             raise DataFormatError(f"{len(gold)} gold labels for {len(lines)} data lines in {data_path}", gold_path)
     elif require_gold:
@@ -78,6 +76,9 @@ def load_wic(folder: str | Path, require_gold: bool = True) -> list[WordInContex
             raise DataFormatError(f"expected 5 tab-separated columns (word, PoS, i1-i2, sentence 1, sentence 2), "
                                   f"found {len(cols)}", data_path, lineno)
         word, pos, idx, s1, s2 = cols
+        word, _, flags = clean_text(word.strip())
+        if not word:
+            raise DataFormatError("missing value", data_path, lineno, "word")
         try:
             pos_n = normalise_pos(pos)
         except ValueError as exc:
@@ -87,8 +88,9 @@ def load_wic(folder: str | Path, require_gold: bool = True) -> list[WordInContex
         except ValueError as exc:
             raise DataFormatError(f"index column {idx!r} is not of the form i1-i2", data_path, lineno,
                                   "index") from exc
-        spans = []
+        spans: list[tuple[int, int]] = []
         contexts = []
+        covered = True
         for sent, ti, name in ((s1, i1, "sentence_1"), (s2, i2, "sentence_2")):
             toks = sent.split()
             if not toks:
@@ -96,14 +98,25 @@ def load_wic(folder: str | Path, require_gold: bool = True) -> list[WordInContex
             if not 0 <= ti < len(toks):
                 raise DataFormatError(f"token index {ti} out of range for a sentence of {len(toks)} tokens",
                                       data_path, lineno, name)
-            contexts.append(" ".join(toks))
-            spans.append(token_char_spans(toks)[ti])
+            try:
+                ctx, span, f = clean_text(" ".join(toks), token_char_spans(toks)[ti])
+            except ValueError as exc:
+                raise DataFormatError(str(exc), data_path, lineno, name) from exc
+            assert span is not None
+            flags |= f
+            covered = covered and span_covers_target(word, ctx[span[0]:span[1]])
+            contexts.append(ctx)
+            spans.append(span)
         label = True
         if gold is not None:
             g = gold[i].strip()
             if g not in ("T", "F"):
                 raise DataFormatError(f"label {g!r} is not T or F", gold_path, lineno)
             label = g == "T"
+        if not covered:
+            count_flags(notes, [SPAN_NOT_TARGET])
+            continue
+        count_flags(notes, flags)
         pairs.append(WordInContextPair(target=word, pos=pos_n, context_1=contexts[0], context_2=contexts[1],
                                        span_1=spans[0], span_2=spans[1], same_sense=label,
                                        source_id=f"wic:{split}:{lineno}"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pseval.data.morphy import base_forms
 from pseval.data.pairs import POS_TAGS, WordInContextPair, balance_pairs
+from pseval.data.text import clean_text, count_flags
 from pseval.data.wordnet import WordNetSource, find_wordnet, iter_synsets, load_exceptions
 
 _WORD_RE = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
@@ -34,6 +35,7 @@ class _Occurrence:
     example_index: int
     text: str
     span: tuple[int, int]
+    flags: frozenset[str]  # text rules that fired on the example (WordNet 3.0 is ASCII: none)
 
 
 def find_lemma_span(lemma: str, pos: str, text: str,
@@ -52,42 +54,47 @@ def _occurrences(source: WordNetSource, pos: str) -> dict[str, list[_Occurrence]
         for lemma in dict.fromkeys(syn.lemmas):
             if "_" in lemma:  # collocations have no single target token
                 continue
-            for k, ex in enumerate(syn.examples):
+            for k, raw in enumerate(syn.examples):
+                ex, _, flags = clean_text(raw)
                 span = find_lemma_span(lemma, pos, ex, exc)
                 if span is not None:
-                    by_lemma[lemma].append(_Occurrence(syn.id, syn.lex_filenum, k, ex, span))
+                    by_lemma[lemma].append(_Occurrence(syn.id, syn.lex_filenum, k, ex, span, frozenset(flags)))
     return by_lemma
 
 
-def _pair(lemma: str, pos: str, a: _Occurrence, b: _Occurrence, same: bool) -> WordInContextPair | None:
+def _pair(lemma: str, pos: str, a: _Occurrence, b: _Occurrence, same: bool,
+          flagged: dict[str, frozenset[str]]) -> WordInContextPair | None:
     if a.text == b.text:  # one example filed under two synsets says nothing about sense
         return None
     sid = f"wordnet:{lemma}.{pos}:{a.synset_id}#{a.example_index}/{b.synset_id}#{b.example_index}"
+    if a.flags or b.flags:
+        flagged[sid] = a.flags | b.flags
     return WordInContextPair(target=lemma, pos=pos, context_1=a.text, context_2=b.text, span_1=a.span,
                              span_2=b.span, same_sense=same, source_id=sid)
 
 
-def wordnet_pairs(options: WordNetPairOptions | None = None,
-                  source: WordNetSource | None = None) -> list[WordInContextPair]:
+def wordnet_pairs(options: WordNetPairOptions | None = None, source: WordNetSource | None = None,
+                  notes: dict[str, int] | None = None) -> list[WordInContextPair]:
     """All (or capped, balanced) same-sense and different-sense pairs from WordNet's usage examples."""
     opts = options or WordNetPairOptions()
     src = source or find_wordnet()
     rng = random.Random(opts.seed)
     out: list[WordInContextPair] = []
+    flagged: dict[str, frozenset[str]] = {}
     for pos in opts.pos:
         for lemma, occs in sorted(_occurrences(src, pos).items()):
             by_syn: dict[str, list[_Occurrence]] = defaultdict(list)
             for o in occs:
                 by_syn[o.synset_id].append(o)
             same = [p for group in by_syn.values() for a, b in itertools.combinations(group, 2)
-                    if (p := _pair(lemma, pos, a, b, True)) is not None]
+                    if (p := _pair(lemma, pos, a, b, True, flagged)) is not None]
             diff = []
             for s1, s2 in itertools.combinations(list(by_syn), 2):
                 g1, g2 = by_syn[s1], by_syn[s2]
                 if opts.coarse and g1[0].lex_filenum == g2[0].lex_filenum:
                     continue
                 diff.extend(p for a, b in itertools.product(g1, g2)
-                            if (p := _pair(lemma, pos, a, b, False)) is not None)
+                            if (p := _pair(lemma, pos, a, b, False, flagged)) is not None)
             for group in (same, diff):
                 if opts.max_pairs_per_lemma is not None and len(group) > opts.max_pairs_per_lemma:
                     keep = sorted(rng.sample(range(len(group)), opts.max_pairs_per_lemma))
@@ -96,6 +103,8 @@ def wordnet_pairs(options: WordNetPairOptions | None = None,
             out.extend(diff)
     if opts.balance:
         out = balance_pairs(out, opts.seed)
+    for p in out:
+        count_flags(notes, flagged.get(p.source_id, ()))
     return out
 
 
