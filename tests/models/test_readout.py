@@ -160,3 +160,9 @@ def test_protocol_reference_sets_every_choice_and_refuses_conflicts():
             PSEvalConfig(protocol="reference", **bad)
     with pytest.raises(ConfigError, match="pseval, reference"):
         PSEvalConfig(protocol="paper")  # type: ignore[arg-type]
+
+
+def test_reference_match_drops_over_long_prompts_instead_of_truncating(minilm):
+    pair = WordInContextPair("board", "n", "the board " * 40, "a board", None, None, True, "t:1")
+    (a, b), = plan_pairs(minilm.tokenizer, [pair], ReadoutConfig(match="reference", too_long="skip"), False, 32)
+    assert a.drop == "too_long" and b.drop is None and len(a.input_ids) > 32

@@ -165,15 +165,13 @@ def plan_readouts(tokenizer: Any, items: Sequence[tuple[str, tuple[int, int] | N
     space_marked = cfg.match == "reference" and marks_word_start(tokenizer)
     for (ids, offs, special), (text, span) in zip(_tokenise(tokenizer, [t for t, _ in items], add_bos), items,
                                                   strict=True):
-        if cfg.match == "reference":
-            if span is None or len(ids) > max_len:
-                plans.append(ReadoutPlan(tuple(ids), (), (), drop="too_long" if span else "target_not_in_context"))
-            else:
-                plans.append(plan_reference_readout(ids, token_strings(tokenizer, ids), offs, special, span,
-                                                    text[span[0]:span[1]], space_marked))
-            continue
         if span is None:
             plans.append(ReadoutPlan(tuple(ids), (), (), drop="target_not_in_context"))
+            continue
+        if cfg.match == "reference":
+            plans.append(ReadoutPlan(tuple(ids), (), (), drop="too_long") if len(ids) > max_len else
+                         plan_reference_readout(ids, token_strings(tokenizer, ids), offs, special, span,
+                                                text[span[0]:span[1]], space_marked))
             continue
         toks = span_to_tokens(offs, special, span)
         if not toks:
