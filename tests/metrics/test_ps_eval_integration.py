@@ -7,7 +7,6 @@ import torch
 from pseval.data.pairs import WordInContextPair
 from pseval.data.wic import load_wic
 from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
-from pseval.metrics.ps_eval.runner import select_balanced
 from pseval.models.readout import ReadoutConfig
 from pseval.saes import identity_sae
 
@@ -38,30 +37,27 @@ def test_identity_matches_independent_computation(minilm, wic_dev):
     assert set(counts["dropped"]) <= {"multi_token"}
 
     # Independent: per pair, two full forwards, the argmax of hidden_states at the template token.
-    labels, same_feature = [], []
+    labels, valid, same_feature = [], [], []
     for p in pairs:
         f1 = _reference_feature(minilm, p.context_1, p.target)
         f2 = _reference_feature(minilm, p.context_2, p.target)
-        if f1 is None or f2 is None:
-            continue
         labels.append(p.same_sense)
-        same_feature.append(f1 == f2)
-    keep = select_balanced(labels, "paper", 0)
+        valid.append(f1 is not None and f2 is not None)
+        same_feature.append(valid[-1] and f1 == f2)
+    # The reference's balancing, written out: all valid label-0 rows (cnt_0), then the valid rows among the first
+    # cnt_0 label-1 rows of the file.
+    cnt_0 = sum(v and not y for v, y in zip(valid, labels, strict=True))
+    first_label_1 = [i for i, y in enumerate(labels) if y][:cnt_0]
+    keep = [i for i, (v, y) in enumerate(zip(valid, labels, strict=True)) if v and (not y or i in first_label_1)]
     tp = sum(labels[i] and same_feature[i] for i in keep)
     fp = sum((not labels[i]) and same_feature[i] for i in keep)
     tn = sum((not labels[i]) and not same_feature[i] for i in keep)
     fn = sum(labels[i] and not same_feature[i] for i in keep)
     assert (c.tp, c.fp, c.tn, c.fn) == (tp, fp, tn, fn)
-    assert counts["pairs_valid"] == len(labels)
-
-
-def test_paper_balance_cuts_same_sense_by_order():
-    labels = [True, True, False, True, False, True]
-    assert select_balanced(labels, "paper", 0) == [0, 1, 2, 4]
-    assert select_balanced(labels, "none", 0) == list(range(6))
-    exact = select_balanced(labels, "exact", 0)
-    assert sum(labels[i] for i in exact) == 2 and len(exact) == 4
-    assert exact == select_balanced(labels, "exact", 0)
+    assert counts["pairs_valid"] == sum(valid)
+    # WiC dev's invalid label-1 rows fall inside the first cnt_0, so fewer are scored than the valid-prefix rule's.
+    valid_same = sum(v and y for v, y in zip(valid, labels, strict=True))
+    assert counts["scored_same"] == sum(labels[i] for i in keep) < min(cnt_0, valid_same)
 
 
 def test_context_readout_and_tiny_causal_model(bpe_tokenizer):

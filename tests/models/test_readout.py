@@ -6,7 +6,16 @@ import pytest
 
 from pseval.data.pairs import WordInContextPair
 from pseval.errors import ConfigError
-from pseval.models.readout import ReadoutConfig, plan_pairs, plan_readouts, prompt_and_span
+from pseval.models.readout import (
+    ReadoutConfig,
+    ReadoutPlan,
+    _reference_pair_drop,
+    marks_word_start,
+    plan_pairs,
+    plan_readouts,
+    prompt_and_span,
+    token_strings,
+)
 
 
 def _tokens(tok, plan):
@@ -87,3 +96,73 @@ def test_bad_readout_config():
         ReadoutConfig(multi_token="middle")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="template"):
         ReadoutConfig(template="{context} means")
+
+
+def _reference_plan(tok, context: str, word: str, add_bos: bool):
+    pair = WordInContextPair(word, "n", context, context, None, None, True, "t:1")
+    cfg = ReadoutConfig(match="reference", too_long="skip")
+    (a, _b), = plan_pairs(tok, [pair], cfg, add_bos, 512)
+    return a, token_strings(tok, a.input_ids)
+
+
+def test_reference_match_wordpiece_uses_the_words_single_token(minilm):
+    tok = minilm.tokenizer
+    assert not marks_word_start(tok)
+    plan, strs = _reference_plan(tok, "Room and board .", "board", False)
+    assert plan.drop is None and strs[plan.positions[0]] == "board" and plan.positions[0] == len(strs) - 3
+    # An inflection or compound ahead of the template ("boards", "##board") is found first and occurs once.
+    for ctx in ("He nailed boards across the windows .", "Skateboard ."):
+        assert _reference_plan(tok, ctx, "board", False)[0].drop == "reference_single_occurrence"
+    assert _reference_plan(tok, "Great unhappiness here .", "unhappiness", False)[0].drop == "multi_token"
+
+
+def test_reference_match_bpe_reads_the_last_copy_of_the_first_matching_token(bpe_tokenizer):
+    tok = bpe_tokenizer
+    assert marks_word_start(tok)
+    plan, strs = _reference_plan(tok, "the plant and the plant again .", "plant", True)
+    assert plan.input_ids[0] == tok.bos_token_id and plan.positions[0] == len(strs) - 2  # the template slot
+    # " plants" holds the word and comes first: twice -> its last copy is read, in the context, not the template.
+    plan, strs = _reference_plan(tok, "the plants and plants near the plant .", "plant", True)
+    assert strs[plan.positions[0]] == " plants" and plan.positions[0] == strs.index(" near") - 1
+    for ctx in ("the plants grow .", "Plant the seeds .", "plant it now ."):  # inflected, capitalised, initial
+        assert _reference_plan(tok, ctx, "plant", True)[0].drop == "reference_single_occurrence"
+    assert _reference_plan(tok, "the bank of the river .", "bank", True)[0].drop == "multi_token"
+
+
+def test_reference_pair_reason_is_the_first_check_the_reference_fails():
+    single = ReadoutPlan((1, 2), (), (7,), drop="reference_single_occurrence")
+    multi = ReadoutPlan((1, 2), (), (), drop="multi_token")
+    ok = ReadoutPlan((1, 2), (1,), (7,))
+    assert _reference_pair_drop(single, multi).drop == "multi_token"  # the template checks come first
+    assert _reference_pair_drop(ok, ReadoutPlan((1, 2), (1,), (8,))).drop == "token_mismatch"
+    assert _reference_pair_drop(ok, single).drop == "reference_single_occurrence"
+    assert _reference_pair_drop(ok, ok) is ok
+
+
+def test_reference_match_config():
+    with pytest.raises(ConfigError, match="match='reference'"):
+        ReadoutConfig(match="reference", position="context")
+    with pytest.raises(ConfigError, match="match"):
+        ReadoutConfig(match="spans")  # type: ignore[arg-type]
+
+
+def test_protocol_reference_sets_every_choice_and_refuses_conflicts():
+    from pseval.metrics.ps_eval.config import PSEvalConfig
+
+    cfg = PSEvalConfig(protocol="reference", balance="paper")
+    assert (cfg.readout.match, cfg.readout.too_long, cfg.readout.position, cfg.balance) == \
+        ("reference", "skip", "template", "reference")
+    assert PSEvalConfig().readout.match == "offsets" and PSEvalConfig().protocol == "pseval"
+    for bad, field in ((dict(balance="exact"), "balance='exact'"),
+                       (dict(readout=ReadoutConfig(multi_token="last")), "multi_token='last'"),
+                       (dict(readout=ReadoutConfig(template="{context} {target_word}")), "template")):
+        with pytest.raises(ConfigError, match=field):
+            PSEvalConfig(protocol="reference", **bad)
+    with pytest.raises(ConfigError, match="pseval, reference"):
+        PSEvalConfig(protocol="paper")  # type: ignore[arg-type]
+
+
+def test_reference_match_drops_over_long_prompts_instead_of_truncating(minilm):
+    pair = WordInContextPair("board", "n", "the board " * 40, "a board", None, None, True, "t:1")
+    (a, b), = plan_pairs(minilm.tokenizer, [pair], ReadoutConfig(match="reference", too_long="skip"), False, 32)
+    assert a.drop == "too_long" and b.drop is None and len(a.input_ids) > 32

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, get_args
 
 from pseval.data.pairs import WordInContextPair
 from pseval.errors import ConfigError
@@ -12,6 +12,9 @@ from pseval.errors import ConfigError
 Position = Literal["template", "context"]
 MultiToken = Literal["first", "last", "mean", "drop"]
 TooLong = Literal["truncate", "skip"]
+# offsets: the target is the token(s) under its character span. reference: gouki510/PS-Eval's string matching
+# (see plan_reference_readout); template position and multi_token="drop" only, over-long prompts dropped.
+Match = Literal["offsets", "reference"]
 PAPER_TEMPLATE = "{context} The {target_word} means"
 
 
@@ -23,16 +26,20 @@ class ReadoutConfig:
     multi_token: MultiToken = "drop"
     too_long: TooLong = "truncate"
     template: str = PAPER_TEMPLATE
+    match: Match = "offsets"
 
     def __post_init__(self) -> None:
-        checks = (("position", self.position, ("template", "context")),
-                  ("multi_token", self.multi_token, ("first", "last", "mean", "drop")),
-                  ("too_long", self.too_long, ("truncate", "skip")))
-        for field, value, allowed in checks:
+        checks = (("position", self.position, Position), ("multi_token", self.multi_token, MultiToken),
+                  ("too_long", self.too_long, TooLong), ("match", self.match, Match))
+        for field, value, kind in checks:
+            allowed = get_args(kind)
             if value not in allowed:
                 raise ConfigError(f"readout {field}={value!r}; expected one of {', '.join(allowed)}")
         if "{context}" not in self.template or "{target_word}" not in self.template:
             raise ConfigError(f"readout template {self.template!r} must contain {{context}} and {{target_word}}")
+        if self.match == "reference" and (self.position, self.multi_token) != ("template", "drop"):
+            raise ConfigError(f"readout match='reference' reads the template with multi_token='drop'; got "
+                              f"position={self.position!r}, multi_token={self.multi_token!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +108,70 @@ def _truncate(ids: list[int], special: list[int], positions: list[int], max_len:
     return [ids[i] for i in keep], [remap[p] for p in positions]
 
 
+def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each token decoded on its own, as TransformerLens' `to_str_tokens` gives them (" bank", "##s", "[CLS]")."""
+    return tokenizer.batch_decode([[i] for i in ids], clean_up_tokenization_spaces=False)
+
+
+def marks_word_start(tokenizer: Any) -> bool:
+    """Whether a word-initial token's string carries its leading space (byte-level BPE) or not (WordPiece)."""
+    ids = tokenizer(" a", add_special_tokens=False)["input_ids"]
+    return any(s.startswith(" ") and s.strip() for s in token_strings(tokenizer, ids))
+
+
+# Drop reasons of match="reference", in the order the reference meets them (plan_pairs reports the first).
+REFERENCE_STAGE_1 = ("too_long", "target_not_tokenized", "multi_token", "reference_no_template_token")
+
+
+def plan_reference_readout(ids: list[int], strs: Sequence[str], offsets: Sequence[tuple[int, int]],
+                           special: Sequence[int], span: tuple[int, int], target: str,
+                           space_marked: bool) -> ReadoutPlan:
+    """The reference's token matching (gouki510/PS-Eval `calc_f_value`) on one template prompt.
+
+    The template token T is `" " + target` where token strings carry a word-start space, else (WordPiece) the
+    string of the template slot's single token. T must be one of the prompt's token strings. Walking the tokens
+    after BOS/CLS, the first whose string contains the word (T without its space; case-sensitive) is found; the
+    LAST position whose string equals that token's string is read, and the pair is dropped if it occurs only once
+    (a pandas lookup raises there). `strs` are the token strings (token_strings). `target_ids` is the id at T's
+    last position (compared across the two prompts).
+    """
+    slot = span_to_tokens(offsets, special, span)
+    if not slot:
+        return ReadoutPlan(tuple(ids), (), (), drop="target_not_tokenized")
+    if space_marked:
+        template_token, word = " " + target, target
+    elif len(slot) == 1:
+        template_token = word = strs[slot[0]]
+    else:
+        return ReadoutPlan(tuple(ids), (), (), drop="multi_token")
+    where = [i for i, s in enumerate(strs) if s == template_token]
+    if not where:
+        return ReadoutPlan(tuple(ids), (), (), drop="multi_token" if len(slot) > 1 else "reference_no_template_token")
+    target_ids = (ids[where[-1]],)
+    start = 1 if special and special[0] else 0
+    first = next((i for i in range(start, len(strs)) if word in strs[i]), None)
+    if first is None:  # unreachable while T holds the word; kept so the plan never reads a wrong token
+        return ReadoutPlan(tuple(ids), (), target_ids, drop="reference_no_template_token")
+    same = [i for i, s in enumerate(strs) if s == strs[first]]
+    if len(same) == 1:
+        return ReadoutPlan(tuple(ids), (), target_ids, drop="reference_single_occurrence")
+    return ReadoutPlan(tuple(ids), (same[-1],), target_ids)
+
+
 def plan_readouts(tokenizer: Any, items: Sequence[tuple[str, tuple[int, int] | None]], cfg: ReadoutConfig,
                   add_bos: bool, max_len: int) -> list[ReadoutPlan]:
     """Tokenise each (text, span) and choose the positions to read, or the reason it is dropped."""
     plans = []
-    for (ids, offs, special), (_text, span) in zip(_tokenise(tokenizer, [t for t, _ in items], add_bos), items,
-                                                   strict=True):
+    space_marked = cfg.match == "reference" and marks_word_start(tokenizer)
+    for (ids, offs, special), (text, span) in zip(_tokenise(tokenizer, [t for t, _ in items], add_bos), items,
+                                                  strict=True):
         if span is None:
             plans.append(ReadoutPlan(tuple(ids), (), (), drop="target_not_in_context"))
+            continue
+        if cfg.match == "reference":
+            plans.append(ReadoutPlan(tuple(ids), (), (), drop="too_long") if len(ids) > max_len else
+                         plan_reference_readout(ids, token_strings(tokenizer, ids), offs, special, span,
+                                                text[span[0]:span[1]], space_marked))
             continue
         toks = span_to_tokens(offs, special, span)
         if not toks:
@@ -135,7 +198,11 @@ def plan_readouts(tokenizer: Any, items: Sequence[tuple[str, tuple[int, int] | N
 
 def plan_pairs(tokenizer: Any, pairs: Sequence[WordInContextPair], cfg: ReadoutConfig, add_bos: bool,
                max_len: int) -> list[tuple[ReadoutPlan, ReadoutPlan]]:
-    """Plans for both contexts of every pair; in template `drop` mode a pair whose target ids differ is dropped."""
+    """Plans for both contexts of every pair; a pair whose template target ids differ is dropped (token_mismatch).
+
+    A dropped pair's reason is `a.drop or b.drop`; under match="reference" it is the first check the reference
+    fails: template token of context 1, then of context 2, then the id comparison, then the walk of 1, then of 2.
+    """
     items = []
     for p in pairs:
         items.append(prompt_and_span(p.context_1, p.span_1, p.target, cfg))
@@ -143,9 +210,24 @@ def plan_pairs(tokenizer: Any, pairs: Sequence[WordInContextPair], cfg: ReadoutC
     flat = plan_readouts(tokenizer, items, cfg, add_bos, max_len)
     out = []
     for a, b in zip(flat[0::2], flat[1::2], strict=True):
+        if cfg.match == "reference":
+            out.append((_reference_pair_drop(a, b), b))
+            continue
         # The reference reads one template token id in both prompts; in the context inflections may differ.
         if (a.drop is None and b.drop is None and cfg.position == "template" and cfg.multi_token == "drop"
                 and a.target_ids != b.target_ids):
             a = ReadoutPlan(a.input_ids, (), a.target_ids, drop="token_mismatch")
         out.append((a, b))
     return out
+
+
+def _reference_pair_drop(a: ReadoutPlan, b: ReadoutPlan) -> ReadoutPlan:
+    """Plan `a` carrying the pair's drop reason in the order the reference's `calc_f_value` returns None."""
+    stage_1 = [p.drop for p in (a, b) if p.drop in REFERENCE_STAGE_1]
+    if stage_1:
+        reason: str | None = stage_1[0]
+    elif a.target_ids != b.target_ids:
+        reason = "token_mismatch"
+    else:
+        reason = a.drop or b.drop
+    return a if reason == a.drop else replace(a, positions=(), drop=reason)

@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, get_args
 
 from pseval.errors import ConfigError
-from pseval.models.readout import ReadoutConfig
+from pseval.metrics.ps_eval.balance import Balance, canonical_balance
+from pseval.models.readout import PAPER_TEMPLATE, ReadoutConfig
 
-Balance = Literal["paper", "exact", "none"]
+# pseval: pseval's readout (the target located by character offsets, wherever the config says) and balancing.
+# reference: every choice gouki510/PS-Eval makes: template readout, BOS for causal models, multi-token targets
+#   dropped, its string token matching (ReadoutConfig.match="reference") and its balancing (balance="reference").
+Protocol = Literal["pseval", "reference"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 
 
 @dataclass(frozen=True)
 class PSEvalConfig:
-    """Readout, class balancing and batching of one PS-Eval run."""
+    """Protocol, readout, class balancing and batching of one PS-Eval run."""
 
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
-    # paper: same-sense pairs cut to the number of valid different-sense pairs, by file order (the reference's rule).
-    # exact: seeded subsample to equal class sizes. none: score every valid pair.
-    balance: Balance = "paper"
+    # See pseval.metrics.ps_eval.balance; `paper` is stored as its canonical name `reference`.
+    balance: Balance = "reference"
     seed: int = 0
     max_tokens: int = 16384
     encode_chunk: int = 4096
+    protocol: Protocol = "pseval"
 
     def __post_init__(self) -> None:
-        if self.balance not in ("paper", "exact", "none"):
-            raise ConfigError(f"balance={self.balance!r}; expected paper, exact or none")
+        object.__setattr__(self, "balance", canonical_balance(self.balance))
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol={self.protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+        if self.protocol == "reference":
+            object.__setattr__(self, "readout", reference_readout(self.readout, self.balance))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
         return asdict(self)
+
+
+def reference_readout(readout: ReadoutConfig, balance: str) -> ReadoutConfig:
+    """The readout of protocol `reference`: the reference's token matching, no truncation; a conflict is an error."""
+    wrong = [f"{name}={value!r} (the reference uses {want!r})" for name, value, want in (
+        ("readout position", readout.position, "template"), ("multi_token", readout.multi_token, "drop"),
+        ("template", readout.template, PAPER_TEMPLATE), ("balance", balance, "reference"))
+        if value != want]
+    if wrong:
+        raise ConfigError(f"protocol='reference' makes every choice the reference makes; got {'; '.join(wrong)}")
+    # The reference cannot run a prompt longer than the model: such pairs are dropped (too_long), never truncated.
+    return replace(readout, match="reference", too_long="skip")

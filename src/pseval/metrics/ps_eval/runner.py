@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ import torch
 from pseval.data.pairs import WordInContextPair
 from pseval.errors import PsevalError, SAEFormatError
 from pseval.metrics.confusion import Confusion
+from pseval.metrics.ps_eval.balance import balance_pairs
 from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel
@@ -51,21 +51,6 @@ class PSEvalResult:
         return self.confusion.metrics()
 
 
-def select_balanced(labels: Sequence[bool], balance: str, seed: int) -> list[int]:
-    """Indices kept after class balancing (see PSEvalConfig.balance)."""
-    same = [i for i, y in enumerate(labels) if y]
-    diff = [i for i, y in enumerate(labels) if not y]
-    if balance == "none":
-        return list(range(len(labels)))
-    if balance == "paper":
-        keep = set(same[: len(diff)]) | set(diff)
-    else:
-        n = min(len(same), len(diff))
-        rng = random.Random(seed)
-        keep = set(rng.sample(same, n)) | set(rng.sample(diff, n))
-    return [i for i in range(len(labels)) if i in keep]
-
-
 def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair], hooks: Sequence[str],
                              cfg: PSEvalConfig | None = None, progress: bool = False) -> dict[str, PairActivations]:
     """One batched forward pass over both prompts of every valid pair, reading all hooks at once."""
@@ -86,8 +71,8 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
             valid.append(i)
             truncated += a.truncated + b.truncated
     labels = [pairs[i].same_sense for i in valid]
-    kept_rows = select_balanced(labels, cfg.balance, cfg.seed)
-    selected = [valid[r] for r in kept_rows]
+    selected = balance_pairs([p.same_sense for p in pairs], [a.drop is None and b.drop is None for a, b in plans],
+                             cfg.balance, cfg.seed)
     seqs = [plans[i][j].input_ids for i in selected for j in (0, 1)]
     positions = [plans[i][j].positions for i in selected for j in (0, 1)]
     acts = extract_positions(lm, seqs, positions, hooks, max_tokens=cfg.max_tokens, progress=progress) if seqs \
