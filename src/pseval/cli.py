@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from pseval.errors import PsevalError
+from pseval.metrics.ps_eval.balance import BALANCE_RULES
+from pseval.metrics.ps_eval.config import PROTOCOLS
 
 
 def _fail(exc: Exception) -> None:
@@ -41,7 +43,11 @@ def main() -> None:
 @click.option("--readout", type=click.Choice(["template", "context"]), default="template", show_default=True)
 @click.option("--multi-token", type=click.Choice(["first", "last", "mean", "drop"]), default="drop",
               show_default=True, help="Targets split into several tokens; `drop` is the reference's behaviour.")
-@click.option("--balance", type=click.Choice(["paper", "exact", "none"]), default="paper", show_default=True)
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="pseval", show_default=True,
+              help="`reference`: every choice of the reference code (template readout, its token matching, "
+                   "multi-token targets dropped, its balancing); see the README.")
+@click.option("--balance", type=click.Choice(BALANCE_RULES), default="reference", show_default=True,
+              help="Class balancing; `reference` (alias `paper`) is the reference code's rule.")
 @click.option("--too-long", type=click.Choice(["truncate", "skip"]), default="truncate", show_default=True)
 @click.option("--max-pairs", type=int, default=None, help="Score a seeded random subset of this many pairs.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -59,14 +65,16 @@ def main() -> None:
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="Cache readout activations here; scoring other SAEs on the same pairs then skips the model.")
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
-             multi_token: str, balance: str, too_long: str, max_pairs: int | None, seed: int, device: str,
+             multi_token: str, protocol: str, balance: str, too_long: str, max_pairs: int | None, seed: int,
+             device: str,
              out: Path | None, saebench_dir: Path | None, corpus: str, recon_tokens: int, loss_tokens: int,
              cache: Path | None) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print a table."""
     from pseval.experiments.evaluate import EvalRequest, run_eval
 
     req = EvalRequest(model=model, hooks=list(hooks), saes=list(saes), data=data_spec, readout=readout,
-                      multi_token=multi_token, balance=balance, too_long=too_long, max_pairs=max_pairs, seed=seed,
+                      multi_token=multi_token, protocol=protocol, balance=balance, too_long=too_long,
+                      max_pairs=max_pairs, seed=seed,
                       device=device, out=out, saebench_dir=saebench_dir, corpus=corpus, recon_tokens=recon_tokens,
                       loss_tokens=loss_tokens, cache=cache)
     run_eval(req, log=click.echo)

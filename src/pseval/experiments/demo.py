@@ -93,7 +93,7 @@ def write_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], second
         f"(special tokens excluded); MSE, FVU and L0 on {cfg.heldout_tokens:,} held-out tokens.",
         f"Datasets: {', '.join(f'`{spec}`' for spec in datasets)}.",
         "PS-Eval: template readout (`{context} The {target_word} means`), multi-token targets dropped, "
-        "paper balancing. Positive class = same sense; predicted positive = same argmax feature.",
+        "the reference's class balancing. Positive class = same sense; predicted positive = same argmax feature.",
         "",
         markdown_table(rows, (*TABLE_COLUMNS, "dead")),
         "",

@@ -34,7 +34,8 @@ class EvalRequest:
     data: str = "wordnet:max_per_lemma=2,balance=1"
     readout: str = "template"
     multi_token: str = "drop"
-    balance: str = "paper"
+    protocol: str = "pseval"
+    balance: str = "reference"
     too_long: str = "truncate"
     max_pairs: int | None = None
     seed: int = 0
@@ -50,7 +51,7 @@ class EvalRequest:
         """The PS-Eval settings of the request."""
         return PSEvalConfig(readout=ReadoutConfig(position=self.readout, multi_token=self.multi_token,  # type: ignore[arg-type]
                                                   too_long=self.too_long),  # type: ignore[arg-type]
-                            balance=self.balance, seed=self.seed)  # type: ignore[arg-type]
+                            balance=self.balance, seed=self.seed, protocol=self.protocol)  # type: ignore[arg-type]
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:

@@ -17,13 +17,15 @@ from typing import Any
 from pseval.data.corpus import corpus_texts
 from pseval.data.pairs import WordInContextPair, dataset_hash
 from pseval.data.selection import PairSelection, select_pairs
-from pseval.data.sources import load_pairs
+from pseval.data.sources import load_pair_set
+from pseval.data.text import empty_notes
 from pseval.metrics.loss_recovered import LossRecovered, loss_recovered
 from pseval.metrics.ps_eval.cache import cached_pair_activations
 from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.metrics.ps_eval.runner import PairActivations, PSEvalResult, score_sae
 from pseval.metrics.ps_eval.schema import (
     CountMetrics,
+    DataNotes,
     FeatureCosineMetrics,
     PairOutcome,
     PSEvalConfigRecord,
@@ -43,11 +45,12 @@ from pseval.training.activations import StreamConfig, collect_activations
 
 @dataclass(frozen=True)
 class PreparedPairs:
-    """A loaded pair set and the seeded selection of it that is scored."""
+    """A loaded pair set (canonical spec, content hash, text-rule counts) and the seeded selection that is scored."""
 
     spec: str
     hash: str
     selection: PairSelection
+    notes: dict[str, int]
 
     @property
     def pairs(self) -> list[WordInContextPair]:
@@ -57,9 +60,14 @@ class PreparedPairs:
 
 def prepare_pairs(spec: str, max_pairs: int | None, seed: int,
                   pairs: Sequence[WordInContextPair] | None = None) -> PreparedPairs:
-    """Load a pair set (unless given) and select `max_pairs` of it with `seed`: the one selection rule."""
-    loaded = list(pairs) if pairs is not None else load_pairs(spec)
-    return PreparedPairs(spec, dataset_hash(loaded), select_pairs(loaded, max_pairs, seed))
+    """Load a pair set (unless given: then `spec` only names it) and select `max_pairs` of it with `seed`: the one
+    selection rule."""
+    if pairs is not None:
+        loaded, notes = list(pairs), empty_notes()
+    else:
+        ps = load_pair_set(spec)
+        spec, loaded, notes = ps.spec, ps.pairs, ps.notes
+    return PreparedPairs(spec, dataset_hash(loaded), select_pairs(loaded, max_pairs, seed), notes)
 
 
 @dataclass
@@ -105,8 +113,9 @@ def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalCo
     return PSEvalConfigRecord(model_name=model_name, hook_name=hook, dataset=data.spec, dataset_hash=data.hash,
                               max_pairs=data.selection.max_pairs, seed=cfg.seed,
                               pairs_available=data.selection.available, pairs_selected=len(data.pairs),
-                              selection_hash=data.selection.ids_hash, readout=r.position, template=r.template,
-                              multi_token=r.multi_token, too_long=r.too_long, balance=cfg.balance)
+                              selection_hash=data.selection.ids_hash, protocol=cfg.protocol, readout=r.position,
+                              template=r.template, multi_token=r.multi_token, too_long=r.too_long,
+                              balance=cfg.balance)
 
 
 def cell_id(config: PSEvalConfigRecord, fingerprint: str) -> str:
@@ -119,8 +128,8 @@ def _nan_to_none(x: float) -> float | None:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
-def build_record(res: PSEvalResult, pa: PairActivations, pairs: Sequence[WordInContextPair], entry: SAEEntry,
-                 sae: SAE, config: PSEvalConfigRecord, cid: str, reconstruction: ReconstructionMetrics | None,
+def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, entry: SAEEntry, sae: SAE,
+                 config: PSEvalConfigRecord, cid: str, reconstruction: ReconstructionMetrics | None,
                  loss: LossRecovered | None) -> PSEvalRecord:
     """The typed record of one scored cell."""
     counts = res.counts
@@ -131,13 +140,14 @@ def build_record(res: PSEvalResult, pa: PairActivations, pairs: Sequence[WordInC
         feature_cosine=FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine.items()}),
         counts=CountMetrics(**count_fields, dropped_total=sum(dropped.values()),
                             **{f"dropped_{k}": v for k, v in dropped.items()}),
+        data=DataNotes(**data.notes),
         reconstruction=reconstruction or entry.reconstruction, loss_recovered=loss or entry.loss_recovered,
         training=entry.training)
     details = []
     f1s, f2s = res.features_1.tolist(), res.features_2.tolist()
     enc, dec = res.pair_cos_enc.tolist(), res.pair_cos_dec.tolist()
     for row, i in enumerate(pa.pair_index):
-        p = pairs[i]
+        p = data.pairs[i]
         same_feat = f1s[row] == f2s[row]
         outcome = ("TP" if same_feat else "FN") if p.same_sense else ("FP" if same_feat else "TN")
         details.append(PairOutcome(pair_id=p.source_id, target=p.target, pos=p.pos, same_sense=p.same_sense,
@@ -188,7 +198,7 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
         recon = reconstruction_metrics(sae, corpus_acts[e.hook]) if corpus_acts else None
         loss = (loss_recovered(lm, sae, e.hook, corpus_texts(corpus.corpus), corpus.loss_tokens, seed=cfg.seed)
                 if corpus.loss_tokens > 0 else None)
-        rec = build_record(res, pa, data.pairs, e, sae, cfg_rec, cid, recon, loss)
+        rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss)
         if on_record is not None:
             on_record(rec)
         records.append(rec)

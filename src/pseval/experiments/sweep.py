@@ -106,7 +106,7 @@ def _entry(cfg: SweepConfig, root: Path, plan: SAEPlan, d_model: int) -> SAEEntr
 def ps_eval_config(cfg: SweepConfig, readout: str) -> PSEvalConfig:
     """The PS-Eval settings of one readout of the sweep."""
     return PSEvalConfig(readout=ReadoutConfig(position=readout, multi_token=cfg.multi_token),  # type: ignore[arg-type]
-                        balance=cfg.balance, seed=cfg.seed)  # type: ignore[arg-type]
+                        balance=cfg.balance, seed=cfg.seed, protocol=cfg.protocol)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

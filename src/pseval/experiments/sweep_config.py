@@ -7,7 +7,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pseval.data.sources import normalise_spec
 from pseval.errors import ConfigError
+from pseval.metrics.ps_eval.balance import BALANCE_RULES, canonical_balance
+from pseval.metrics.ps_eval.config import PROTOCOLS
 from pseval.saes.registry import architectures
 
 if sys.version_info >= (3, 11):
@@ -46,7 +49,8 @@ class SweepConfig:
     datasets: list[str] = field(default_factory=list)
     readouts: list[str] = field(default_factory=lambda: ["template"])
     multi_token: str = "drop"
-    balance: str = "paper"
+    protocol: str = "pseval"
+    balance: str = "reference"
     max_pairs: int | None = 2000
     loss_recovered_tokens: int = 0
     source: str | None = None
@@ -99,7 +103,7 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
     train = data.get("train", {})
     _unknown(train, {"lr", "batch_size"}, f"{source}: [train]")
     ev = data.get("eval", {})
-    _unknown(ev, {"datasets", "readouts", "multi_token", "balance", "max_pairs", "loss_recovered_tokens"},
+    _unknown(ev, {"datasets", "readouts", "multi_token", "protocol", "balance", "max_pairs", "loss_recovered_tokens"},
              f"{source}: [eval]")
     grids_raw = data.get("grid", [])
     if not isinstance(grids_raw, list) or not grids_raw:
@@ -134,9 +138,12 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
     multi = _typed(ev, "multi_token", str, f"{source}: [eval]", "drop")
     if multi not in ("first", "last", "mean", "drop"):
         raise ConfigError(f"{source}: [eval].multi_token: expected first, last, mean or drop, got {multi!r}")
-    balance = _typed(ev, "balance", str, f"{source}: [eval]", "paper")
-    if balance not in ("paper", "exact", "none"):
-        raise ConfigError(f"{source}: [eval].balance: expected paper, exact or none, got {balance!r}")
+    balance = _typed(ev, "balance", str, f"{source}: [eval]", "reference")
+    if balance not in BALANCE_RULES:
+        raise ConfigError(f"{source}: [eval].balance: expected one of {', '.join(BALANCE_RULES)}, got {balance!r}")
+    protocol = _typed(ev, "protocol", str, f"{source}: [eval]", "pseval")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"{source}: [eval].protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     cfg = SweepConfig(
         name=_typed(data, "name", str, source, ""), model=_typed(data, "model", str, source, "minilm"),
         device=_typed(data, "device", str, source, "cpu"), seed=_typed(data, "seed", int, source, 0),
@@ -147,7 +154,7 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
         lr=_typed(train, "lr", float, f"{source}: [train]", 1e-3),
         batch_size=_typed(train, "batch_size", int, f"{source}: [train]", 1024),
         grids=grids, datasets=_list(ev, "datasets", str, f"{source}: [eval]", []), readouts=readouts,
-        multi_token=multi, balance=balance,
+        multi_token=multi, protocol=protocol, balance=canonical_balance(balance),
         max_pairs=_typed(ev, "max_pairs", int, f"{source}: [eval]", 2000),
         loss_recovered_tokens=_typed(ev, "loss_recovered_tokens", int, f"{source}: [eval]", 0), source=source)
     if cfg.train_tokens <= 0 or cfg.heldout_tokens <= 0:
@@ -170,8 +177,14 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     return cfg
 
 
+PATH_KINDS = ("wic", "coarsewsd", "jsonl", "csv", "tsv", "json")
+
+
 def _rebase(spec: str, base: Path) -> str:
+    """A dataset spec with a relative path made relative to `base` (the config's folder), then canonical."""
     kind, sep, rest = spec.partition(":")
-    if sep and kind in ("wic", "jsonl", "csv", "tsv", "json") and not Path(rest).is_absolute():
-        return f"{kind}:{(base / rest).resolve()}"
-    return spec
+    if sep and kind.strip().lower() in PATH_KINDS:
+        path, colon, opts = rest.partition(":") if kind.strip().lower() == "coarsewsd" else (rest, "", "")
+        if path and not Path(path).is_absolute():
+            spec = f"{kind}:{(base / path).resolve()}{colon}{opts}"
+    return normalise_spec(spec)

@@ -42,6 +42,11 @@ class ReadoutConfig:
                               f"position={self.position!r}, multi_token={self.multi_token!r}")
 
 
+# Why a context cannot be read; every reason is counted under its own name in the result record.
+DropReason = Literal["target_not_in_context", "target_not_tokenized", "multi_token", "token_mismatch", "too_long",
+                     "reference_no_template_token", "reference_single_occurrence"]
+
+
 @dataclass(frozen=True, slots=True)
 class ReadoutPlan:
     """Token ids of one prompt and the positions to read; `drop` names why it cannot be read."""
@@ -49,7 +54,7 @@ class ReadoutPlan:
     input_ids: tuple[int, ...]
     positions: tuple[int, ...]
     target_ids: tuple[int, ...]
-    drop: str | None = None
+    drop: DropReason | None = None
     truncated: bool = False
 
 

@@ -88,6 +88,28 @@ class CountMetrics(_Flat):
                                                     "two prompts")
     dropped_too_long: int = Field(0, title="Dropped: too long", description="the prompt exceeds the model's "
                                   "length and too_long is skip")
+    dropped_reference_no_template_token: int = Field(0, title="Dropped (reference): no template token",
+                                                     description="protocol reference: ' ' + target is not one of the "
+                                                                 "prompt's token strings")
+    dropped_reference_single_occurrence: int = Field(0, title="Dropped (reference): single occurrence",
+                                                     description="protocol reference: the first token containing the "
+                                                                 "target occurs only once in the prompt")
+
+
+class DataNotes(_Flat):
+    """What pseval's text rules did to the dataset when it was loaded (all pairs, before selection)."""
+
+    bom_stripped: int = Field(title="BOMs stripped", description="files that began with a UTF-8 byte-order mark")
+    nfc_normalised: int = Field(title="NFC-normalised pairs", description="pairs whose text changed under "
+                                "Unicode NFC normalisation")
+    zero_width_removed: int = Field(title="Zero-width characters removed", description="pairs from which invisible "
+                                    "format characters (zero-width, soft hyphen, direction marks) were removed")
+    fullwidth_folded: int = Field(title="Fullwidth folded", description="pairs whose fullwidth ASCII forms were "
+                                  "folded to ASCII")
+    target_repeated: int = Field(title="Target repeated", description="contexts where the target occurs more than "
+                                 "once and no span was given: the first occurrence is read")
+    span_not_target: int = Field(title="Span not the target", description="WiC / CoarseWSD-20 rows whose token index "
+                                 "misses the target word: dropped at load")
 
 
 class TrainingMetrics(_Flat):
@@ -106,6 +128,7 @@ class PSEvalMetricCategories(BaseModel):
     feature_cosine: FeatureCosineMetrics = Field(title="Top-feature weight cosines",
                                                  description="the reference's encoder/decoder cosine statistics")
     counts: CountMetrics = Field(title="Pair counts", description="pairs read, valid, dropped by reason, scored")
+    data: DataNotes = Field(title="Data notes", description="what the text rules changed or dropped at load")
     reconstruction: ReconstructionMetrics | None = Field(None, title="Reconstruction",
                                                          description="MSE, FVU, L0, dead fraction on held-out or "
                                                                      "corpus tokens; null when not measured")
@@ -152,11 +175,14 @@ class PSEvalConfigRecord(BaseModel):
     pairs_available: int = Field(title="Pairs available", description="pairs in the dataset before selection")
     pairs_selected: int = Field(title="Pairs selected", description="pairs in the subset handed to PS-Eval")
     selection_hash: str = Field(title="Selection hash", description="SHA-256 of the selected pairs' ids in order")
+    protocol: str = Field(title="Protocol", description="pseval (offset-located readout) or reference (every choice "
+                          "of the reference code, its string token matching included)")
     readout: str = Field(title="Readout position", description="template (the paper's) or context")
     template: str = Field(title="Prompt template", description="the template readout's prompt")
     multi_token: str = Field(title="Multi-token targets", description="first, last, mean or drop")
     too_long: str = Field(title="Long prompts", description="truncate around the target or skip")
-    balance: str = Field(title="Class balancing", description="rule that cuts the valid pairs to balanced classes")
+    balance: str = Field(title="Class balancing", description="rule that cuts the valid pairs to balanced classes "
+                         "(reference: the reference code's rule)")
 
 
 class Unstructured(BaseModel):
