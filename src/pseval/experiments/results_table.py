@@ -35,6 +35,7 @@ class CellRow:
     cos_enc: np.ndarray
     cos_dec: np.ndarray
     git_commit: str = "?"  # the commit the cell was computed at (a resumed sweep may span several)
+    converged: bool | None = None  # whether the SAE's training converged; None when the record does not say
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -60,6 +61,8 @@ def rows_from_cells(cells: Iterable[dict[str, Any]]) -> list[CellRow]:
         layer, comp = (parsed[0], parsed[1].removeprefix("hook_")) if parsed else (None, hook)
         sweep = c.get("sweep", {})
         extra = c.get("eval_result_metrics", {})
+        training = extra.get("training")
+        converged = training.get("converged") if isinstance(training, dict) else None
         rows.append(CellRow(
             hook=hook, layer=layer, component=comp, sae=c["cell"]["sae"],
             architecture=sweep.get("architecture", c.get("sae_cfg_dict", {}).get("architecture", "?")),
@@ -69,7 +72,8 @@ def rows_from_cells(cells: Iterable[dict[str, Any]]) -> list[CellRow]:
             counts=c.get("counts", {}), same_sense=bits(pairs["same_sense"]), same_feature=bits(pairs["same_feature"]),
             targets=pairs.get("target", []), pos=pairs.get("pos", ""),
             cos_enc=np.asarray(pairs.get("cos_enc", []), dtype=float),
-            cos_dec=np.asarray(pairs.get("cos_dec", []), dtype=float), git_commit=str(c.get("git_commit"))[:12]))
+            cos_dec=np.asarray(pairs.get("cos_dec", []), dtype=float), git_commit=str(c.get("git_commit"))[:12],
+            converged=None if converged is None else bool(converged)))
     return rows
 
 
