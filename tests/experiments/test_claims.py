@@ -18,6 +18,7 @@ from pseval.experiments.claims import (
     width_claim,
 )
 from pseval.experiments.results_table import CellRow, rows_from_cells
+from pseval.metrics.statistics import metrics_from_counts
 from pseval.models.hooks import parse_hook_name
 
 
@@ -27,7 +28,10 @@ def row(hook: str, sae: str, arch: str, width: int, same_sense: np.ndarray, same
     parsed = parse_hook_name(hook)
     layer, comp = (parsed[0], parsed[1].removeprefix("hook_")) if parsed else (None, hook)
     return CellRow(hook=hook, layer=layer, component=comp, sae=sae, architecture=arch, expansion=width,
-                   dataset="wic:dev", readout="template", metrics={}, loss_recovered={}, counts={},
+                   dataset="wic:dev", readout="template", loss_recovered={}, counts={},
+                   metrics={k: float(v) for k, v in metrics_from_counts(
+                       (same_sense & same_feature).sum(), (~same_sense & same_feature).sum(),
+                       (~same_sense & ~same_feature).sum(), (same_sense & ~same_feature).sum()).items()},
                    recon={"fvu": recon[0], "l0": recon[1]} if recon else {}, same_sense=same_sense,
                    same_feature=same_feature, targets=[], pos="", cos_enc=np.zeros(0), cos_dec=np.zeros(0),
                    converged=converged)
