@@ -93,10 +93,15 @@ def loss_note(panel: Panel) -> str:
     return "loss rec. = (L_zero-ablation - L_SAE) / (L_zero-ablation - L_clean), objective: " + "; ".join(parts)
 
 
+CLAIM_COLUMNS = ("claim", "verdict", "test", "statistic", "p", "comparisons", "evidence")
+
+
 def claims_table(claims: list[Claim]) -> list[dict]:
-    """Rows of the claims table."""
-    return [{"claim": c.statement, "verdict": c.verdict,
-             "evidence": "; ".join(c.evidence[:4]) + (f"; ... ({len(c.evidence)} comparisons)"
+    """Rows of the claims table: the verdict (marked if it rests on unconverged SAEs), its one test, the evidence."""
+    return [{"claim": c.statement, "verdict": c.verdict_label, "test": c.test or "-",
+             "statistic": f"{c.statistic} = {c.value:+.3f}" if c.statistic else "-",
+             "p": "-" if c.p_value is None else f"{c.p_value:.3g}", "comparisons": c.comparisons,
+             "evidence": "; ".join(c.evidence[:4]) + (f"; ... ({len(c.evidence)} lines)"
                                                      if len(c.evidence) > 4 else "")} for c in claims]
 
 
@@ -173,14 +178,15 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
         md += [line, ""]
         h.append(f"<p>{html.escape(line)}</p>")
     for p in panels:
-        md += [f"## {p.title}", "", "### Claims", "", markdown_table(claims_table(p.claims),
-                                                                     ("claim", "verdict", "evidence")), ""]
-        h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr><th>claim</th><th>verdict</th>"
-                 "<th>evidence</th></tr>")
-        for c in p.claims:
+        md += [f"## {p.title}", "", "### Claims", "", markdown_table(claims_table(p.claims), CLAIM_COLUMNS), ""]
+        h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr>"
+                 + "".join(f"<th>{col}</th>" for col in CLAIM_COLUMNS) + "</tr>")
+        for c, t in zip(p.claims, claims_table(p.claims), strict=True):
             ev = "<br>".join(html.escape(e) for e in c.evidence) or "-"
             h.append(f"<tr><td>{html.escape(c.statement)}</td><td class='{c.verdict.replace(' ', '-')}'>"
-                     f"{c.verdict}</td><td>{ev}</td></tr>")
+                     f"{html.escape(t['verdict'])}</td>"
+                     + "".join(f"<td>{html.escape(fmt(t[col]))}</td>" for col in CLAIM_COLUMNS[2:-1])
+                     + f"<td>{ev}</td></tr>")
         h.append("</table>")
         stem = "".join(ch if ch.isalnum() else "_" for ch in f"{short_dataset(p.dataset)}_{p.readout}")
         md += ["### Figures", ""]
