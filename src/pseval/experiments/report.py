@@ -15,6 +15,7 @@ from pseval.experiments import plots
 from pseval.experiments.claims import Claim, evaluate_claims
 from pseval.experiments.results_table import CellRow, rows_from_records, short_dataset
 from pseval.experiments.store import SWEEP_FILE, ResultsStore
+from pseval.files import write_json_atomic, write_text_atomic
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.tables import fmt, markdown_table
@@ -215,10 +216,9 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
             h.append(f"<h3>By part of speech</h3>{_html_table(pos_rows, cols)}")
     h.append("</body></html>")
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    html_path.write_text("\n".join(h), encoding="utf-8")
-    claims_json = {f"{p.dataset}|{p.readout}": [{"key": c.key, "statement": c.statement, "verdict": c.verdict,
-                                                  "evidence": c.evidence} for c in p.claims] for p in panels}
+    write_text_atomic("\n".join(md), md_path)
+    write_text_atomic("\n".join(h), html_path)
+    claims_json = {f"{p.dataset}|{p.readout}": [c.to_dict() for c in p.claims] for p in panels}
     write_target_csv(panels, out_dir / "by_target.csv")
-    (out_dir / "claims.json").write_text(json.dumps(claims_json, indent=2), encoding="utf-8")
+    write_json_atomic(claims_json, out_dir / "claims.json")
     return md_path, html_path

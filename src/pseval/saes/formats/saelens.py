@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from pseval.errors import SAEFormatError
+from pseval.files import atomic_target, write_json_atomic
 from pseval.saes.base import SAE
 from pseval.saes.build import build_sae, expected_shapes
 from pseval.saes.config import SAEConfig, check_scale
@@ -40,13 +38,9 @@ def save_sae(sae: SAE, folder: str | Path) -> Path:
     cfg["architecture"] = sae.export_architecture or sae.architecture
     cfg["dtype"] = str(sae.W_enc.dtype).removeprefix("torch.")  # what the file holds
     cfg["metadata"].setdefault("source_format", "pseval")
-    with tempfile.NamedTemporaryFile(dir=out, suffix=".tmp", delete=False) as tmp:
-        tmp_weights = Path(tmp.name)
-    save_file(tensors, str(tmp_weights))
-    os.replace(tmp_weights, out / WEIGHTS_NAME)
-    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False) as tmp:
-        json.dump(cfg, tmp, indent=2)
-    os.replace(tmp.name, out / CFG_NAME)
+    with atomic_target(out / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp))
+    write_json_atomic(cfg, out / CFG_NAME)
     return out
 
 
