@@ -17,14 +17,14 @@ from pseval.experiments.claims import (
     frontier_claim,
     width_claim,
 )
-from pseval.experiments.results_table import CellRow, rows_from_cells
+from pseval.experiments.results_table import CellRow
 from pseval.metrics.statistics import metrics_from_counts
 from pseval.models.hooks import parse_hook_name
 
 
 def row(hook: str, sae: str, arch: str, width: int, same_sense: np.ndarray, same_feature: np.ndarray,
         recon: tuple[float, float] | None = None, converged: bool | None = None) -> CellRow:
-    """A cell as rows_from_cells would build it, from per-pair outcomes."""
+    """A cell as row_from_record would build it, from per-pair outcomes."""
     parsed = parse_hook_name(hook)
     layer, comp = (parsed[0], parsed[1].removeprefix("hook_")) if parsed else (None, hook)
     return CellRow(hook=hook, layer=layer, component=comp, sae=sae, architecture=arch, expansion=width,
@@ -186,18 +186,3 @@ def test_untestable_claims_say_what_they_need():
     by_key = {c.key: c for c in claims}
     assert by_key["activation"].verdict == INCONCLUSIVE and by_key["activation"].p_value is None
     assert "needs two or more architectures" in by_key["activation"].evidence[0]
-
-
-def _record(training: object) -> dict:
-    rec = {"cell": {"hook": HOOK, "sae": "topk_x8", "dataset": "wic:dev", "readout": "template"},
-           "metrics": {"f1": 0.5}, "pairs": {"same_sense": "0110", "same_feature": "0101"},
-           "sweep": {"architecture": "topk", "expansion": 8}, "eval_result_metrics": {}}
-    if training is not None:
-        rec["eval_result_metrics"]["training"] = training
-    return rec
-
-
-def test_rows_read_convergence_defensively():
-    rows = rows_from_cells([_record({"converged": False}), _record({"converged": True}), _record(None),
-                            _record({"steps": 10}), _record("not a dict")])
-    assert [r.converged for r in rows] == [False, True, None, None, None]
