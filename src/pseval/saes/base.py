@@ -32,6 +32,8 @@ class SAE(nn.Module):
     export_architecture: ClassVar[str | None] = None
     # Weight names saved in sae_weights.safetensors beyond W_enc/b_enc/W_dec/b_dec.
     extra_weights: ClassVar[tuple[str, ...]] = ()
+    # Whether sparsity is set by a number of active latents `k` (TopK kinds) rather than a sparsity coefficient.
+    uses_k: ClassVar[bool] = False
     # Training decodes by gathering the decoder rows of non-zero latents (see `train_matmul`). Only exact where a
     # zero latent carries no gradient back (ReLU, gates, TopK selection); JumpReLU's threshold STE needs it dense.
     sparse_decode: bool = False

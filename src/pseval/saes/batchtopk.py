@@ -18,6 +18,7 @@ class BatchTopKSAE(SAE):
 
     extra_weights = ("threshold",)
     export_architecture = "jumprelu"
+    uses_k = True
     aux_k_coeff: float = 1.0 / 32.0
     sparse_decode = True  # unselected latents carry no gradient: the sparse decode is exact
 

@@ -72,6 +72,7 @@ class TopKSAE(SAE):
 
     # The sparse decode is the fast path; the dense one is its pure-torch reference (tests check they agree).
     sparse_decode: bool = True
+    uses_k = True
 
     def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
         """MSE plus AuxK: the residual reconstructed from the top dead latents (Gao et al. 2024)."""
