@@ -27,8 +27,10 @@ from typing import Any
 import torch
 
 from pseval.errors import MissingResourceError, PsevalError
+from pseval.experiments.store import ResultsStore
 from pseval.experiments.sweep import CELL_LINE, SweepRunner
 from pseval.experiments.sweep_config import SweepConfig
+from pseval.run_keys import key_id
 
 RAY_EXTRA = "pseval[ray]"
 # A task whose worker process dies (killed, out of memory, node lost) is re-run this many times. A Python exception
@@ -100,9 +102,24 @@ def _run_hook(cfg: SweepConfig, root: str, hook: str, cwd: str, lines: Any) -> H
 
     gpu_note = f"GPU {visible}" if gpus else "no GPU"
     send(f"[ray] {hook}: started on {node} pid {os.getpid()}, {gpu_note}, device {device}")
-    runner = SweepRunner(dataclasses.replace(cfg, device=device), Path(root), log=send, progress=False)
-    evaluated = runner.run_unit([hook])
+    evaluated = _runner(dataclasses.replace(cfg, device=device), Path(root), send).run_unit([hook])
     return HookDone(hook, evaluated, device, visible, node, os.getpid(), started, time.time())
+
+
+# A worker that runs several hooks of one sweep (Ray reuses CPU workers) keeps its runner: the model stays loaded
+# and the datasets selected. One entry only, so a long-lived worker holds at most one model.
+_RUNNER: dict[str, SweepRunner] = {}
+
+
+def _runner(cfg: SweepConfig, root: Path, log: Callable[[str], Any]) -> SweepRunner:
+    key = key_id({"cfg": cfg.to_dict(), "root": str(root)})
+    if key not in _RUNNER:
+        _RUNNER.clear()
+        _RUNNER[key] = SweepRunner(cfg, root, log=log, progress=False)
+    runner = _RUNNER[key]
+    runner.log = log  # this task's queue
+    runner.store = ResultsStore(root)  # what is on disk now (the folder may have been cleared since)
+    return runner
 
 
 @contextlib.contextmanager
@@ -129,12 +146,14 @@ def _local_temp_dir() -> Path:
 
 @contextlib.contextmanager
 def ray_session(address: str | None, log: Callable[[str], Any]) -> Iterator[Any]:
-    """Ray, connected: the caller's session if one is open; else the cluster at `address`; else a local cluster
-    (all CPUs and GPUs of this machine) that writes only under a fresh temp folder and is shut down afterwards."""
+    """Ray, connected: the caller's session if one is open; else the cluster at `address` (or $RAY_ADDRESS); else a
+    local cluster (all CPUs and GPUs of this machine) that writes only under a fresh temp folder and is shut down
+    afterwards."""
     ray = import_ray()
     if ray.is_initialized():
         yield ray  # the caller's cluster (a notebook, a test): left running
         return
+    address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's own variable names a cluster too
     # No usage report; and a local cluster's auth token lives in the environment of this session's processes, not
     # in $HOME/.ray, unless the user set Ray's auth variables.
     env = {"RAY_USAGE_STATS_ENABLED": "0"}
