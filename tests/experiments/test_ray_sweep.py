@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from pseval.cli import main
-from pseval.errors import ConfigError, MissingResourceError
-from pseval.experiments.ray_executor import import_ray, task_device, task_resources
+from pseval.errors import ConfigError, DataFormatError, MissingResourceError
+from pseval.experiments.ray_executor import RaySweepError, import_ray, task_device, task_resources
 from pseval.experiments.sweep import parse_shard, run_sweep, shard_hooks
 from pseval.experiments.sweep_config import load_sweep_config
 from pseval.files import temp_files
@@ -172,6 +172,21 @@ def test_a_killed_worker_is_retried_and_every_cell_is_written_once(ray_cluster, 
     assert _all_temp_files(root) == []  # the half-written temp file of the killed write is gone
 
 
+def test_an_error_in_a_task_is_not_retried_and_reaches_the_caller(ray_cluster, sweep_cfg, tmp_path):
+    text = sweep_cfg.read_text()
+    hooks_line = next(line for line in text.splitlines() if line.startswith("hooks = "))
+    text = text.replace(hooks_line, 'hooks = ["blocks.0.hook_attn_out"]')
+    text = text.replace('corpus = "wordnet-definitions"', f'corpus = "file:{tmp_path / "no-such-corpus.txt"}"')
+    cfg = tmp_path / "bad-corpus.toml"
+    cfg.write_text(text)
+    lines: list[str] = []
+    with pytest.raises(DataFormatError, match="no-such-corpus.txt: text file not found") as info:
+        run_sweep(load_sweep_config(cfg), tmp_path / "run", log=lines.append, progress=False, executor="ray")
+    assert not isinstance(info.value, RaySweepError)  # the task's own error, as a serial run would raise it
+    assert sum(bool(STARTED.match(line)) for line in lines) == 1  # deterministic: not retried
+    assert any(line.startswith("[ray] blocks.0.hook_attn_out: failed") for line in lines), lines
+
+
 def test_a_second_run_from_the_cli_does_no_work_and_writes_nothing_outside(ray_run, sweep_cfg, tmp_path):
     """The config's `executor = "ray"`, pseval's own local cluster (CPU-only: one CPU per task)."""
     root, _ = ray_run
@@ -212,10 +227,11 @@ def test_task_device_never_picks_cuda_without_a_gpu_torch_can_use():
     assert task_resources({"CPU": 8.0}) == {"num_cpus": 1}
 
 
-def test_without_ray_the_executor_names_the_extra(monkeypatch):
+def test_without_ray_the_executor_names_the_extra(monkeypatch, sweep_cfg, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    with pytest.raises(MissingResourceError, match=r"pseval\[ray\]"):
-        import_ray()
+    with pytest.raises(MissingResourceError, match=r"pip install \"pseval\[ray\]\""):
+        run_sweep(load_sweep_config(sweep_cfg), tmp_path / "run", executor="ray")
+    assert not (tmp_path / "run").exists()  # named before the folder was claimed
 
 
 def test_executor_settings_are_checked_and_do_not_change_the_folder_key(sweep_cfg, tmp_path):

@@ -204,13 +204,15 @@ def run_sweep(cfg: SweepConfig, out: str | Path, overwrite: bool = False, log: C
         raise ConfigError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     if address and executor != "ray":
         raise ConfigError(f"a Ray address ({address!r}) needs the ray executor (--executor ray)")
+    if executor == "ray":
+        from pseval.experiments.ray_executor import import_ray, run_hooks_on_ray
+
+        import_ray()  # a missing extra is named before anything is written
     root = Path(out)
     store = ResultsStore(root)
     store.claim(cfg.settings(), overwrite=overwrite)
     store.clean_temp()
     if executor == "ray":
-        from pseval.experiments.ray_executor import run_hooks_on_ray
-
         # The driver only plans (hook globs need the model's modules); each Ray task loads the model itself.
         plans = plan_saes(cfg, load_model(cfg.model))
         runner = None
