@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,ray]"
 	# SAEBench's output classes, to validate records against them in the tests (the rest of sae_bench needs
 	# TransformerLens; its base_eval_output needs only pydantic).
 	$(PY) -m pip install -q --no-deps "sae-bench==0.6.0"

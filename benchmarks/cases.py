@@ -206,11 +206,83 @@ def b8_load() -> dict:
     return out
 
 
+B6_HOOKS = [f"blocks.{layer}.hook_resid_post" for layer in range(4)]
+
+
+def b6_config(folder: Path) -> Path:
+    """4 independent hooks of MiniLM with 4 SAEs each (TopK and BatchTopK, x8 and x16: a hook's share of a study's
+    grid), scored on WiC dev."""
+    path = folder / "b6.toml"
+    path.write_text(f"""name = "b6"
+model = "minilm"
+seed = 0
+[activations]
+corpus = "wordnet-definitions"
+train_tokens = 25000
+heldout_tokens = 5000
+context_size = 128
+[train]
+batch_size = 512
+[[grid]]
+hooks = {json.dumps(B6_HOOKS)}
+architectures = ["topk", "batchtopk"]
+expansions = [8, 16]
+k = [32]
+identity = false
+[eval]
+datasets = ["wic:{SHARED / 'dev'}"]
+max_pairs = 400
+""")
+    return path
+
+
+def b6_ray() -> dict:
+    """The sweep serially (torch's default threads, then 1 thread: one worker's share) vs 2 Ray workers."""
+    import os
+    import secrets
+
+    from pseval.experiments.store import ResultsStore
+    from pseval.experiments.sweep import run_sweep
+    from pseval.experiments.sweep_config import load_sweep_config
+
+    def quiet(_: str) -> None:
+        pass
+
+    def cells(root: Path) -> dict[str, str]:
+        return {r.cell_id: r.eval_result_metrics.ps_eval.model_dump_json() for r in ResultsStore(root).records()}
+
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="b6-", dir="/tmp") as tmp:
+        cfg = load_sweep_config(b6_config(Path(tmp)))
+        t_serial, _ = timed(lambda: run_sweep(cfg, Path(tmp) / "serial", log=quiet, progress=False))
+        torch.set_num_threads(1)
+        t_serial_1, _ = timed(lambda: run_sweep(cfg, Path(tmp) / "serial1", log=quiet, progress=False))
+        torch.set_num_threads(threads)
+        # Ray's token in this process's environment, not in $HOME/.ray; its files under the temp folder.
+        os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        import ray
+
+        t_start, _ = timed(lambda: ray.init(num_cpus=2, include_dashboard=False, _temp_dir=f"{tmp}/ray",
+                                            log_to_driver=False))
+        t_ray, _ = timed(lambda: run_sweep(cfg, Path(tmp) / "ray", log=quiet, progress=False, executor="ray"))
+        ray.shutdown()
+        same = cells(Path(tmp) / "ray") == cells(Path(tmp) / "serial") == cells(Path(tmp) / "serial1")
+    return {"hooks": len(B6_HOOKS), "workers": 2, "serial_s": t_serial, "serial_threads": threads,
+            "serial_1_thread_s": t_serial_1, "ray_start_s": t_start, "ray_s": t_ray,
+            "ratio": t_serial / (t_start + t_ray), "ratio_1_thread": t_serial_1 / (t_start + t_ray),
+            "identical_cells": same, "target": ">= 1.6x"}
+
+
 def main() -> None:
     name = sys.argv[1]
     torch.manual_seed(0)
     if name == "B8-load":  # no model: its peak RSS is the loader's alone
         print(json.dumps({"case": name, **b8_load()}))
+        return
+    if name == "B6":  # its own processes load the model
+        result = b6_ray()
+        result["peak_rss_mib"] = peak_rss_mib()
+        print(json.dumps({"case": name, **result}))
         return
     lm = load_model("minilm")
     cases = {"B1": b1_reference, "B2": b2_floor, "B3": b3_amortisation, "B4": b4_training}

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B8-load"]
+ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B8-load"]
 
 
 def machine() -> dict:
@@ -72,6 +72,12 @@ def summary(results: dict[str, dict]) -> list[str]:
                          f"{x['peak_over_weights']:.2f}x the weights ({x['weights_mib']:,.0f} MiB; "
                          f"{x['load_added_over_weights']:.2f}x above the pre-load RSS), {x['seconds']:.1f}s "
                          "[target <= 1.2x]")
+    if "B6" in results and "ratio" in results["B6"]:
+        r = results["B6"]
+        lines.append(f"B6 {r['workers']} Ray workers vs serial, {r['hooks']} hooks: {r['ratio']:.2f}x "
+                     f"({r['serial_s']:.1f}s serial on {r['serial_threads']} threads vs {r['ray_s']:.1f}s + "
+                     f"{r['ray_start_s']:.1f}s cluster start); vs serial on 1 thread ({r['serial_1_thread_s']:.1f}s): "
+                     f"{r['ratio_1_thread']:.2f}x; identical cells: {r['identical_cells']} [target >= 1.6x]")
     for name, r in results.items():
         if "error" in r:
             lines.append(f"{name} FAILED: {r['error'][-300:]}")

@@ -149,13 +149,24 @@ def train(model: str, hook: str, corpus: str, archs: tuple[str, ...], expansions
 @click.option("--overwrite", is_flag=True,
               help="Discard the folder's results (cells, SAEs, caches) and start afresh; without it a folder made "
                    "by a different config is refused with the differing settings.")
-def sweep(config: Path, out: Path | None, overwrite: bool) -> None:
+@click.option("--executor", type=click.Choice(["serial", "ray"]), default=None,
+              help="Where the work runs: serial (this process) or ray (one task per hook, one GPU each when the "
+                   "cluster has GPUs; needs pseval[ray]). Default: the config's `executor`, else serial.")
+@click.option("--address", default=None,
+              help="Ray cluster to use with --executor ray (e.g. `auto` or host:6379); default: the config's "
+                   "`ray_address`, else a local cluster on this machine's CPUs and GPUs.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only shard I of N (0-based, I = 0..N-1): a deterministic share of the hooks, so N jobs "
+                   "(e.g. a SLURM array --array=0-(N-1) with --shard $SLURM_ARRAY_TASK_ID/N) together run the sweep.")
+def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None, address: str | None,
+          shard: str | None) -> None:
     """Train what is missing and evaluate every cell of a sweep config; re-running resumes."""
-    from pseval.experiments.sweep import run_sweep
+    from pseval.experiments.sweep import parse_shard, run_sweep
     from pseval.experiments.sweep_config import load_sweep_config
 
     cfg = load_sweep_config(config)
-    store = run_sweep(cfg, out or Path("runs") / cfg.name, overwrite=overwrite, log=click.echo)
+    store = run_sweep(cfg, out or Path("runs") / cfg.name, overwrite=overwrite, log=click.echo,
+                      shard=parse_shard(shard) if shard else None, executor=executor, address=address)
     click.echo(f"results store: {store.root}")
 
 

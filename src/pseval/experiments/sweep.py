@@ -4,6 +4,9 @@ The work is planned as units of hooks. A unit locks its hooks, trains their miss
 path, then scores every SAE at those hooks on every dataset and readout through the one evaluation pipeline, writing
 each cell to the store as soon as it is done. A serial run groups as many hooks per unit as memory allows (they share
 forward passes); a sharded or distributed run gives each unit one hook. Results are the same either way.
+
+Where the units run: `serial` (this process, the default), `--shard I/N` (this process, a deterministic share of the
+hooks: one SLURM array job each), or `ray` (one Ray task per hook, experiments/ray_executor.py; Ray is optional).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pseval.errors import ConfigError
 from pseval.experiments.pipeline import CorpusMetrics, PreparedPairs, SAEEntry, evaluate, prepare_pairs
 from pseval.experiments.results_table import short_dataset
 from pseval.experiments.store import ResultsStore
-from pseval.experiments.sweep_config import SweepConfig
+from pseval.experiments.sweep_config import EXECUTORS, SweepConfig
 from pseval.files import file_lock
 from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
@@ -67,6 +71,24 @@ def shard_hooks(hooks: Sequence[str], index: int, count: int) -> list[str]:
     return [h for i, h in enumerate(hooks) if i % count == index]
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` (0-based: I in 0..N-1, as SLURM_ARRAY_TASK_ID runs with `--array=0-(N-1)`) -> (I, N)."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r}: expected I/N with 0 <= I < N (0-based, e.g. 0/4 ... 3/4 for four "
+                          f"shards; under SLURM: --array=0-3 and --shard $SLURM_ARRAY_TASK_ID/4)")
+    return i, n
+
+
+def cells_planned(cfg: SweepConfig, plans: Sequence[SAEPlan], hooks: Sequence[str]) -> int:
+    """Cells of these hooks: SAEs x datasets x readouts."""
+    return sum(p.hook in hooks for p in plans) * len(cfg.datasets) * len(cfg.readouts)
+
+
 def serial_units(cfg: SweepConfig, d_model: int, hooks: Sequence[str]) -> list[list[str]]:
     """Hooks grouped so that one unit's training activations fit the memory budget (they share forward passes)."""
     per_hook = (cfg.train_tokens + cfg.heldout_tokens) * d_model * 4
@@ -111,6 +133,10 @@ def _locked(root: Path, hooks: Sequence[str]) -> Iterator[None]:
         yield
 
 
+# Every finished cell is logged as one line starting with this (the Ray driver counts them across workers).
+CELL_LINE = "[cell]"
+
+
 class SweepRunner:
     """Runs units of a sweep against its store; one per process (a Ray worker builds its own)."""
 
@@ -129,16 +155,11 @@ class SweepRunner:
             self._pairs[spec] = prepare_pairs(spec, self.cfg.max_pairs, self.cfg.seed)
         return self._pairs[spec]
 
-    def cells_planned(self, hooks: Sequence[str]) -> int:
-        """Cells of these hooks: SAEs x datasets x readouts."""
-        n_saes = sum(p.hook in hooks for p in self.plans)
-        return n_saes * len(self.cfg.datasets) * len(self.cfg.readouts)
-
     def _put(self, record: PSEvalRecord) -> None:
         if self.store.put(record):
             self.evaluated += 1
             m, c = record.eval_result_metrics.ps_eval, record.eval_config
-            self.log(f"[cell] {c.hook_name} {record.sae_name} {short_dataset(c.dataset)} {c.readout}: "
+            self.log(f"{CELL_LINE} {c.hook_name} {record.sae_name} {short_dataset(c.dataset)} {c.readout}: "
                      f"F1 {_f(m.f1)} specificity {_f(m.specificity)} ({m.tp + m.fp + m.tn + m.fn} pairs)")
 
     def run_unit(self, hooks: Sequence[str]) -> int:
@@ -166,21 +187,45 @@ def _f(x: float | None) -> str:
 
 
 def run_sweep(cfg: SweepConfig, out: str | Path, overwrite: bool = False, log: Callable[[str], Any] = print,
-              shard: tuple[int, int] | None = None, progress: bool = True) -> ResultsStore:
-    """Claim the folder for this config, then run every unit (or one shard's) serially; re-running resumes."""
+              shard: tuple[int, int] | None = None, progress: bool = True, executor: str | None = None,
+              address: str | None = None) -> ResultsStore:
+    """Claim the folder for this config, then run every unit (or one shard's) serially or on Ray; re-running
+    resumes. `executor` and `address` override the config's `executor` and `ray_address`."""
+    executor = executor or cfg.executor
+    address = address or cfg.ray_address
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if address and executor != "ray":
+        raise ConfigError(f"a Ray address ({address!r}) needs the ray executor (--executor ray)")
+    if executor == "ray":
+        from pseval.experiments.ray_executor import import_ray, run_hooks_on_ray
+
+        import_ray()  # a missing extra is named before anything is written
     root = Path(out)
     store = ResultsStore(root)
     store.claim(cfg.settings(), overwrite=overwrite)
     store.clean_temp()
-    runner = SweepRunner(cfg, root, log, progress)
-    hooks = sweep_hooks(runner.plans)
+    if executor == "ray":
+        # The driver only plans (hook globs need the model's modules); each Ray task loads the model itself.
+        plans = plan_saes(cfg, load_model(cfg.model))
+        runner = None
+    else:
+        runner = SweepRunner(cfg, root, log, progress)
+        plans = runner.plans
+    hooks = sweep_hooks(plans)
     if shard is not None:
         hooks = shard_hooks(hooks, *shard)
-    planned = runner.cells_planned(hooks)
-    log(f"[sweep] {cfg.name}: {sum(p.hook in hooks for p in runner.plans)} SAE(s) over {len(hooks)} hook(s), "
+    planned = cells_planned(cfg, plans, hooks)
+    log(f"[sweep] {cfg.name}: {sum(p.hook in hooks for p in plans)} SAE(s) over {len(hooks)} hook(s), "
         f"{len(cfg.datasets)} dataset(s) x {len(cfg.readouts)} readout(s)"
-        + (f"; shard {shard[0] + 1} of {shard[1]}" if shard else ""))
-    for unit in serial_units(cfg, runner.lm.d_model, hooks):
-        runner.run_unit(unit)
-    log(f"[sweep] {runner.evaluated} cell(s) evaluated, {planned - runner.evaluated} already in the store")
+        + (f"; shard {shard[0]}/{shard[1]} (0-based)" if shard else "")
+        + ("; on Ray, one task per hook" if executor == "ray" else ""))
+    if runner is None:
+        evaluated = run_hooks_on_ray(cfg, root, hooks, address=address, log=log).evaluated
+        store.clean_temp()  # the debris of workers killed mid-write (their retries wrote the cells)
+    else:
+        for unit in serial_units(cfg, runner.lm.d_model, hooks):
+            runner.run_unit(unit)
+        evaluated = runner.evaluated
+    log(f"[sweep] {evaluated} cell(s) evaluated, {planned - evaluated} already in the store")
     return store

@@ -54,6 +54,8 @@ class SweepConfig:
     max_pairs: int | None = 2000
     loss_recovered_tokens: int = 0
     source: str | None = None
+    executor: str = "serial"  # where the work runs (serial or ray), not what it computes
+    ray_address: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form."""
@@ -61,10 +63,13 @@ class SweepConfig:
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides the sweep's results (not where it runs, nor which file it was read from)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device", "source")}
+        return {k: v for k, v in asdict(self).items() if k not in RUN_PLACE}
 
 
-_TOP = {"name", "model", "device", "seed", "activations", "train", "grid", "eval"}
+# Fields that say where a sweep runs, not what it computes: left out of the folder's settings key.
+RUN_PLACE = ("device", "source", "executor", "ray_address")
+EXECUTORS = ("serial", "ray")
+_TOP = {"name", "model", "device", "seed", "executor", "ray_address", "activations", "train", "grid", "eval"}
 
 
 def _typed(section: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any) -> Any:
@@ -144,6 +149,9 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
     protocol = _typed(ev, "protocol", str, f"{source}: [eval]", "pseval")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"{source}: [eval].protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    executor = _typed(data, "executor", str, source, "serial")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"{source}: executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     cfg = SweepConfig(
         name=_typed(data, "name", str, source, ""), model=_typed(data, "model", str, source, "minilm"),
         device=_typed(data, "device", str, source, "cpu"), seed=_typed(data, "seed", int, source, 0),
@@ -156,7 +164,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
         grids=grids, datasets=_list(ev, "datasets", str, f"{source}: [eval]", []), readouts=readouts,
         multi_token=multi, protocol=protocol, balance=canonical_balance(balance),
         max_pairs=_typed(ev, "max_pairs", int, f"{source}: [eval]", 2000),
-        loss_recovered_tokens=_typed(ev, "loss_recovered_tokens", int, f"{source}: [eval]", 0), source=source)
+        loss_recovered_tokens=_typed(ev, "loss_recovered_tokens", int, f"{source}: [eval]", 0), source=source,
+        executor=executor, ray_address=_typed(data, "ray_address", str, source, None))
     if cfg.train_tokens <= 0 or cfg.heldout_tokens <= 0:
         raise ConfigError(f"{source}: [activations] train_tokens and heldout_tokens must be positive")
     return cfg
