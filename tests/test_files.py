@@ -62,10 +62,13 @@ def test_only_dead_writers_temp_files_are_removed(tmp_path):
     dead_pid = int(dead.stdout)
     mine = temp_path(tmp_path / "live.json")
     mine.write_text("being written")
-    stale = tmp_path / f".killed.json.pid{dead_pid}.0123abcd.tmp"
+    stale = temp_path(tmp_path / "killed.json")
+    stale = stale.with_name(stale.name.replace(f".pid{os.getpid()}.", f".pid{dead_pid}."))
     stale.write_text("debris")
+    elsewhere = tmp_path / f".other.json.node-b.pid{dead_pid}.0123abcd.tmp"  # another host's live writer
+    elsewhere.write_text("being written on node-b")
     assert remove_stale_temp_files(tmp_path) == 1
-    assert mine.exists() and not stale.exists()
+    assert mine.exists() and not stale.exists() and elsewhere.exists()
 
 
 def test_check_writable_names_the_culprit(tmp_path):

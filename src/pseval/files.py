@@ -14,14 +14,17 @@ import math
 import os
 import re
 import secrets
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from pseval.errors import PsevalError
 
-# Temp names carry the writer's pid, so a later run can tell a dead writer's debris from a live writer's file.
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.pid(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+# Temp names carry the writer's host and pid, so a later run can tell a dead writer's debris from a live writer's
+# file; another host's temp files (shards on several nodes sharing a folder) are never taken for debris.
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]*)\.pid(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
 
 
 class OutputError(PsevalError, OSError):
@@ -30,7 +33,7 @@ class OutputError(PsevalError, OSError):
 
 def temp_path(final: Path) -> Path:
     """A unique hidden temp name beside `final`, tagged with this process's pid."""
-    return final.with_name(f".{final.name}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return final.with_name(f".{final.name}.{_HOST}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -46,13 +49,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def stale_temp_files(folder: Path) -> list[Path]:
-    """Temp files in `folder` whose writing process no longer runs (debris of a killed write)."""
+    """Temp files in `folder` written on this host by a process that no longer runs (debris of a killed write)."""
     if not folder.is_dir():
         return []
     out = []
     for p in folder.iterdir():
         m = _TEMP_RE.match(p.name)
-        if m and not _pid_alive(int(m.group("pid"))):
+        if m and m.group("host") == _HOST and not _pid_alive(int(m.group("pid"))):
             out.append(p)
     return sorted(out)
 
