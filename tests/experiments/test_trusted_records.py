@@ -63,8 +63,8 @@ def test_eval_and_sweep_select_the_same_pairs_and_give_the_same_numbers(tmp_path
 # --- run keys: training ----------------------------------------------------------------------------------------
 
 def _train_args(out: Path, **over: str) -> list[str]:
-    opts = {"--hook": "blocks.0.hook_resid_post", "--corpus": "wordnet-definitions", "--tokens": "30000",
-            "--lr": "0.001", "--seed": "0", "--arch": "topk", "--expansion": "8", "--k": "16", "--batch-size": "32",
+    opts = {"--hook": "blocks.0.hook_resid_post", "--corpus": "wordnet-definitions", "--tokens": "20000",
+            "--lr": "0.001", "--seed": "0", "--arch": "topk", "--expansion": "2", "--k": "16", "--batch-size": "32",
             "--checkpoint-every": "40", **over}
     return ["train", *(x for kv in opts.items() for x in kv), "--out", str(out)]
 
@@ -85,7 +85,7 @@ def test_killed_train_refuses_changed_settings_and_resumes_bit_exact(tmp_path):
                "--corpus": ("wordnet", 'corpus: "wordnet-definitions" there, "wordnet" now'),
                "--hook": ("blocks.1.hook_resid_post", 'hook: "blocks.0.hook_resid_post" there, '
                                                       '"blocks.1.hook_resid_post" now'),
-               "--tokens": ("40000", "tokens: 30000 there, 40000 now")}
+               "--tokens": ("40000", "tokens: 20000 there, 40000 now")}
     for opt, (value, message) in changes.items():
         res = CliRunner().invoke(main, _train_args(out, **{opt: value}))
         assert res.exit_code == 2, (opt, res.output)
@@ -101,7 +101,7 @@ def test_killed_train_refuses_changed_settings_and_resumes_bit_exact(tmp_path):
     for name in a.weight_names():
         assert torch.equal(a.get_weight(name), b.get_weight(name)), name
     key = json.loads((out / "cfg.json").read_text())["metadata"]["training_key"]
-    assert key["lr"] == 0.001 and key["hook"] == "blocks.0.hook_resid_post" and key["tokens"] == 30000
+    assert key["lr"] == 0.001 and key["hook"] == "blocks.0.hook_resid_post" and key["tokens"] == 20000
 
     again = CliRunner().invoke(main, _train_args(out, **{"--lr": "0.002"}))  # a finished SAE is refused too
     assert again.exit_code == 2 and "lr: 0.001 there, 0.002 now" in again.output

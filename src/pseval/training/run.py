@@ -28,9 +28,9 @@ from pseval.saes.registry import get_sae_class
 from pseval.tables import text_table
 from pseval.training.activations import StreamConfig, cached_activations, collect_activations, stream_activations
 from pseval.training.trainer import (
+    CHECKPOINT_STATE,
     TrainConfig,
     TrainLog,
-    checkpoint_keys,
     remove_checkpoint,
     train_saes,
     train_saes_stream,
@@ -140,11 +140,12 @@ RUN_FILE = "run.json"  # beside a hook's checkpoint: the folders its SAEs will b
 
 
 def _unfinished(req: TrainRequest) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Checkpoints under the request's checkpoint root with what they are for ({folder: run key})."""
+    """Checkpoints under the request's checkpoint root with what they are for ({folder: run key}); a run killed
+    before its first checkpoint left nothing to resume and does not count."""
     if not req.checkpoint_root.is_dir():
         return
     for run_file in sorted(req.checkpoint_root.glob(f"*/{RUN_FILE}")):
-        if checkpoint_keys(run_file.parent) is not None:
+        if (run_file.parent / CHECKPOINT_STATE).is_file():
             run = read_json_object(run_file, "")
             yield run_file.parent, dict(zip(run["folders"], run["keys"], strict=True))
 

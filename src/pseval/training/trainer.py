@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pseval.errors import ConfigError
-from pseval.files import write_atomic, write_json_atomic
+from pseval.files import write_atomic
 from pseval.run_keys import require_same
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEConfig, SAEMetadata
@@ -315,7 +315,6 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
 
 
 CHECKPOINT_STATE = "trainer_state.pt"
-CHECKPOINT_KEYS = "trainer_state.json"  # the same keys as plain JSON: checked before any activation is computed
 
 
 def _run_keys(configs: Sequence[TrainConfig], keys: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
@@ -326,25 +325,15 @@ def _run_keys(configs: Sequence[TrainConfig], keys: Sequence[Mapping[str, Any]] 
     return [dict(k) for k in keys]
 
 
-def checkpoint_keys(checkpoint_dir: str | Path) -> list[dict[str, Any]] | None:
-    """The run keys of the checkpoint in `checkpoint_dir`, or None when there is none."""
-    d = Path(checkpoint_dir)
-    if not (d / CHECKPOINT_STATE).is_file() or not (d / CHECKPOINT_KEYS).is_file():
-        return None
-    return json.loads((d / CHECKPOINT_KEYS).read_text(encoding="utf-8"))["keys"]
-
-
 def remove_checkpoint(checkpoint_dir: str | Path) -> None:
     """Delete a finished or abandoned checkpoint."""
-    for name in (CHECKPOINT_STATE, CHECKPOINT_KEYS):
-        (Path(checkpoint_dir) / name).unlink(missing_ok=True)
+    (Path(checkpoint_dir) / CHECKPOINT_STATE).unlink(missing_ok=True)
 
 
 def save_checkpoint(checkpoint_dir: Path, keys: Sequence[Mapping[str, Any]], runs: Sequence[_Run], step: int) -> None:
-    """Every run's state after `step`, and the run keys beside it (each file written atomically)."""
+    """Every run's state after `step` with the run keys it was made under, written atomically."""
     state = {"keys": json.dumps(list(keys), sort_keys=True, default=str), "runs": [r.state(step) for r in runs]}
     write_atomic(checkpoint_dir / CHECKPOINT_STATE, lambda fh: torch.save(state, fh), binary=True)
-    write_json_atomic({"keys": list(keys), "step": step}, checkpoint_dir / CHECKPOINT_KEYS)
 
 
 def _resume(checkpoint_dir: str | Path | None, keys: list[dict[str, Any]], runs: Sequence[_Run],
