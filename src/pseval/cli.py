@@ -102,6 +102,20 @@ def _bad(param: str, message: str) -> NoReturn:
     raise click.BadParameter(message, param_hint=f"'{param}'")
 
 
+def _remove_debris(folder: Path | None, depth: int = 0) -> None:
+    """Remove the temp files of killed saves in a folder pseval writes, and in its sub-folders `depth` levels down
+    (bounded: an output folder may be a large working directory)."""
+    from pseval.files import remove_stale_temp_files
+
+    if folder is None or not folder.is_dir():
+        return
+    remove_stale_temp_files(folder)
+    if depth > 0:
+        for sub in folder.iterdir():
+            if sub.is_dir() and not sub.is_symlink():
+                _remove_debris(sub, depth - 1)
+
+
 @main.command("eval")
 @click.option("--model", type=MODEL, default="minilm", show_default=True,
               help="HF model id, local folder, or `minilm`.")
@@ -143,6 +157,9 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
     """Score SAEs with PS-Eval on word-in-context pairs and print a table."""
     from pseval.experiments.evaluate import EvalRequest, run_eval
 
+    _remove_debris(out.parent if out is not None and out.suffix == ".json" else out)
+    _remove_debris(saebench_dir)
+    _remove_debris(cache, depth=1)  # one folder per cached entry
     req = EvalRequest(model=model, hooks=list(dict.fromkeys(hooks)), saes=list(saes), data=data_spec,
                       readout=readout, multi_token=multi_token, protocol=protocol, balance=balance,
                       too_long=too_long, max_pairs=max_pairs, seed=seed,
@@ -172,6 +189,7 @@ def demo(wic: str | None, out: Path, train_tokens: int, hook: str, model: str, m
     """Train a TopK and a ReLU SAE on the embedded model and score them and the identity baseline."""
     from pseval.experiments.demo import DemoConfig, run_demo
 
+    _remove_debris(out, depth=3)  # results/<dataset>, saes/<label>, saes/.checkpoints/<hook>
     run_demo(DemoConfig(model=model, hook=hook, wic=wic, out=str(out), train_tokens=train_tokens, device=device,
                         heldout_tokens=min(20_000, max(1000, train_tokens // 10)),
                         max_wordnet_pairs=max_wordnet_pairs), log=click.echo)
@@ -234,7 +252,6 @@ def train(ctx: click.Context, model: str, hook: str, corpus: str, archs: tuple[s
     A killed run re-run with the same settings resumes from its last checkpoint; re-run with different settings
     it refuses and names each differing setting, unless --overwrite.
     """
-    from pseval.files import remove_stale_temp_files
     from pseval.training.run import TrainJob, TrainRequest, grid, run_training
 
     # A setting given twice is one SAE, not two writers of one folder.
@@ -246,8 +263,8 @@ def train(ctx: click.Context, model: str, hook: str, corpus: str, archs: tuple[s
     req = TrainRequest(model=model, corpus=corpus, tokens=tokens, heldout_tokens=held, jobs=jobs, device=device,
                        cache=cache, checkpoint_root=out / ".checkpoint", overwrite=overwrite,
                        checkpoint_every=checkpoint_every)
-    for folder in {out, *(j.folder for j in jobs), req.checkpoint_dir(hook)}:  # debris of a killed earlier run
-        remove_stale_temp_files(folder)
+    _remove_debris(out, depth=2)  # the SAE folder(s) and .checkpoint/<hook>
+    _remove_debris(cache, depth=1)
     run_training(req, log=click.echo)
 
 
