@@ -32,6 +32,9 @@ class Checked(click.ParamType):
             self.fail(" ".join(str(exc).split()), param, ctx)
 
 
+_COUNT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 class Count(click.ParamType):
     """A whole number >= `minimum`, also written as 1e6 or 200_000 (token budgets)."""
 
@@ -46,10 +49,7 @@ class Count(click.ParamType):
             n = value
         else:
             text = str(value).strip().replace("_", "")
-            try:
-                x = float(text) if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text) else math.nan
-            except OverflowError:
-                x = math.inf
+            x = float(text) if _COUNT_RE.fullmatch(text) else math.nan  # ASCII digits only; 1e400 is inf
             if not math.isfinite(x) or x != int(x):
                 self.fail(f"{value!r} is not a whole number (e.g. 200000, 2e5 or 200_000)", param, ctx)
             n = int(x)
