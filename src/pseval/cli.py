@@ -199,7 +199,7 @@ def _check_sparsity_settings(ctx: click.Context, archs: tuple[str, ...], ks: tup
                              coeffs: tuple[float, ...], expansions: tuple[int, ...], model: str) -> None:
     """Refuse settings no requested architecture reads, and a k larger than its dictionary, before any work."""
     from pseval.experiments.sweep_config import K_ARCHITECTURES, GridSpec
-    from pseval.models.loading import model_width
+    from pseval.models.loading import model_shape
 
     takes_k = [a for a in archs if a in K_ARCHITECTURES]
     if coeffs and len(takes_k) == len(archs):
@@ -208,7 +208,7 @@ def _check_sparsity_settings(ctx: click.Context, archs: tuple[str, ...], ks: tup
     if ctx.get_parameter_source("ks") is not ParameterSource.DEFAULT and not takes_k:
         _bad("--k", f"no --arch given takes k ({', '.join(archs)}); k is for {' and '.join(K_ARCHITECTURES)}")
     if takes_k:
-        d_model = model_width(model)
+        d_model = model_shape(model).d_model
         oversized = GridSpec(hooks=[], architectures=list(archs), expansions=list(expansions), k=list(ks))
         for arch, e, k in oversized.oversized_k(d_model):
             _bad("--k", f"{k} is larger than the dictionary of {arch} x{e} ({e} x d_model {d_model} = "
@@ -281,7 +281,7 @@ def sweep(config: Path, out: Path | None, overwrite: bool) -> None:
     from pseval.experiments.sweep import run_sweep
     from pseval.experiments.sweep_config import load_sweep_config
     from pseval.files import check_writable
-    from pseval.models.loading import model_width
+    from pseval.models.loading import model_shape
 
     cfg = load_sweep_config(config)
     try:
@@ -290,7 +290,7 @@ def sweep(config: Path, out: Path | None, overwrite: bool) -> None:
         raise ConfigError(f"{config}: device = {cfg.device!r}: {exc}") from exc
     if cfg.executor != "serial":
         raise ConfigError(f"{config}: executor = {cfg.executor!r}: not available in this build; expected 'serial'")
-    cfg.check_dictionaries(model_width(cfg.model))
+    cfg.check_model(*model_shape(cfg.model))
     root = out or Path("runs") / cfg.name
     try:
         check_writable(root, is_dir=True)

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from pseval.cli import main
 from pseval.errors import MissingResourceError
 from pseval.files import temp_files, temp_path
-from pseval.models.loading import load_model, model_width
+from pseval.models.loading import load_model, model_shape
 from pseval.training.activations import StreamConfig, cache_key, cached_activations, load_activation_cache
 
 TEXTS = [f"The bank of river {i} flooded after the storm, and the loan office closed early." for i in range(40)]
@@ -98,6 +98,14 @@ def test_activation_cache_writes_under_unique_names_and_clears_dead_writers_debr
     assert load_activation_cache(folder)[0].shape == (200, 64)
 
 
+def test_a_context_longer_than_the_model_takes_is_refused_before_the_forward(tiny_lm):
+    from pseval.errors import ConfigError
+    from pseval.training.activations import collect_activations
+
+    with pytest.raises(ConfigError, match=r"context_size 256 is longer than model .* \(128 positions\)"):
+        collect_activations(tiny_lm, TEXTS, [HOOK], StreamConfig(context_size=256, max_tokens=100))
+
+
 def _model_fault(src: Path, dst: Path, how: str) -> Path:
     shutil.copytree(src, dst)
     if how == "no-weights":
@@ -138,7 +146,7 @@ def test_model_folder_that_cannot_load_is_named(how, pattern, tiny_gpt2_dir, tmp
     assert str(folder) in str(err.value)
     if how not in ("truncated-weights",):  # the config alone is read before anything loads
         with pytest.raises(MissingResourceError, match=pattern):
-            model_width(str(folder))
+            model_shape(str(folder))
     res = CliRunner().invoke(main, ["eval", "--model", str(folder), "--data", f"jsonl:{_pairs(tmp_path)}",
                                     "--hook", HOOK])
     assert res.exit_code == 2 and "Traceback" not in res.output and str(folder) in res.output, res.output

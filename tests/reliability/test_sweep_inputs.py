@@ -247,7 +247,7 @@ def test_cli_refuses_a_bad_config_in_one_line(tmp_path):
     assert not (tmp_path.parent.parent / "x").exists()
 
 
-def test_cli_checks_device_and_k_before_anything_is_written(tmp_path, tiny_gpt2_dir, monkeypatch):
+def test_cli_checks_device_k_and_context_before_anything_is_written(tmp_path, tiny_gpt2_dir, monkeypatch):
     import pseval.models.loading as loading
 
     def no_model(*_a, **_k):
@@ -264,6 +264,10 @@ def test_cli_checks_device_and_k_before_anything_is_written(tmp_path, tiny_gpt2_
     assert res.exit_code == 2, res.output
     assert f"{p}: [[grid]] #1.k = 129: larger than the dictionary of topk x2 (2 x d_model 64 = 128 latents)" \
         in res.output
+    p = _write(tmp_path, _set("context_size", "context_size = 256")(text))  # the tiny GPT-2 has 128 positions
+    res = CliRunner().invoke(main, ["sweep", str(p), "--out", str(out)])
+    assert res.exit_code == 2 and f"{p}: [activations].context_size = 256: context_size 256 is longer than model " \
+        in res.output and "(128 positions); expected context_size <= 128" in res.output, res.output
     p = _write(tmp_path, _add('seed = 0', 'executor = "ray"')(text))
     res = CliRunner().invoke(main, ["sweep", str(p), "--out", str(out)])
     assert res.exit_code == 2 and "executor = 'ray': not available in this build" in res.output

@@ -23,6 +23,7 @@ from pseval.metrics.ps_eval.balance import Balance, canonical_balance
 from pseval.metrics.ps_eval.config import Protocol
 from pseval.models.readout import MultiToken, Position
 from pseval.saes.registry import architectures
+from pseval.training.activations import check_context_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -207,15 +208,20 @@ class SweepConfig:
         """Everything that decides the sweep's results (not where or how it runs, nor which file it was read from)."""
         return {k: v for k, v in asdict(self).items() if k not in ("device", "source", "executor")}
 
-    def check_dictionaries(self, d_model: int) -> None:
-        """Refuse, before any activation is computed, a k larger than its dictionary (expansion x d_model)."""
+    def check_model(self, d_model: int, max_positions: int) -> None:
+        """Refuse, before any activation is computed, what the model cannot take: a k larger than its dictionary
+        (expansion x d_model), a context longer than its position table."""
+        where = self.source or "<config>"
         for i, g in enumerate(self.grids):
             bad = g.oversized_k(d_model)
             if bad:
                 arch, e, k = bad[0]
-                raise ConfigError(f"{self.source or '<config>'}: [[grid]] #{i + 1}.k = {k}: larger than the "
-                                  f"dictionary of {arch} x{e} ({e} x d_model {d_model} = {e * d_model} latents); "
-                                  f"expected k <= {e * d_model}")
+                raise ConfigError(f"{where}: [[grid]] #{i + 1}.k = {k}: larger than the dictionary of {arch} x{e} "
+                                  f"({e} x d_model {d_model} = {e * d_model} latents); expected k <= {e * d_model}")
+        try:
+            check_context_size(self.context_size, max_positions, self.model)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: [activations].context_size = {self.context_size}: {exc}") from exc
 
 
 def _where(loc: Sequence[int | str]) -> str:

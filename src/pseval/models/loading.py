@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -96,7 +96,7 @@ class LoadedModel:
     @property
     def max_positions(self) -> int:
         """Longest input the model takes, in tokens."""
-        return _config_int(self.config, ("max_position_embeddings", "n_positions", "n_ctx")) or 2048
+        return _max_positions(self.config)
 
     @property
     def d_model(self) -> int:
@@ -113,6 +113,10 @@ class LoadedModel:
         if v is None:
             raise PsevalError(f"cannot tell the layer count of model type {self.model_type}")
         return v
+
+
+def _max_positions(config: Any) -> int:
+    return _config_int(config, ("max_position_embeddings", "n_positions", "n_ctx")) or 2048
 
 
 def _config_int(cfg: Any, keys: tuple[str, ...]) -> int | None:
@@ -148,13 +152,20 @@ def load_model_config(name: str = EMBEDDED_DEFAULT, local_files_only: bool | Non
         raise _failed(name, source, "config", exc) from exc
 
 
-def model_width(name: str = EMBEDDED_DEFAULT) -> int:
-    """d_model of a model, read from its config without loading the weights."""
+class ModelShape(NamedTuple):
+    """What a model's config says about its size, read without the weights."""
+
+    d_model: int
+    max_positions: int
+
+
+def model_shape(name: str = EMBEDDED_DEFAULT) -> ModelShape:
+    """d_model and the longest input of a model, read from its config without loading the weights."""
     config = load_model_config(name)
     v = _config_int(config, ("hidden_size", "n_embd", "d_model"))
     if v is None:
         raise PsevalError(f"cannot tell the residual width of model type {config.model_type}")
-    return v
+    return ModelShape(v, _max_positions(config))
 
 
 def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,

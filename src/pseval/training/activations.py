@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pseval.errors import DataFormatError
+from pseval.errors import ConfigError, DataFormatError
 from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomic
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.extract import pad_batch, pad_token_id
@@ -32,6 +32,13 @@ class StreamConfig:
     def to_dict(self) -> dict:
         """Plain-JSON form."""
         return asdict(self)
+
+
+def check_context_size(context_size: int, max_positions: int, model: str) -> None:
+    """Refuse a context longer than the model's position table (it would fail inside the model's forward)."""
+    if context_size > max_positions:
+        raise ConfigError(f"context_size {context_size} is longer than model {model!r} takes ({max_positions} "
+                          f"positions); expected context_size <= {max_positions}")
 
 
 SORT_WINDOW = 16  # batches tokenised together and sorted by length, so padding stays small
@@ -71,6 +78,7 @@ def stream_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[st
                        cfg: StreamConfig | None = None, progress: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Yield {hook: [n_tokens, d] float32} per text batch until cfg.max_tokens tokens were produced."""
     cfg = cfg or StreamConfig()
+    check_context_size(cfg.context_size, lm.max_positions, lm.name)
     produced = 0
     pad = pad_token_id(lm)
     captured: dict[str, torch.Tensor] = {}
