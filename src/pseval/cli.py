@@ -6,6 +6,7 @@ line: bad input exits 2, a failure exits 1 (see EXIT_CODES); `--debug` adds the 
 
 from __future__ import annotations
 
+import errno
 import re
 import shlex
 import sys
@@ -54,13 +55,17 @@ def _one_line(text: str) -> str:
 
 def _exit(ctx: click.Context, exc: BaseException, code: int, message: str) -> NoReturn:
     if ctx.params.get("debug"):
-        traceback.print_exception(exc)
+        click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
     click.echo(_one_line(message), err=True)
     sys.exit(code)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"  # torch.cuda's, not imported
+
+
+# A write refused by the system is a failure of the environment, not a bug, wherever it happens.
+_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class _Group(click.Group):
@@ -81,6 +86,8 @@ class _Group(click.Group):
         except PsevalError as exc:
             _exit(ctx, exc, EXIT_BAD_INPUT, f"error: {exc}")
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in _WRITE_FAILURES:
+                _exit(ctx, exc, EXIT_FAILURE, f"error: {exc.filename or 'a write'}: {exc.strerror or exc}")
             if _is_out_of_memory(exc):
                 _exit(ctx, exc, EXIT_FAILURE, f"error: out of memory ({_one_line(str(exc))[:200]}); use fewer "
                                               "pairs, tokens or SAEs per run, or a larger device")

@@ -4,6 +4,7 @@ option, the value and what is allowed, and nothing is written. The guard turns a
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -198,6 +199,9 @@ def test_pseval_errors_exit_2_and_output_errors_exit_1(monkeypatch):
     assert_refused(invoke(["eval"]), r"^error: /x/r.json: no space left on device$", code=1)
     monkeypatch.setattr(evaluate, "run_eval", _raise(MemoryError()))
     assert_refused(invoke(["eval"]), r"^error: out of memory", code=1)
+    # a write refused by the system outside pseval.files is a failure too, not a bug
+    monkeypatch.setattr(evaluate, "run_eval", _raise(OSError(errno.ENOSPC, "No space left on device", "/x/a.png")))
+    assert_refused(invoke(["eval"]), r"^error: /x/a.png: No space left on device$", code=1)
 
 
 def test_valid_values_pass(paths, monkeypatch):
