@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from pseval.cli import main
 from pseval.errors import ConfigError, PsevalError
 from pseval.experiments.sweep_config import load_sweep_config
+from pseval.saes.registry import architectures
 
 MISSING = "/nonexistent-pseval-fuzz/sentinel"
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
@@ -76,7 +77,7 @@ def _device(v: str) -> bool:
     return name == "cpu" or name in _cuda_devices()
 
 
-ARCHS = ("batchtopk", "gated", "jumprelu", "standard", "topk")
+ARCHS = tuple(a for a in architectures() if a != "identity")  # the registry is the list of what can be trained
 # (command, option) -> the rule an accepted value must satisfy, written independently of the implementation
 RULES = {
     ("eval", "--max-pairs"): _int(1), ("eval", "--seed"): _int(0, 2**32 - 1),

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from pseval.cli import main
 from pseval.errors import ConfigError
 from pseval.experiments.sweep_config import load_sweep_config
+from tests.conftest import WIC_DEV, require_shared
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -232,6 +233,7 @@ def test_settings_hold_what_decides_results(tmp_path):
 
 
 def test_shipped_configs_parse():
+    require_shared(WIC_DEV)  # paper-minilm.toml scores WiC dev from ../shared
     for p in sorted(CONFIGS.glob("*.toml")):
         cfg = load_sweep_config(p)
         assert cfg.name == p.stem and cfg.grids and cfg.datasets
