@@ -129,11 +129,6 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
 ]
 
 
-def test_case_count_and_ids():
-    ids = [c[0] for c in CASES]
-    assert len(ids) == len(set(ids)) >= 60
-
-
 @pytest.mark.parametrize(("name", "args", "patterns"), CASES, ids=[c[0] for c in CASES])
 def test_bad_option_is_refused_before_any_work(name, args, patterns, paths, monkeypatch):
     import pseval.models.loading as loading

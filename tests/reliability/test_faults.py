@@ -119,6 +119,9 @@ def _model_fault(src: Path, dst: Path, how: str) -> Path:
         (dst / "config.json").write_text(json.dumps({"model_type": "no-such-family"}))
     elif how == "no-config":
         (dst / "config.json").unlink()
+    elif how == "no-tokenizer":
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            (dst / f).unlink()
     elif how == "a-file":
         return dst / "model.safetensors"
     elif how == "missing":
@@ -133,6 +136,7 @@ MODEL_FAULTS = [
     ("config-json", r"cannot load the config of model .*not a valid JSON"),
     ("config-model-type", r"cannot load the config of model .*no-such-family"),
     ("no-config", r"has no config.json; a model folder holds config.json, the weights"),
+    ("no-tokenizer", r"has no usable tokenizer \(it encodes text to nothing, vocabulary of 1\)"),
     ("a-file", r"model.safetensors is a file; expected a model folder"),
     ("missing", r"nothing-here'?: no such folder, and not a Hub id"),
 ]
@@ -144,7 +148,7 @@ def test_model_folder_that_cannot_load_is_named(how, pattern, tiny_gpt2_dir, tmp
     with pytest.raises(MissingResourceError, match=pattern) as err:
         load_model(str(folder))
     assert str(folder) in str(err.value)
-    if how not in ("truncated-weights",):  # the config alone is read before anything loads
+    if how not in ("truncated-weights", "no-tokenizer"):  # the config alone is read before anything loads
         with pytest.raises(MissingResourceError, match=pattern):
             model_shape(str(folder))
     res = CliRunner().invoke(main, ["eval", "--model", str(folder), "--data", f"jsonl:{_pairs(tmp_path)}",

@@ -183,11 +183,6 @@ def _write(tmp: Path, text: str | bytes, name: str = "study.toml") -> Path:
     return p
 
 
-def test_case_count_and_ids():
-    ids = [c[0] for c in CASES]
-    assert len(ids) == len(set(ids)) >= 60
-
-
 def test_base_is_valid(tmp_path):
     cfg = load_sweep_config(_write(tmp_path, BASE))
     assert cfg.name == "study" and cfg.grids[0].sparsity_coeff == {"standard": [2.0]}

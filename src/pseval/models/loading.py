@@ -193,4 +193,9 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
         tokenizer = AutoTokenizer.from_pretrained(source, **kw)
     except (OSError, ValueError, TypeError) as exc:  # no tokenizer files, or unreadable ones
         raise _failed(name, source, "tokenizer", exc) from exc
+    # Without its files transformers may build an empty tokenizer that encodes every text to nothing.
+    if len(tokenizer) < 2 or not tokenizer("The bank of the river.", add_special_tokens=False)["input_ids"]:
+        raise MissingResourceError(f"model {name!r}: {source} has no usable tokenizer (it encodes text to nothing, "
+                                   f"vocabulary of {len(tokenizer)}); a model folder holds its tokenizer files "
+                                   "(tokenizer.json, or vocab.json + merges.txt, vocab.txt, tokenizer.model)")
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, source=source)
