@@ -26,3 +26,14 @@ def test_paper_gpt2_parses():
     assert cfg.model == "gpt2" and cfg.device == "cuda"
     assert cfg.datasets == ["hf:gouki510/Wic_data_for_SAE-Eval:test"]
     assert {a for g in cfg.grids for a in g.architectures} == {"standard", "topk", "batchtopk", "jumprelu", "gated"}
+
+
+def test_paper_minilm_fits_its_model():
+    """Every k fits its dictionary and the context fits MiniLM's positions (what `pseval sweep` checks first)."""
+    from pseval.models.loading import model_shape
+
+    cfg = load_sweep_config(CONFIGS / "paper-minilm.toml")
+    shape = model_shape(cfg.model)
+    assert shape.d_model == 384 and shape.max_positions == 512
+    cfg.check_model(*shape)
+    assert cfg.executor == "serial" and "executor" not in cfg.settings()

@@ -67,3 +67,18 @@ def corpus_texts(spec: str) -> Iterator[str]:
         parts = rest.split(":")
         return hub_texts(parts[0], *(parts[1:3]))
     raise ConfigError(f"unknown corpus {spec!r}; expected {CORPUS_HELP}")
+
+
+def check_corpus(spec: str) -> str:
+    """A corpus spec checked without reading any text: a known kind, a Hub name, every local file present."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"corpus {spec!r}: expected a string, one of {CORPUS_HELP}")
+    corpus_texts(spec)  # an unknown kind raises here; the readers are generators, so nothing is read yet
+    kind, _, rest = spec.partition(":")
+    if kind == "hf" and not rest.split(":")[0].strip():
+        raise ConfigError(f"corpus {spec!r}: hf: needs a dataset NAME; expected {CORPUS_HELP}")
+    if kind == "file":
+        for p in rest.split(","):
+            if not Path(p).is_file():
+                raise DataFormatError(f"corpus {spec!r}: text file not found", p or "''")
+    return spec

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from safetensors import SafetensorError
 
-from pseval.errors import MissingResourceError, PsevalError
+from pseval.errors import ConfigError, MissingResourceError, PsevalError
 
 EMBEDDED_DEFAULT = "minilm"
 _CAUSAL_TYPES = {"gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
@@ -31,6 +33,35 @@ def resolve_model_source(name: str) -> str:
     if name == EMBEDDED_DEFAULT:
         return str(embedded_model_path())
     return name
+
+
+# The weight files transformers' from_pretrained reads (single file or sharded index); other formats are not loaded.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+def check_model_source(name: str) -> str:
+    """The source of a model name, checked without loading anything: a local folder must hold config.json and
+    weights; a name that is neither a folder nor a Hub id is refused (a Hub id is checked when it loads)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"model {name!r}: expected `minilm`, a local model folder or a Hugging Face Hub id")
+    source = resolve_model_source(name)
+    p = Path(source)
+    if not p.exists():
+        if _HUB_ID_RE.match(source) and not source.startswith((".", "~")):
+            return source
+        raise MissingResourceError(f"model {name!r}: no such folder, and not a Hub id (ORG/NAME)")
+    if not p.is_dir():
+        raise MissingResourceError(f"model {name!r}: {p} is a file; expected a model folder (config.json, weights, "
+                                   "tokenizer files) or a Hub id")
+    if not (p / "config.json").is_file():
+        raise MissingResourceError(f"model {name!r}: {p} has no config.json; a model folder holds config.json, the "
+                                   f"weights ({', '.join(WEIGHT_FILES)}) and the tokenizer files")
+    if not any((p / w).is_file() for w in WEIGHT_FILES):
+        raise MissingResourceError(f"model {name!r}: {p} has config.json but no weights; expected one of "
+                                   f"{', '.join(WEIGHT_FILES)}")
+    return source
 
 
 @dataclass
@@ -65,7 +96,7 @@ class LoadedModel:
     @property
     def max_positions(self) -> int:
         """Longest input the model takes, in tokens."""
-        return _config_int(self.config, ("max_position_embeddings", "n_positions", "n_ctx")) or 2048
+        return _max_positions(self.config)
 
     @property
     def d_model(self) -> int:
@@ -84,6 +115,10 @@ class LoadedModel:
         return v
 
 
+def _max_positions(config: Any) -> int:
+    return _config_int(config, ("max_position_embeddings", "n_positions", "n_ctx")) or 2048
+
+
 def _config_int(cfg: Any, keys: tuple[str, ...]) -> int | None:
     """The first positive integer among the config's fields of these names (families name them differently)."""
     for key in keys:
@@ -93,30 +128,74 @@ def _config_int(cfg: Any, keys: tuple[str, ...]) -> int | None:
     return None
 
 
+def _hub_kwargs(source: str, local_files_only: bool | None) -> dict[str, Any]:
+    if local_files_only is None:
+        local_files_only = Path(source).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+    return {"local_files_only": local_files_only}
+
+
+def _failed(name: str, source: str, what: str, exc: Exception) -> MissingResourceError:
+    """A loader's failure as one line naming the model, the part that failed and the loader's own reason."""
+    hint = "" if Path(source).exists() else " (not a local folder; loading from the Hugging Face Hub needs the network)"
+    reason = " ".join(str(exc).split())[:300]
+    return MissingResourceError(f"cannot load the {what} of model {name!r} from {source}{hint}: {reason}")
+
+
+def load_model_config(name: str = EMBEDDED_DEFAULT, local_files_only: bool | None = None) -> Any:
+    """A model's Hugging Face config alone (no weights): enough to check widths before anything loads."""
+    from transformers import AutoConfig
+
+    source = check_model_source(name)
+    try:
+        return AutoConfig.from_pretrained(source, **_hub_kwargs(source, local_files_only))
+    except (OSError, ValueError, KeyError) as exc:  # missing, unreadable JSON, or an unknown model_type
+        raise _failed(name, source, "config", exc) from exc
+
+
+class ModelShape(NamedTuple):
+    """What a model's config says about its size, read without the weights."""
+
+    d_model: int
+    max_positions: int
+
+
+def model_shape(name: str = EMBEDDED_DEFAULT) -> ModelShape:
+    """d_model and the longest input of a model, read from its config without loading the weights."""
+    config = load_model_config(name)
+    v = _config_int(config, ("hidden_size", "n_embd", "d_model"))
+    if v is None:
+        raise PsevalError(f"cannot tell the residual width of model type {config.model_type}")
+    return ModelShape(v, _max_positions(config))
+
+
 def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                local_files_only: bool | None = None) -> LoadedModel:
     """Load a model by Hub id or local path (`minilm` = embedded default), in eval mode."""
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # pseval shows its own progress; the loader's bar is noise
 
-    source = resolve_model_source(name)
-    is_local = Path(source).exists()
-    if local_files_only is None:
-        local_files_only = is_local or os.environ.get("HF_HUB_OFFLINE") == "1"
-    kw: dict[str, Any] = {"local_files_only": local_files_only}
-    try:
-        config = AutoConfig.from_pretrained(source, **kw)
-    except OSError as exc:
-        hint = "" if is_local else " (not a local folder; loading from the Hugging Face Hub needs the network)"
-        raise MissingResourceError(f"cannot load model {name!r} from {source}{hint}: {exc}") from exc
+    config = load_model_config(name, local_files_only)
+    source = check_model_source(name)
+    kw = _hub_kwargs(source, local_files_only)
     causal = bool(getattr(config, "is_decoder", False)) or config.model_type in _CAUSAL_TYPES
     cls = AutoModelForCausalLM if causal else AutoModel
     model_kw: dict[str, Any] = dict(kw)
     if dtype is not None:
         model_kw["dtype"] = dtype
-    model = cls.from_pretrained(source, **model_kw)
+    try:
+        model = cls.from_pretrained(source, **model_kw)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # missing, truncated or mis-shaped weights
+        raise _failed(name, source, "weights", exc) from exc
     model.to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+    except (OSError, ValueError, TypeError) as exc:  # no tokenizer files, or unreadable ones
+        raise _failed(name, source, "tokenizer", exc) from exc
+    # Without its files transformers may build an empty tokenizer that encodes every text to nothing.
+    if len(tokenizer) < 2 or not tokenizer("The bank of the river.", add_special_tokens=False)["input_ids"]:
+        raise MissingResourceError(f"model {name!r}: {source} has no usable tokenizer (it encodes text to nothing, "
+                                   f"vocabulary of {len(tokenizer)}); a model folder holds its tokenizer files "
+                                   "(tokenizer.json, or vocab.json + merges.txt, vocab.txt, tokenizer.model)")
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, source=source)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -14,6 +13,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pseval.errors import ConfigError, DataFormatError
+from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomic
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.extract import pad_batch, pad_token_id
 from pseval.models.loading import LoadedModel
@@ -31,6 +32,13 @@ class StreamConfig:
     def to_dict(self) -> dict:
         """Plain-JSON form."""
         return asdict(self)
+
+
+def check_context_size(context_size: int, max_positions: int, model: str) -> None:
+    """Refuse a context longer than the model's position table (it would fail inside the model's forward)."""
+    if context_size > max_positions:
+        raise ConfigError(f"context_size {context_size} is longer than model {model!r} takes ({max_positions} "
+                          f"positions); expected context_size <= {max_positions}")
 
 
 SORT_WINDOW = 16  # batches tokenised together and sorted by length, so padding stays small
@@ -70,6 +78,7 @@ def stream_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[st
                        cfg: StreamConfig | None = None, progress: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Yield {hook: [n_tokens, d] float32} per text batch until cfg.max_tokens tokens were produced."""
     cfg = cfg or StreamConfig()
+    check_context_size(cfg.context_size, lm.max_positions, lm.name)
     produced = 0
     pad = pad_token_id(lm)
     captured: dict[str, torch.Tensor] = {}
@@ -120,22 +129,36 @@ def cache_key(model: str, hook: str, corpus: str, cfg: StreamConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+CACHE_ARRAY = "acts.npy"
+CACHE_META = "meta.json"  # written after the array: its presence marks a complete cache
+
+
 def save_activation_cache(acts: torch.Tensor, folder: str | Path, meta: dict) -> Path:
-    """Write activations as a float32 .npy (memory-mappable) plus meta.json, renamed into place when complete."""
+    """Write activations as a float32 .npy (memory-mappable), then meta.json, each atomically under a unique temp
+    name; the debris of a killed earlier write is removed first."""
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "acts.tmp.npy"
-    np.save(tmp, acts.numpy().astype(np.float32))
-    os.replace(tmp, out / "acts.npy")
-    (out / "meta.json").write_text(json.dumps({**meta, "shape": list(acts.shape)}, indent=2))
+    remove_stale_temp_files(out)
+    arr = acts.numpy().astype(np.float32, copy=False)
+    write_atomic(out / CACHE_ARRAY, lambda fh: np.save(fh, arr), binary=True)
+    write_json_atomic({**meta, "shape": list(arr.shape)}, out / CACHE_META)
     return out
 
 
 def load_activation_cache(folder: str | Path) -> tuple[torch.Tensor, dict]:
-    """Memory-map cached activations: rows are read from disk as the trainer indexes them."""
+    """Memory-map cached activations (rows are read from disk as the trainer indexes them); a cache that is not
+    what its meta.json says (corrupt, truncated, another shape or dtype) raises a DataFormatError naming it."""
     p = Path(folder)
-    meta = json.loads((p / "meta.json").read_text())
-    arr = np.load(p / "acts.npy", mmap_mode="r")
+    try:
+        meta = json.loads((p / CACHE_META).read_text(encoding="utf-8"))
+        arr = np.load(p / CACHE_ARRAY, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        reason = " ".join(str(exc).split())[:200]
+        raise DataFormatError(f"unreadable activation cache ({type(exc).__name__}: {reason})", p) from exc
+    if not isinstance(meta, dict) or meta.get("shape") != list(arr.shape) or arr.dtype != np.float32 \
+            or arr.ndim != 2:
+        shape = meta.get("shape") if isinstance(meta, dict) else None
+        raise DataFormatError(f"activation cache holds {arr.dtype} {list(arr.shape)}, its meta.json says float32 "
+                              f"{shape}", p)
     with warnings.catch_warnings():  # torch warns that the memory map is read-only; nothing writes to it
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(arr), meta
@@ -144,11 +167,14 @@ def load_activation_cache(folder: str | Path) -> tuple[torch.Tensor, dict]:
 def cached_activations(lm: LoadedModel, model_name: str, corpus: str, texts: Iterable[str], hook: str,
                        cfg: StreamConfig, cache_root: str | Path | None, progress: bool = False) -> torch.Tensor:
     """Activations of one hook, read from `cache_root` when an identical request was cached, else computed (and
-    cached when a root is given)."""
+    cached when a root is given). A corrupt cache is recomputed and replaced, with a warning."""
     if cache_root is not None:
         folder = Path(cache_root) / cache_key(model_name, hook, corpus, cfg)
-        if (folder / "meta.json").is_file() and (folder / "acts.npy").is_file():
-            return load_activation_cache(folder)[0]
+        if (folder / CACHE_META).is_file():
+            try:
+                return load_activation_cache(folder)[0]
+            except DataFormatError as exc:
+                warnings.warn(f"{exc}; recomputing it", stacklevel=2)
     acts = collect_activations(lm, texts, [hook], cfg, progress)[hook]
     if cache_root is not None:
         save_activation_cache(acts, folder, {"model": model_name, "hook": hook, "corpus": corpus, **cfg.to_dict()})
