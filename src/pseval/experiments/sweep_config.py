@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -31,6 +31,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 Executor = Literal["serial", "ray"]
+EXECUTORS: tuple[str, ...] = get_args(Executor)
 # Fields that say where a sweep runs, not what it computes: left out of the folder's settings key.
 RUN_PLACE = ("device", "source", "executor", "ray_address")
 PositiveInt = Annotated[int, Field(ge=1)]
