@@ -176,12 +176,16 @@ def test_an_error_in_a_task_is_not_retried_and_reaches_the_caller(ray_cluster, s
     text = sweep_cfg.read_text()
     hooks_line = next(line for line in text.splitlines() if line.startswith("hooks = "))
     text = text.replace(hooks_line, 'hooks = ["blocks.0.hook_attn_out"]')
-    text = text.replace('corpus = "wordnet-definitions"', f'corpus = "file:{tmp_path / "no-such-corpus.txt"}"')
+    corpus = tmp_path / "vanishing-corpus.txt"
+    corpus.write_text("a corpus that is there when the config is read\n")
+    text = text.replace('corpus = "wordnet-definitions"', f'corpus = "file:{corpus}"')
     cfg = tmp_path / "bad-corpus.toml"
     cfg.write_text(text)
+    loaded = load_sweep_config(cfg)  # checked at the edge: the file exists
+    corpus.unlink()  # ... and is gone by the time the task reads it
     lines: list[str] = []
-    with pytest.raises(DataFormatError, match="no-such-corpus.txt: text file not found") as info:
-        run_sweep(load_sweep_config(cfg), tmp_path / "run", log=lines.append, progress=False, executor="ray")
+    with pytest.raises(DataFormatError, match="vanishing-corpus.txt: text file not found") as info:
+        run_sweep(loaded, tmp_path / "run", log=lines.append, progress=False, executor="ray")
     assert not isinstance(info.value, RaySweepError)  # the task's own error, as a serial run would raise it
     assert sum(bool(STARTED.match(line)) for line in lines) == 1  # deterministic: not retried
     assert any(line.startswith("[ray] blocks.0.hook_attn_out: failed") for line in lines), lines
@@ -242,7 +246,7 @@ def test_executor_settings_are_checked_and_do_not_change_the_folder_key(sweep_cf
     assert (on_ray.executor, on_ray.ray_address) == ("ray", "auto")
     assert on_ray.settings() == base.settings()  # where it runs is not what it computes: one folder serves both
     (tmp_path / "bad.toml").write_text('executor = "dask"\n' + text)
-    with pytest.raises(ConfigError, match=r"executor: expected one of serial, ray, got 'dask'"):
+    with pytest.raises(ConfigError, match=r"executor = \"dask\": expected 'serial' or 'ray'"):
         load_sweep_config(tmp_path / "bad.toml")
     with pytest.raises(ConfigError, match="needs the ray executor"):
         run_sweep(base, tmp_path / "run", address="auto")

@@ -5,6 +5,7 @@ are removed by the next run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,9 +32,15 @@ def tiny_lm(tiny_gpt2_dir):
     return load_model(str(tiny_gpt2_dir))
 
 
+def _debris(final: Path, pid: int) -> Path:
+    """The temp name a killed writer `pid` on this host would have left beside `final`."""
+    tmp = temp_path(final)
+    return tmp.with_name(tmp.name.replace(f".pid{os.getpid()}.", f".pid{pid}."))
+
+
 def _dead_pid() -> int:
-    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout)
+    """A pid no process can have (above the kernel's pid_max), so it cannot be reused by a live one mid-test."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
 
 
 def _pairs(tmp: Path, n: int = 12) -> Path:
@@ -88,7 +95,7 @@ def test_activation_cache_writes_under_unique_names_and_clears_dead_writers_debr
     cfg = StreamConfig(context_size=32, max_tokens=200)
     folder = tmp_path / cache_key("tiny", HOOK, "texts", cfg)
     folder.mkdir()
-    stale = folder / f".acts.npy.pid{_dead_pid()}.0123abcd.tmp"
+    stale = _debris(folder / "acts.npy", _dead_pid())
     stale.write_bytes(b"half an array")
     live = temp_path(folder / "acts.npy")  # this process's: a live writer, never touched
     live.write_bytes(b"being written")
@@ -161,9 +168,8 @@ def test_killed_saves_debris_is_removed_by_the_next_train(tiny_gpt2_dir, tmp_pat
     corpus.write_text("\n".join(TEXTS))
     out, cache = tmp_path / "sae", tmp_path / "cache"
     dead = _dead_pid()
-    debris = [out / f".cfg.json.pid{dead}.00000001.tmp",
-              out / ".checkpoint" / HOOK / f".state.pt.pid{dead}.00000002.tmp",
-              cache / "0123456789abcdef" / f".acts.npy.pid{dead}.00000003.tmp"]
+    debris = [_debris(out / "cfg.json", dead), _debris(out / ".checkpoint" / HOOK / "state.pt", dead),
+              _debris(cache / "0123456789abcdef" / "acts.npy", dead)]
     for p in debris:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"half-written")
@@ -185,7 +191,7 @@ def test_corrupt_pair_activation_cache_is_recomputed_by_eval(tiny_gpt2_dir, tmp_
     assert first.exit_code == 0, first.output
     (entry,) = [p for p in cache.iterdir() if p.is_dir()]
     (entry / "acts.safetensors").write_bytes(b"\x00" * 16)
-    stale = cache / entry.name / f".meta.json.pid{_dead_pid()}.0badbeef.tmp"
+    stale = _debris(cache / entry.name / "meta.json", _dead_pid())
     stale.write_text("{")
     with pytest.warns(UserWarning, match="corrupt activation cache entry.*recomputing it"):
         second = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b.json")])
