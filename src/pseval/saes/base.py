@@ -182,6 +182,13 @@ class SAE(nn.Module):
         self.W_dec.grad -= (self.W_dec.grad * w).sum(dim=1, keepdim=True) * w
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module computes: its first parameter or buffer (CPU for one that holds none, e.g. an identity)."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 # Above this fraction of non-zero latents gathering rows loses to the dense matmul (crossover ~7% on a 2-core CPU).
 SPARSE_DECODE_MAX_DENSITY = 0.05
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from pseval.errors import MissingResourceError, SAEFormatError
 from pseval.saes.base import SAE, check_shape
 from pseval.saes.config import SAEConfig, SAEMetadata
-from pseval.saes.conventions import guess_tl_convention
+from pseval.saes.conventions import saelens_convention
 from pseval.saes.formats.common import read_json_object
 from pseval.saes.registry import get_sae_class
 
@@ -117,7 +117,7 @@ def load_saelens(folder: str | Path) -> SAE:
     if "activation_convention" not in meta.extra and meta.extra.get("source_format") != "pseval":
         kwargs = raw.get("model_from_pretrained_kwargs") or (raw.get("metadata") or {}).get(
             "model_from_pretrained_kwargs")
-        meta.extra["activation_convention"] = guess_tl_convention(meta.model_name, meta.hook_name, kwargs)
+        meta.extra["activation_convention"] = saelens_convention(meta.to_dict(), kwargs)
     sae = build_sae(cfg, read_safetensors(p / WEIGHTS_NAME), str(p / WEIGHTS_NAME))
     scale = raw.get("norm_scaling_factor") or (raw.get("metadata") or {}).get("norm_scaling_factor")
     if cfg.normalize_activations == "expected_average_only_in" and scale:
