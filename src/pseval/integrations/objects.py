@@ -62,6 +62,22 @@ def _dense_codes(out: Any, d_sae: int) -> torch.Tensor:
                          "sparsify's (top_acts, top_indices)")
 
 
+def _probe_width(obj: Any, d_in: int) -> int:
+    """The code width of a module that states none: its encode of one zero vector."""
+    probe = torch.zeros((1, d_in), dtype=_float_dtype(obj) or torch.float32,
+                        device=module_device(obj) if isinstance(obj, nn.Module) else "cpu")
+    with torch.no_grad():
+        out = obj.encode(probe)
+    pre = getattr(out, "pre_acts", None)
+    if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and isinstance(out[0], torch.Tensor)
+                                         and getattr(out, "top_indices", None) is None):
+        return int((out if isinstance(out, torch.Tensor) else out[0]).shape[-1])
+    if isinstance(pre, torch.Tensor):
+        return int(pre.shape[-1])
+    raise SAEFormatError(f"{type(obj).__name__}: encode returns top-k codes and the module states no width; give it "
+                         "a d_sae attribute")
+
+
 def _float_dtype(obj: Any) -> torch.dtype | None:
     """The dtype of the object's first floating-point tensor: its encode is fed that."""
     if isinstance(obj, nn.Module):
@@ -346,11 +362,8 @@ def adapt_sae(obj: Any, hook: str | None = None, name: str | None = None, conven
                 raise ConfigError(f"{type(obj).__name__}: its input width is unknown (no d_in, activation_dim or "
                                   "W_enc) and no model was given to measure the hook's")
             d_in = hook_width(at)
-        probe = torch.zeros((1, d_in), dtype=_float_dtype(obj) or torch.float32,
-                            device=module_device(obj) if isinstance(obj, nn.Module) else "cpu")
-        with torch.no_grad():
-            d_sae = int(_dense_codes(obj.encode(probe), _width(obj, c, ("d_sae", "dict_size", "num_latents")) or 0
-                                     ).shape[-1])
+        d_sae = _width(obj, c, ("d_sae", "dict_size", "num_latents")) or (
+            int(w_enc.shape[1]) if w_enc is not None else _probe_width(obj, d_in))
         # A plain module is fed what the model gives unless told otherwise.
         meta = SAEMetadata(hook_name=at, extra={"activation_convention": convention or model_convention,
                                                 "source_format": "module_object"})

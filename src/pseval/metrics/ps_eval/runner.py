@@ -138,7 +138,8 @@ def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor,
     def pair_cos(rows: torch.Tensor | None) -> torch.Tensor:
         if rows is None:
             return torch.full((len(f1),), float("nan"))
-        rows = torch.nn.functional.normalize(rows.detach().float().cpu(), dim=1)
+        # contiguous: the same numbers whatever layout the weight came in (a transposed view or not)
+        rows = torch.nn.functional.normalize(rows.detach().float().cpu().contiguous(), dim=1)
         return (rows[f1] * rows[f2]).sum(-1)
 
     with torch.no_grad():
