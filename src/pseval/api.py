@@ -178,13 +178,15 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
         raise ConfigError("recon_tokens/loss_tokens: measured on Hugging Face models only; this model gives "
                           f"{lm.activation_convention!r} activations")
     prepared = prepare_pairs(data, max_pairs, seed)
+    is_tl = lm.model.config.model_type == "transformer_lens"
+    if is_tl and hook is not None:
+        check_tl_hook(hook)
     with _eval_mode(lm.model):
         entries = sae_entries(saes, lm, hook, convention)
         if not entries:
             raise ConfigError("saes: nothing to evaluate")
-        if lm.model.config.model_type == "transformer_lens":
-            for e in entries:
-                check_tl_hook(e.hook)
+        for e in entries if is_tl else ():
+            check_tl_hook(e.hook)
         records = run_pipeline(lm, model_name or lm.name, entries, prepared, cfg,
                                CorpusMetrics(corpus, recon_tokens, loss_tokens), progress=progress)
     return Evaluation(records)

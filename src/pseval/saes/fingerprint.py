@@ -38,7 +38,7 @@ def files_fingerprint(spec: str | Path) -> str:
 
 
 def _hash_tensor(h: hashlib._Hash, name: str, tensor: torch.Tensor) -> None:
-    t = tensor.detach().to("cpu").contiguous()
+    t = tensor.detach().to("cpu").contiguous().reshape(-1)  # 0-d tensors (a k buffer) cannot be viewed as bytes
     h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
     h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
