@@ -146,8 +146,7 @@ def sae_entries(saes: Any, lm: LoadedModel, hook: str | None, convention: str | 
                 entry.name = name
         else:
             a = adapt_sae(s, hook, name, convention, lm.activation_convention, lambda h: hook_width(lm, h))
-            entry = SAEEntry.of(a.sae, a.name, a.hook, a.source, a.fingerprint,
-                                sae_lens_release_id=a.sae_lens_release_id, sae_lens_id=a.sae_lens_id)
+            entry = SAEEntry.of(a.sae, a.name, a.hook, a.source, a.fingerprint)
         entries.append(entry)
     names = [e.name for e in entries]
     seen: dict[str, int] = {}

@@ -102,7 +102,6 @@ class ObjectSAE(SAE):
             self.__dict__["inner"] = obj
         self._feed = feed or (lambda x: x)
         self._decode = decode
-        self._dtype = _float_dtype(obj)
 
     # Read on each access: a view such as encoder.weight.T would go stale when the object moves device.
     @property  # type: ignore[override]
@@ -126,8 +125,7 @@ class ObjectSAE(SAE):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The object's own encode on x (cast to the object's dtype and device), as dense float32 codes."""
         x = x.to(module_device(self.inner) if isinstance(self.inner, nn.Module) else x.device)
-        if self._dtype is not None:
-            x = x.to(self._dtype)
+        x = x.to(_float_dtype(self.inner) or x.dtype)
         with torch.no_grad():
             z = _dense_codes(self.inner.encode(self._feed(x)), self.cfg.d_sae)
         return z.float()
@@ -138,7 +136,7 @@ class ObjectSAE(SAE):
             raise SAEFormatError(f"{type(self.inner).__name__} has no decode(codes): reconstruction and loss "
                                  "recovered need one")
         with torch.no_grad():
-            return self._decode(z.to(self._dtype) if self._dtype is not None else z).float()
+            return self._decode(z.to(_float_dtype(self.inner) or z.dtype)).float()
 
     def encode_decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes and reconstruction; the object undoes its own input normalisation."""
@@ -166,8 +164,6 @@ class AdaptedSAE:
     hook: str
     source: str
     fingerprint: str
-    sae_lens_release_id: str | None = None
-    sae_lens_id: str | None = None
 
 
 def _config_dict(cfg: Any) -> dict[str, Any]:
