@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -178,9 +179,39 @@ def b5_scaling(lm: LoadedModel, n: int) -> dict:
             "rss_before_mib": before, "scored": res[0].counts["pairs_scored"]}
 
 
+# B8-load: Gemma Scope's 131k width at Gemma-2-2B's d_model, 2.25 GiB of fp32 weights; (format, dtype) per load.
+B8_SHAPE = (2304, 131072)
+B8_LOADS = [("saelens", "float32"), ("saelens", "bfloat16"), ("gemma_scope", "float32"),
+            ("dictionary_learning", "float32"), ("dictionary_learning", "bfloat16")]
+
+
+def b8_load() -> dict:
+    """Peak RSS of loading wide synthetic SAEs, each load in a fresh process that imports only torch and pseval.saes
+    (benchmarks/sae_load.py): SAELens-layout JumpReLU, and the same shapes as Gemma Scope npz and
+    dictionary_learning ae.pt (nn.Linear layout, so the loader's transposes are exercised)."""
+    helper = [sys.executable, str(Path(__file__).resolve().parent / "sae_load.py")]
+    d, m = B8_SHAPE
+    out: dict = {"d_in": d, "d_sae": m, "loads": {}, "target": "peak RSS of a load <= 1.2x the weights' bytes"}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"saelens": Path(tmp) / "saelens", "gemma_scope": Path(tmp) / "gs" / "params.npz",
+                 "dictionary_learning": Path(tmp) / "dl"}
+        for fmt in dict(B8_LOADS):
+            folder = paths[fmt].parent if fmt == "gemma_scope" else paths[fmt]
+            subprocess.run([*helper, "write", fmt, str(folder), str(d), str(m)], check=True)
+        for fmt, dtype in B8_LOADS:
+            proc = subprocess.run([*helper, "measure", str(paths[fmt]), dtype], capture_output=True, text=True)
+            key = f"{fmt}:{dtype}"
+            out["loads"][key] = (json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0
+                                 else {"error": proc.stderr[-1000:]})
+    return out
+
+
 def main() -> None:
     name = sys.argv[1]
     torch.manual_seed(0)
+    if name == "B8-load":  # no model: its peak RSS is the loader's alone
+        print(json.dumps({"case": name, **b8_load()}))
+        return
     lm = load_model("minilm")
     cases = {"B1": b1_reference, "B2": b2_floor, "B3": b3_amortisation, "B4": b4_training}
     if name.startswith("B5:"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000"]
+ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B8-load"]
 
 
 def machine() -> dict:
@@ -62,6 +62,16 @@ def summary(results: dict[str, dict]) -> list[str]:
         for r in b5:
             lines.append(f"B5 {r['pairs']:5d} pairs: {r['seconds']:.1f}s ({r['seconds_per_1k_pairs'] / base:.2f}x the "
                          f"1k-pair time per pair), peak RSS {r['peak_rss_mib']:.0f} MiB")
+    if "B8-load" in results and "loads" in results["B8-load"]:
+        r = results["B8-load"]
+        for key, x in r["loads"].items():
+            if "error" in x:
+                lines.append(f"B8-load {key} FAILED: {x['error'][-300:]}")
+                continue
+            lines.append(f"B8-load {r['d_in']}x{r['d_sae']} {key:28s}: peak RSS {x['peak_rss_mib']:,.0f} MiB = "
+                         f"{x['peak_over_weights']:.2f}x the weights ({x['weights_mib']:,.0f} MiB; "
+                         f"{x['load_added_over_weights']:.2f}x above the pre-load RSS), {x['seconds']:.1f}s "
+                         "[target <= 1.2x]")
     for name, r in results.items():
         if "error" in r:
             lines.append(f"{name} FAILED: {r['error'][-300:]}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from pseval.data.balance import BALANCE_RULES
 from pseval.errors import PsevalError
-from pseval.metrics.ps_eval.balance import BALANCE_RULES
 from pseval.metrics.ps_eval.config import PROTOCOLS
 
 

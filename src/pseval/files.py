@@ -86,13 +86,11 @@ def _describe(exc: OSError, path: Path) -> str:
     return f"{path}: cannot write ({exc.strerror or exc})"
 
 
-def write_atomic(path: str | Path, write: Callable[[IO[Any]], None], binary: bool = False,
-                 exclusive: bool = False) -> bool:
-    """Write through a temp file, fsync, then rename into place; on any failure the temp file is removed.
-
-    With `exclusive`, an existing file is never replaced (the temp is hard-linked into place, which fails if a file
-    is already there) and False is returned when another writer got there first.
-    """
+@contextlib.contextmanager
+def atomic_target(path: str | Path, exclusive: bool = False) -> Iterator[Path]:
+    """A unique temp path for a writer that needs a file name (safetensors, numpy); on success it is fsynced and
+    renamed to `path`, on any failure removed. With `exclusive`, an existing file is never replaced: the temp is
+    hard-linked into place (which fails if a file is there) and FileExistsError is raised."""
     final = Path(path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -100,26 +98,33 @@ def write_atomic(path: str | Path, write: Callable[[IO[Any]], None], binary: boo
         raise OutputError(_describe(exc, final.parent)) from exc
     tmp = temp_path(final)
     try:
-        with _open_new(tmp, binary) as fh:
-            write(fh)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         if exclusive:
-            try:
-                os.link(tmp, final)
-            except FileExistsError:
-                return False
-            finally:
-                tmp.unlink(missing_ok=True)
+            os.link(tmp, final)
         else:
             os.replace(tmp, final)
-        return True
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(_describe(exc, final)) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except FileExistsError:
         raise
+    except OSError as exc:
+        raise OutputError(_describe(exc, final)) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[Any]], None], binary: bool = False,
+                 exclusive: bool = False) -> bool:
+    """Write through a temp file, fsync, then rename into place; on any failure the temp file is removed.
+
+    With `exclusive`, an existing file is never replaced and False is returned when another writer got there first.
+    """
+    try:
+        with atomic_target(path, exclusive) as tmp, _open_new(tmp, binary) as fh:
+            write(fh)
+    except FileExistsError:
+        return False
+    return True
 
 
 def json_safe(x: Any) -> Any:

@@ -163,14 +163,35 @@ def test_openai_topk_layer_norm(tmp_path, w):
           "activation": "TopK", "activation_state_dict": {"k": 4, "postact_fn": "ReLU"}}
     torch.save(sd, tmp_path / "8.pt")
     sae = load_any(tmp_path / "8.pt", hook_name="blocks.8.hook_resid_post")
-    x = w["x"] * 5 + 2
+    x = w["x"] * 1e-3 + 2e-3  # a small std, where un-normalising with std + eps instead of std would show
     mu = x.mean(-1, keepdim=True)
     std = (x - mu).std(-1, keepdim=True)
     xn = (x - mu) / (std + 1e-5)
     z = _topk((xn - w["b_dec"]) @ w["W_enc"] + w["b_enc"], 4)
-    torch.testing.assert_close(sae.encode(x), z, atol=1e-6, rtol=1e-6)
-    recon = (z @ w["W_dec"] + w["b_dec"]) * (std + 1e-5) + mu
-    torch.testing.assert_close(sae(x), recon, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sae.encode(x), z, atol=1e-5, rtol=1e-5)
+    # OpenAI's Autoencoder.decode: ret * info["std"] + info["mu"] (the epsilon is only in LN's division)
+    torch.testing.assert_close((sae(x) - mu) / std, z @ w["W_dec"] + w["b_dec"], atol=1e-5, rtol=1e-4)
+
+
+def test_openai_relu_takes_raw_inputs(tmp_path, w):
+    # Their from_state_dict normalises exactly when the activation is TopK: ReLU autoencoders see raw activations.
+    sd = {"pre_bias": w["b_dec"], "latent_bias": w["b_enc"], "encoder.weight": w["W_enc"].T.contiguous(),
+          "decoder.weight": w["W_dec"].T.contiguous(), "activation": "ReLU"}
+    torch.save(sd, tmp_path / "relu.pt")
+    sae = load_any(tmp_path / "relu.pt")
+    assert sae.cfg.normalize_activations == "none"
+    x = w["x"] * 5 + 2
+    torch.testing.assert_close(sae.encode(x), torch.relu((x - w["b_dec"]) @ w["W_enc"] + w["b_enc"]),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_openai_identity_postact_refused(tmp_path, w):
+    sd = {"pre_bias": w["b_dec"], "latent_bias": w["b_enc"], "encoder.weight": w["W_enc"].T.contiguous(),
+          "decoder.weight": w["W_dec"].T.contiguous(), "activation": "TopK",
+          "activation_state_dict": {"k": 4, "postact_fn": "Identity"}}
+    torch.save(sd, tmp_path / "id.pt")
+    with pytest.raises(SAEFormatError, match=r"postact_fn='Identity'"):
+        load_any(tmp_path / "id.pt")
 
 
 def test_sae_info(tmp_path, w):

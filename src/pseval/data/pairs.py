@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 POS_TAGS = ("n", "v", "a", "r")
@@ -74,16 +73,6 @@ def dataset_hash(pairs: Iterable[WordInContextPair]) -> str:
         h.update(json.dumps(p.to_dict(), sort_keys=True).encode())
         h.update(b"\n")
     return h.hexdigest()
-
-
-def balance_pairs(pairs: Sequence[WordInContextPair], seed: int = 0) -> list[WordInContextPair]:
-    """Seeded subsample with equal same-sense and different-sense counts, keeping the input order."""
-    same = [i for i, p in enumerate(pairs) if p.same_sense]
-    diff = [i for i, p in enumerate(pairs) if not p.same_sense]
-    n = min(len(same), len(diff))
-    rng = random.Random(seed)
-    keep = set(rng.sample(same, n)) | set(rng.sample(diff, n))
-    return [p for i, p in enumerate(pairs) if i in keep]
 
 
 def label_counts(pairs: Iterable[WordInContextPair]) -> dict[str, int]:

@@ -157,16 +157,6 @@ def iter_synsets(source: WordNetSource, pos: str) -> Iterator[Synset]:
         yield parse_data_line(line, source.path_of(name), i + 1)
 
 
-def glosses(source: WordNetSource, pos: str) -> Iterator[str]:
-    """Raw gloss text (definition and examples) of each synset of one POS."""
-    name = f"data.{POS_FILES[pos]}"
-    for line in source.lines(name):
-        if line and not line.startswith("  "):
-            _, sep, gloss = line.partition(" | ")
-            if sep and gloss.strip():
-                yield gloss.strip()
-
-
 @lru_cache(maxsize=4)
 def load_exceptions(source: WordNetSource) -> dict[str, dict[str, tuple[str, ...]]]:
     """Irregular inflections per POS: inflected form -> base forms (from the *.exc files)."""

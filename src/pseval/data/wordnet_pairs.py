@@ -6,11 +6,11 @@ import itertools
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pseval.data.balance import balance_pairs
 from pseval.data.morphy import base_forms
-from pseval.data.pairs import POS_TAGS, WordInContextPair, balance_pairs
+from pseval.data.pairs import POS_TAGS, WordInContextPair
 from pseval.data.text import clean_text, count_flags
 from pseval.data.wordnet import WordNetSource, find_wordnet, iter_synsets, load_exceptions
 
@@ -101,14 +101,8 @@ def wordnet_pairs(options: WordNetPairOptions | None = None, source: WordNetSour
                     group[:] = [group[i] for i in keep]
             out.extend(same)
             out.extend(diff)
-    if opts.balance:
-        out = balance_pairs(out, opts.seed)
+    if opts.balance:  # the `exact` rule: a seeded subsample of each class to the smaller class's size
+        out = [out[i] for i in balance_pairs([p.same_sense for p in out], [True] * len(out), "exact", opts.seed)]
     for p in out:
         count_flags(notes, flagged.get(p.source_id, ()))
     return out
-
-
-def wordnet_examples(source: WordNetSource | None = None, pos: Iterable[str] = POS_TAGS) -> list[str]:
-    """Every usage example in WordNet, in file order."""
-    src = source or find_wordnet()
-    return [ex for p in pos for syn in iter_synsets(src, p) for ex in syn.examples]

@@ -15,6 +15,7 @@ from pseval.experiments import plots
 from pseval.experiments.claims import Claim, evaluate_claims
 from pseval.experiments.results_table import CellRow, rows_from_records, short_dataset
 from pseval.experiments.store import SWEEP_FILE, ResultsStore
+from pseval.files import write_json_atomic, write_text_atomic
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.tables import fmt, markdown_table
@@ -93,10 +94,15 @@ def loss_note(panel: Panel) -> str:
     return "loss rec. = (L_zero-ablation - L_SAE) / (L_zero-ablation - L_clean), objective: " + "; ".join(parts)
 
 
+CLAIM_COLUMNS = ("claim", "verdict", "test", "statistic", "p", "comparisons", "evidence")
+
+
 def claims_table(claims: list[Claim]) -> list[dict]:
-    """Rows of the claims table."""
-    return [{"claim": c.statement, "verdict": c.verdict,
-             "evidence": "; ".join(c.evidence[:4]) + (f"; ... ({len(c.evidence)} comparisons)"
+    """Rows of the claims table: the verdict (marked if it rests on unconverged SAEs), its one test, the evidence."""
+    return [{"claim": c.statement, "verdict": c.verdict_label, "test": c.test or "-",
+             "statistic": f"{c.statistic} = {c.value:+.3f}" if c.statistic else "-",
+             "p": "-" if c.p_value is None else f"{c.p_value:.3g}", "comparisons": c.comparisons,
+             "evidence": "; ".join(c.evidence[:4]) + (f"; ... ({len(c.evidence)} lines)"
                                                      if len(c.evidence) > 4 else "")} for c in claims]
 
 
@@ -173,14 +179,15 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
         md += [line, ""]
         h.append(f"<p>{html.escape(line)}</p>")
     for p in panels:
-        md += [f"## {p.title}", "", "### Claims", "", markdown_table(claims_table(p.claims),
-                                                                     ("claim", "verdict", "evidence")), ""]
-        h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr><th>claim</th><th>verdict</th>"
-                 "<th>evidence</th></tr>")
-        for c in p.claims:
+        md += [f"## {p.title}", "", "### Claims", "", markdown_table(claims_table(p.claims), CLAIM_COLUMNS), ""]
+        h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr>"
+                 + "".join(f"<th>{col}</th>" for col in CLAIM_COLUMNS) + "</tr>")
+        for c, t in zip(p.claims, claims_table(p.claims), strict=True):
             ev = "<br>".join(html.escape(e) for e in c.evidence) or "-"
             h.append(f"<tr><td>{html.escape(c.statement)}</td><td class='{c.verdict.replace(' ', '-')}'>"
-                     f"{c.verdict}</td><td>{ev}</td></tr>")
+                     f"{html.escape(t['verdict'])}</td>"
+                     + "".join(f"<td>{html.escape(fmt(t[col]))}</td>" for col in CLAIM_COLUMNS[2:-1])
+                     + f"<td>{ev}</td></tr>")
         h.append("</table>")
         stem = "".join(ch if ch.isalnum() else "_" for ch in f"{short_dataset(p.dataset)}_{p.readout}")
         md += ["### Figures", ""]
@@ -209,10 +216,9 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
             h.append(f"<h3>By part of speech</h3>{_html_table(pos_rows, cols)}")
     h.append("</body></html>")
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    html_path.write_text("\n".join(h), encoding="utf-8")
-    claims_json = {f"{p.dataset}|{p.readout}": [{"key": c.key, "statement": c.statement, "verdict": c.verdict,
-                                                  "evidence": c.evidence} for c in p.claims] for p in panels}
+    write_text_atomic("\n".join(md), md_path)
+    write_text_atomic("\n".join(h), html_path)
+    claims_json = {f"{p.dataset}|{p.readout}": [c.to_dict() for c in p.claims] for p in panels}
     write_target_csv(panels, out_dir / "by_target.csv")
-    (out_dir / "claims.json").write_text(json.dumps(claims_json, indent=2), encoding="utf-8")
+    write_json_atomic(claims_json, out_dir / "claims.json")
     return md_path, html_path

@@ -35,6 +35,7 @@ class CellRow:
     cos_enc: np.ndarray
     cos_dec: np.ndarray
     git_commit: str = "?"  # the commit the cell was computed at (a resumed sweep may span several)
+    converged: bool | None = None  # whether the SAE's training converged; None when the record does not say
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,7 +80,7 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
         pos="".join(p.pos or "-" for p in d),
         cos_enc=np.array([nan if p.enc_cos is None else p.enc_cos for p in d], dtype=float),
         cos_dec=np.array([nan if p.dec_cos is None else p.dec_cos for p in d], dtype=float),
-        git_commit=str(r.git_commit)[:12])
+        git_commit=str(r.git_commit)[:12], converged=getattr(m.training, "converged", None))
 
 
 def rows_from_records(records: Iterable[PSEvalRecord]) -> list[CellRow]:

@@ -28,7 +28,7 @@ from pseval.run_keys import key_id
 from pseval.saes.fingerprint import training_fingerprint
 from pseval.saes.identity import identity_sae
 from pseval.training import run as training_run
-from pseval.training.run import TrainJob, TrainRequest, read_trained, run_training
+from pseval.training.run import TrainJob, TrainRequest, grid, read_trained, run_training
 from pseval.training.trainer import TrainConfig
 
 
@@ -51,17 +51,10 @@ def plan_saes(cfg: SweepConfig, lm: LoadedModel) -> list[SAEPlan]:
                 plans.setdefault((hook, "identity"), SAEPlan(hook, "identity", None))
             for arch in g.architectures:
                 for e in g.expansions:
-                    for tc in _configs(cfg, arch, e, g.k, g.sparsity_coeff.get(arch, [None])):
+                    for tc in grid([arch], [e], g.k, g.sparsity_coeff.get(arch, [None]), lr=cfg.lr,
+                                   batch_size=cfg.batch_size, seed=cfg.seed):
                         plans.setdefault((hook, tc.label), SAEPlan(hook, tc.label, tc))
     return list(plans.values())
-
-
-def _configs(cfg: SweepConfig, arch: str, expansion: int, ks: Sequence[int],
-             coeffs: Sequence[float | None]) -> list[TrainConfig]:
-    common = {"lr": cfg.lr, "batch_size": cfg.batch_size, "seed": cfg.seed}
-    if arch in ("topk", "batchtopk"):
-        return [TrainConfig(arch, expansion, k=k, **common) for k in ks]
-    return [TrainConfig(arch, expansion, k=None, sparsity_coeff=c, **common) for c in coeffs]
 
 
 def sweep_hooks(plans: Sequence[SAEPlan]) -> list[str]:

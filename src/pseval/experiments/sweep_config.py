@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pseval.data.balance import BALANCE_RULES, canonical_balance
 from pseval.data.sources import normalise_spec
 from pseval.errors import ConfigError
-from pseval.metrics.ps_eval.balance import BALANCE_RULES, canonical_balance
 from pseval.metrics.ps_eval.config import PROTOCOLS
 from pseval.saes.registry import architectures
 

@@ -333,6 +333,8 @@ def adapt_sae(obj: Any, hook: str | None = None, name: str | None = None, conven
         d_sae = _width(obj, c, ("num_latents",))
         if d_in is None or d_sae is None:
             raise SAEFormatError(f"{type(obj).__name__}: a sparsify SparseCoder has d_in and num_latents")
+        if raw.get("transcode"):  # as pseval's sparsify reader: it predicts another module's output
+            raise SAEFormatError(f"{type(obj).__name__}: cfg.transcode is true (a transcoder is not an SAE)")
         meta = SAEMetadata(extra={"activation_convention": HF, "source_format": "sparsify_object"})
         k = _int(raw.get("k"))
         cfg = SAEConfig(architecture=str(raw.get("activation", "topk")), d_in=d_in, d_sae=d_sae,

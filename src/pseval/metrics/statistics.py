@@ -39,6 +39,12 @@ def _metric_arrays(y: np.ndarray, p: np.ndarray, idx: np.ndarray | None) -> dict
     fn = (ys & ~ps).sum(1).astype(float)
     fp = (~ys & ps).sum(1).astype(float)
     tn = (~ys & ~ps).sum(1).astype(float)
+    return metrics_from_counts(tp, fp, tn, fn)
+
+
+def metrics_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0)."""
+    tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn),
                 "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn)}
@@ -89,6 +95,41 @@ def difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
                n_boot: int = 1000, seed: int = 0) -> Interval:
     """metric(A) - metric(B) on the same pairs, with a paired bootstrap CI: 'A beats B' when low > 0."""
     return bootstrap_statistic([a, b], lambda ms: ms[0][metric] - ms[1][metric], n_boot, seed)
+
+
+def bootstrap_contrasts(cells: Sequence[tuple[np.ndarray, np.ndarray]], weights: np.ndarray,
+                        metric: str = "specificity", n_boot: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> list[Interval]:
+    """CIs of linear contrasts (rows of weights [n_contrasts, n_cells]) of one metric over cells on the same pairs.
+
+    All cells are resampled with the same pair indices (paired), so a contrast's interval reflects the correlation
+    between cells; `weights @ metrics` is e.g. one cell minus another, or a mean of some cells minus a mean of others.
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    if w.shape[1] != len(cells):
+        raise ValueError(f"weights have {w.shape[1]} columns for {len(cells)} cells")
+    y = np.asarray(cells[0][0], dtype=bool)
+    for yy, p in cells:
+        if len(yy) != len(y) or len(p) != len(y) or not np.array_equal(yy, y):
+            raise ValueError("paired bootstrap needs cells scored on the same pairs")
+    n = len(y)
+    idx = resample_indices(n, n_boot, seed)
+    # How often each pair is drawn in each resample: the cells' counts are then one matrix product per label.
+    drawn = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n * n_boot).reshape(n_boot, n)
+    drawn = np.vstack([np.ones((1, n), dtype=np.int64), drawn])  # row 0: the sample itself
+    # Integer products: exact counts, and no BLAS threads (which cost more than they save on matrices this small).
+    pred = np.stack([np.asarray(p, dtype=np.int64) for _, p in cells])
+    tp, fp = drawn[:, y] @ pred[:, y].T, drawn[:, ~y] @ pred[:, ~y].T
+    n_same, n_diff = drawn[:, y].sum(1, keepdims=True), drawn[:, ~y].sum(1, keepdims=True)
+    values = metrics_from_counts(tp, fp, n_diff - fp, n_same - tp)[metric]
+    point, reps = values[0], values[1:]
+    est = np.array([point[row != 0] @ row[row != 0] for row in w])  # a NaN in another cell must not spoil it
+    boot = np.stack([reps[:, row != 0] @ row[row != 0] for row in w], axis=1)
+    if not np.isfinite(boot).all() or not np.isfinite(est).all():
+        return [_interval(float(est[j]), boot[:, j], level) for j in range(len(w))]
+    a = (1 - level) / 2
+    low, high = np.quantile(boot, [a, 1 - a], axis=0)  # one call for every contrast: the same as _interval's
+    return [Interval(float(e), float(lo), float(hi), level) for e, lo, hi in zip(est, low, high, strict=True)]
 
 
 def breakdown(same_sense: np.ndarray, same_feature: np.ndarray, groups: Sequence[str],

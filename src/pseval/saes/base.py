@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from pseval.errors import SAEFormatError
 from pseval.saes.config import SAEConfig
+from pseval.saes.tensor_io import storage_ordered
 
 
 class TrainOutput(NamedTuple):
@@ -31,6 +32,8 @@ class SAE(nn.Module):
     export_architecture: ClassVar[str | None] = None
     # Weight names saved in sae_weights.safetensors beyond W_enc/b_enc/W_dec/b_dec.
     extra_weights: ClassVar[tuple[str, ...]] = ()
+    # Whether sparsity is set by a number of active latents `k` (TopK kinds) rather than a sparsity coefficient.
+    uses_k: ClassVar[bool] = False
     # Training decodes by gathering the decoder rows of non-zero latents (see `train_matmul`). Only exact where a
     # zero latent carries no gradient back (ReLU, gates, TopK selection); JumpReLU's threshold STE needs it dense.
     sparse_decode: bool = False
@@ -45,7 +48,8 @@ class SAE(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         # Multiplies inputs before encoding and divides outputs after decoding (expected_average_only_in etc.).
         self.register_buffer("input_scale", torch.ones(()), persistent=False)
-        self.reset_parameters()
+        if not self.W_enc.is_meta:  # built on the meta device, a loader assigns the weights (see saes.build)
+            self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Unit-norm decoder rows, encoder initialised as the decoder's transpose, zero biases."""
@@ -78,31 +82,61 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def set_weight(self, name: str, value: torch.Tensor) -> None:
-        """Load a saved tensor by its file name."""
-        getattr(self, name).copy_(value.to(torch.float32))
+        """Copy a saved tensor, by its file name, into the existing weight (in the weight's dtype)."""
+        w = getattr(self, name)
+        w.copy_(value.to(w.dtype))
+
+    def assign_weight(self, name: str, value: torch.Tensor) -> None:
+        """Make `value` itself the weight `name` (no copy): how loaders fill an SAE built on the meta device."""
+        if name in self._parameters:
+            self._parameters[name] = nn.Parameter(value, requires_grad=self._parameters[name].requires_grad)
+        elif name in self._buffers:
+            self._buffers[name] = value
+        else:
+            raise KeyError(f"{type(self).__name__} has no weight {name!r}")
+
+    def materialise_state(self, device: torch.device | str) -> None:
+        """Non-weight state (buffers) with its initial values on `device`, after a build on the meta device."""
+        self.register_buffer("input_scale", torch.ones((), device=device), persistent=False)
 
     def _layer_norm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """OpenAI's input normalisation: centre, divide by the (unbiased) std + 1e-5."""
+        """OpenAI's / SAELens' `layer_norm` input normalisation: centre, divide by the (unbiased) std + 1e-5."""
         mu = x.mean(dim=-1, keepdim=True)
         xc = x - mu
         std = xc.std(dim=-1, keepdim=True)
-        return xc / (std + 1e-5), mu, std
+        return xc / (std + LAYER_NORM_EPS), mu, std
+
+    def _norm_coeff(self, x: torch.Tensor) -> torch.Tensor:
+        """SAELens' `constant_norm_rescale` factor: sqrt(d_in) / ||x||, per token."""
+        return self.cfg.d_in ** 0.5 / x.norm(dim=-1, keepdim=True)
 
     def process_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale (or layer-normalise), then subtract b_dec when the config says so."""
+        """Scale (or normalise per token, as cfg.normalize_activations says), then subtract b_dec if configured."""
         x = x.to(self.W_enc.dtype) * self.input_scale
-        if self.cfg.normalize_activations == "layer_norm":
+        norm = self.cfg.normalize_activations
+        if norm == "layer_norm":
             x = self._layer_norm(x)[0]
+        elif norm == "constant_norm_rescale":
+            x = x * self._norm_coeff(x)
         return x - self.b_dec if self.cfg.apply_b_dec_to_input else x
 
-    def encode_decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents and the reconstruction in the input's units (undoing layer-norm input normalisation)."""
-        z = self.encode(x)
-        x_hat = self.decode(z)
-        if self.cfg.normalize_activations == "layer_norm":  # scale-invariant: input_scale plays no part
+    def denormalise_output(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Undo the per-token input normalisation on a reconstruction of x (SAELens' run_time_activation_norm_fn_out).
+
+        layer_norm: x_hat * std + mu, with the std *without* the epsilon, as SAELens and OpenAI both un-normalise.
+        """
+        norm = self.cfg.normalize_activations
+        if norm == "layer_norm":  # scale-invariant: input_scale plays no part
             _, mu, std = self._layer_norm(x.to(self.W_enc.dtype))
-            x_hat = x_hat * (std + 1e-5) + mu
-        return z, x_hat
+            return x_hat * std + mu
+        if norm == "constant_norm_rescale":
+            return x_hat / self._norm_coeff(x.to(self.W_enc.dtype))
+        return x_hat
+
+    def encode_decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents and the reconstruction in the input's units (undoing per-token input normalisation)."""
+        z = self.encode(x)
+        return z, self.denormalise_output(self.decode(z), x)
 
     def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder pre-activations."""
@@ -144,13 +178,24 @@ class SAE(nn.Module):
         """Sparsity coefficient used when the user gives none (0 for architectures with structural sparsity)."""
         return 0.0
 
+    @torch.no_grad()
     def check_weights(self, source: str = "SAE") -> None:
-        """Raise SAEFormatError on NaN or infinite weights, naming the tensor."""
+        """Raise SAEFormatError on NaN or infinite weights, naming the tensor.
+
+        One min/max pass per tensor (NaN and inf propagate into it, and it allocates nothing of the tensor's size);
+        the bad values are counted, in slices, only when there are some.
+        """
         for name in self.weight_names():
             t = self.get_weight(name)
-            if not torch.isfinite(t).all():
-                bad = int((~torch.isfinite(t)).sum())
-                raise SAEFormatError(f"{source}: weight {name!r} has {bad} NaN/inf value(s)")
+            if t.numel() == 0:
+                continue
+            flat = storage_ordered(t)  # a transposed view reduced as stored: no hidden contiguous copy
+            lo, hi = torch.aminmax(t if flat is None else flat)
+            if bool(torch.isfinite(lo)) and bool(torch.isfinite(hi)):
+                continue
+            rows = max(1, CHECK_CHUNK_ELEMENTS // max(1, t[0].numel())) if t.ndim else 1
+            bad = sum(int(c.numel() - torch.isfinite(c).sum()) for c in (t.split(rows) if t.ndim else (t,)))
+            raise SAEFormatError(f"{source}: weight {name!r} has {bad} NaN/inf value(s)")
 
     @torch.no_grad()
     def post_step(self) -> None:
@@ -189,6 +234,10 @@ def module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+# layer_norm's epsilon (SAELens and OpenAI: 1e-5, added to the std when normalising, not when un-normalising).
+LAYER_NORM_EPS = 1e-5
+# Elements per slice when scanning a weight for NaN/inf.
+CHECK_CHUNK_ELEMENTS = 1 << 24
 # Above this fraction of non-zero latents gathering rows loses to the dense matmul (crossover ~7% on a 2-core CPU).
 SPARSE_DECODE_MAX_DENSITY = 0.05
 

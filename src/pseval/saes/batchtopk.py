@@ -18,6 +18,7 @@ class BatchTopKSAE(SAE):
 
     extra_weights = ("threshold",)
     export_architecture = "jumprelu"
+    uses_k = True
     aux_k_coeff: float = 1.0 / 32.0
     sparse_decode = True  # unselected latents carry no gradient: the sparse decode is exact
 
@@ -34,9 +35,14 @@ class BatchTopKSAE(SAE):
         assert self.cfg.k is not None
         return self.cfg.k
 
+    def materialise_state(self, device: torch.device | str) -> None:
+        """Base state, and the threshold counted as learned (it was loaded)."""
+        super().materialise_state(device)
+        self.register_buffer("threshold_initialised", torch.ones((), dtype=torch.bool, device=device))
+
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
-        """Inference rule: JumpReLU with the learned global threshold."""
-        return pre * (pre > self.threshold).to(pre.dtype)
+        """Inference rule: JumpReLU (as the exported jumprelu computes it) with the learned global threshold."""
+        return torch.relu(pre) * (pre > self.threshold).to(pre.dtype)
 
     def batch_topk(self, pre: torch.Tensor) -> torch.Tensor:
         """Keep the k * batch largest positive entries of the whole batch."""

@@ -56,7 +56,7 @@ class _Step(torch.autograd.Function):
 
 @register_sae("jumprelu")
 class JumpReLUSAE(SAE):
-    """z = pre * 1[pre > threshold], threshold per latent."""
+    """z = ReLU(pre) * 1[pre > threshold], threshold per latent (SAELens, Gemma Scope, dictionary_learning)."""
 
     extra_weights = ("threshold",)
 
@@ -72,8 +72,11 @@ class JumpReLUSAE(SAE):
         self.threshold.clamp_(min=0.0)
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
-        """JumpReLU."""
-        return pre * (pre > self.threshold).to(pre.dtype)
+        """JumpReLU as its libraries define it: the ReLU keeps codes non-negative even below a negative threshold.
+
+        Training clamps thresholds to >= 0, where this equals pre * 1[pre > threshold] (the training forward).
+        """
+        return torch.relu(pre) * (pre > self.threshold).to(pre.dtype)
 
     def default_sparsity_coeff(self) -> float:
         """L0 coefficient in units of MSE summed over d."""

@@ -6,10 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from pseval.errors import MissingResourceError
 from pseval.saes.base import SAE
-from pseval.saes.formats.detect import load_any
+from pseval.saes.formats.detect import detect_format, load_any
+from pseval.saes.formats.saelens import load_saelens
 from pseval.saes.identity import identity_sae
+from pseval.saes.tensor_io import DEFAULT_DTYPE, resolve_dtype
 
 SPEC_HELP = "identity, a local SAE file or folder, hf://REPO/PATH, or saelens:RELEASE/SAE_ID"
 
@@ -37,11 +41,18 @@ def fetch_hub(spec: str) -> Path:
     return path
 
 
-def load_saelens_release(spec: str) -> SAE:
-    """`saelens:RELEASE/SAE_ID` through the optional sae_lens package: its files, read by pseval's own reader."""
+def load_saelens_release(spec: str, dtype: str | torch.dtype = DEFAULT_DTYPE, device: str | torch.device = "cpu"
+                         ) -> SAE:
+    """`saelens:RELEASE/SAE_ID` through the optional sae_lens package: its files, read by pseval's own reader.
+
+    The release directory's norm_scaling_factor (expected_average_only_in SAEs) is applied as SAELens applies it.
+    """
     release, _, sae_id = spec.removeprefix("saelens:").partition("/")
     try:
-        from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory  # type: ignore
+        from sae_lens.loading.pretrained_saes_directory import (  # type: ignore
+            get_norm_scaling_factor,
+            get_pretrained_saes_directory,
+        )
     except ImportError as exc:
         raise MissingResourceError(f"{spec}: SAELens release names need the optional `sae_lens` package "
                                    "(pip install sae-lens); or pass hf://REPO/PATH or a local folder") from exc
@@ -52,22 +63,30 @@ def load_saelens_release(spec: str) -> SAE:
     path = info.saes_map.get(sae_id)
     if path is None:
         raise MissingResourceError(f"{spec}: release {release!r} has no SAE {sae_id!r}")
-    return load_any(fetch_hub(f"hf://{info.repo_id}/{path}"))
+    local = fetch_hub(f"hf://{info.repo_id}/{path}")
+    if detect_format(local) in ("saelens", "saelens_legacy"):
+        return load_saelens(local, dtype, device, norm_scaling_factor=get_norm_scaling_factor(release, sae_id))
+    return load_any(local, dtype=dtype, device=device)
 
 
-def load_sae(spec: str, d_in: int | None = None, model_name: str | None = None, hook_name: str | None = None) -> SAE:
-    """An SAE in eval mode from its spec (see SPEC_HELP); `identity` needs d_in."""
+def load_sae(spec: str, d_in: int | None = None, model_name: str | None = None, hook_name: str | None = None,
+             dtype: str | torch.dtype = DEFAULT_DTYPE, device: str | torch.device = "cpu") -> SAE:
+    """An SAE in eval mode from its spec (see SPEC_HELP), weights in `dtype` on `device`; `identity` needs d_in.
+
+    dtype: float32 (default, exact), bfloat16 or float16 (half the memory; codes rounded accordingly).
+    """
+    dtype = resolve_dtype(dtype)
     if spec == "identity":
         if d_in is None:
             raise ValueError("the identity SAE needs the hook's width d_in")
-        return identity_sae(d_in, model_name, hook_name).eval()
+        return identity_sae(d_in, model_name, hook_name).to(device=device, dtype=dtype).eval()
     if spec.startswith("hf://"):
-        return load_any(fetch_hub(spec), hook_name).eval()
+        return load_any(fetch_hub(spec), hook_name, dtype, device).eval()
     if spec.startswith("saelens:"):
-        return load_saelens_release(spec).eval()
+        return load_saelens_release(spec, dtype, device).eval()
     if not Path(spec).exists():
         raise MissingResourceError(f"{spec}: no such SAE file or folder (expected {SPEC_HELP})")
-    return load_any(spec, hook_name).eval()
+    return load_any(spec, hook_name, dtype, device).eval()
 
 
 def sae_display_name(spec: str) -> str:

@@ -30,3 +30,15 @@ class StandardSAE(SAE):
         l1 = (z * self.W_dec.norm(dim=1)).sum(-1).mean()
         zero = mse.new_zeros(())
         return TrainOutput(mse + sparsity_coeff * l1, mse, l1, zero, z, recon)
+
+
+@register_sae("tanh_relu")
+class TanhReLUSAE(StandardSAE):
+    """Pre-6.0 SAELens' `activation_fn_str: tanh-relu` on a standard SAE: z = tanh(ReLU(W_enc (x - b_dec) + b_enc)).
+
+    SAELens 6 no longer has this activation (it would compute a plain ReLU); pseval saves it under this name.
+    """
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """tanh of the ReLU, as SAELens' get_activation_fn("tanh-relu")."""
+        return torch.tanh(torch.relu(pre))

@@ -37,7 +37,11 @@ def aux_k_loss(pre: torch.Tensor, x: torch.Tensor, recon: torch.Tensor, W_dec: t
 
 @register_sae("topk")
 class TopKSAE(SAE):
-    """z = TopK_k(ReLU(W_enc (x - b_dec) + b_enc))."""
+    """z = TopK_k(ReLU(W_enc (x - b_dec) + b_enc)).
+
+    With SAELens 6's `rescale_acts_by_decoder_norm: true` (in cfg.extra), pre-activations are multiplied by the
+    decoder-row norms before the top-k and latents divided by them before decoding, as SAELens' TopKSAE does.
+    """
 
     aux_k_coeff: float = 1.0 / 32.0
 
@@ -45,6 +49,16 @@ class TopKSAE(SAE):
         if cfg.k is None:
             cfg.k = max(1, min(32, cfg.d_sae))
         super().__init__(cfg)
+        self.rescale_by_decoder_norm = cfg.extra.get("rescale_acts_by_decoder_norm") is True
+
+    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder pre-activations (times the decoder-row norms under rescale_acts_by_decoder_norm)."""
+        pre = super().pre_acts(x)
+        return pre * self.W_dec.norm(dim=-1) if self.rescale_by_decoder_norm else pre
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstruction in the input's units (latents divided by the decoder-row norms under the rescale)."""
+        return super().decode(z / self.W_dec.norm(dim=-1) if self.rescale_by_decoder_norm else z)
 
     @property
     def k(self) -> int:
@@ -58,9 +72,12 @@ class TopKSAE(SAE):
 
     # The sparse decode is the fast path; the dense one is its pure-torch reference (tests check they agree).
     sparse_decode: bool = True
+    uses_k = True
 
     def train_forward(self, x: torch.Tensor, sparsity_coeff: float, dead_mask: torch.Tensor | None) -> TrainOutput:
         """MSE plus AuxK: the residual reconstructed from the top dead latents (Gao et al. 2024)."""
+        if self.rescale_by_decoder_norm:
+            raise NotImplementedError("pseval does not train TopK SAEs with rescale_acts_by_decoder_norm")
         pre = self.pre_acts(x)
         if self.sparse_decode:
             vals, idx = pre.topk(self.k, dim=-1, sorted=False)

@@ -24,6 +24,7 @@ from pseval.saes.base import SAE
 from pseval.saes.config import SAEMetadata
 from pseval.saes.formats.common import read_json_object
 from pseval.saes.formats.saelens import CFG_NAME, load_saelens_v6, save_sae
+from pseval.saes.registry import get_sae_class
 from pseval.tables import text_table
 from pseval.training.activations import StreamConfig, cached_activations, collect_activations, stream_activations
 from pseval.training.trainer import (
@@ -229,6 +230,11 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
     Finished SAEs whose run key matches are reused; other settings are refused with the differing fields named.
     """
     lm = lm or load_model(req.model, device=req.device)
+    for job in req.jobs:  # before any activation is collected
+        tc = job.config
+        if tc.uses_k and tc.k is not None and tc.k > tc.expansion * lm.d_model:
+            raise ConfigError(f"k={tc.k} for {tc.label}: larger than its dictionary ({tc.expansion} x d_model "
+                              f"{lm.d_model} = {tc.expansion * lm.d_model} latents)")
     todo = _check_existing(req, lm.d_model)
     hooks = list(dict.fromkeys(j.hook for j in todo))
     stream = StreamConfig(context_size=req.context_size, max_tokens=req.tokens + req.heldout_tokens,
@@ -290,7 +296,7 @@ def grid(archs: Sequence[str], expansions: Sequence[int], ks: Sequence[int], coe
     out = []
     for arch in archs:
         for e in expansions:
-            if arch in ("topk", "batchtopk"):
+            if get_sae_class(arch).uses_k:
                 out += [TrainConfig(arch, e, k=k, **common) for k in ks]
             else:
                 out += [TrainConfig(arch, e, k=None, sparsity_coeff=c, **common) for c in coeffs]

@@ -47,12 +47,17 @@ class TrainConfig:
             raise ConfigError("expansion, batch_size and lr must be positive")
 
     @property
+    def uses_k(self) -> bool:
+        """Whether the architecture takes `k` (else a sparsity coefficient)."""
+        return get_sae_class(self.architecture).uses_k
+
+    @property
     def label(self) -> str:
         """Readable name: architecture, width and sparsity setting."""
         if self.name:
             return self.name
         coeff = "default" if self.sparsity_coeff is None else f"{self.sparsity_coeff:g}"
-        sparsity = f"k{self.k}" if self.architecture in ("topk", "batchtopk") else f"c{coeff}"
+        sparsity = f"k{self.k}" if self.uses_k else f"c{coeff}"
         return f"{self.architecture}-x{self.expansion}-{sparsity}"
 
 
@@ -92,11 +97,11 @@ def input_scale_for(acts: torch.Tensor, n: int = 50_000) -> float:
     return float(math.sqrt(acts.shape[1] / sq_norms.mean().clamp_min(1e-12)))
 
 
-def build_sae(tc: TrainConfig, d_in: int, metadata: SAEMetadata) -> SAE:
+def init_sae(tc: TrainConfig, d_in: int, metadata: SAEMetadata) -> SAE:
     """A freshly initialised SAE for a TrainConfig."""
     cls = get_sae_class(tc.architecture)
     cfg = SAEConfig(architecture=tc.architecture, d_in=d_in, d_sae=d_in * tc.expansion,
-                    k=tc.k if tc.architecture in ("topk", "batchtopk") else None,
+                    k=tc.k if tc.uses_k else None,
                     metadata=SAEMetadata(**{**asdict(metadata), "extra": dict(metadata.extra)}))
     sae = cls(cfg)
     sae.reset_parameters(torch.Generator().manual_seed(tc.seed))
@@ -212,7 +217,7 @@ def _setup_runs(sample: torch.Tensor, configs: Sequence[TrainConfig], metadata: 
     runs = []
     for tc in configs:
         torch.manual_seed(tc.seed)
-        sae = build_sae(tc, sample.shape[1], metadata).to(device)
+        sae = init_sae(tc, sample.shape[1], metadata).to(device)
         if tc.b_dec_init not in inits and tc.b_dec_init != "zeros":
             x = sample.to(device)
             inits[tc.b_dec_init] = geometric_median(x) if tc.b_dec_init == "geometric_median" else x.mean(0)

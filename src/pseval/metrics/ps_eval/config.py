@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, get_args
 
+from pseval.data.balance import Balance, canonical_balance
 from pseval.errors import ConfigError
-from pseval.metrics.ps_eval.balance import Balance, canonical_balance
 from pseval.models.readout import PAPER_TEMPLATE, ReadoutConfig
 
 # pseval: pseval's readout (the target located by character offsets, wherever the config says) and balancing.
@@ -21,7 +21,7 @@ class PSEvalConfig:
     """Protocol, readout, class balancing and batching of one PS-Eval run."""
 
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
-    # See pseval.metrics.ps_eval.balance; `paper` is stored as its canonical name `reference`.
+    # See pseval.data.balance; `paper` is stored as its canonical name `reference`.
     balance: Balance = "reference"
     seed: int = 0
     max_tokens: int = 16384

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pseval.data.balance import balance_pairs
 from pseval.data.pairs import WordInContextPair
 from pseval.errors import PsevalError, SAEFormatError
 from pseval.metrics.confusion import Confusion
-from pseval.metrics.ps_eval.balance import balance_pairs
 from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from pseval.errors import MissingResourceError
 from pseval.saes.base import SAE
 from pseval.saes.formats.dictionary_learning import load_dictionary_learning
@@ -13,6 +15,7 @@ from pseval.saes.formats.openai import load_openai
 from pseval.saes.formats.saelens import CFG_NAME, WEIGHTS_NAME, load_saelens
 from pseval.saes.formats.sparsify import WEIGHTS as SPARSIFY_WEIGHTS
 from pseval.saes.formats.sparsify import load_sparsify
+from pseval.saes.tensor_io import DEFAULT_DTYPE, resolve_dtype
 
 FORMATS = ("saelens", "saelens_legacy", "dictionary_learning", "sparsify", "gemma_scope", "openai")
 
@@ -45,16 +48,21 @@ def detect_format(path: str | Path) -> str:
                                "Gemma Scope: params.npz)")
 
 
-def load_any(path: str | Path, hook_name: str | None = None) -> SAE:
-    """Load an SAE of any supported format."""
+def load_any(path: str | Path, hook_name: str | None = None, dtype: str | torch.dtype = DEFAULT_DTYPE,
+             device: str | torch.device = "cpu") -> SAE:
+    """Load an SAE of any supported format, its weights in `dtype` (float32, bfloat16, float16) on `device`.
+
+    float32 (the default) computes as the SAE's library does; the half types halve memory and round the weights.
+    """
+    dtype = resolve_dtype(dtype)
     fmt = detect_format(path)
     p = Path(path)
     if fmt in ("saelens", "saelens_legacy"):
-        return load_saelens(p)
+        return load_saelens(p, dtype, device)
     if fmt == "dictionary_learning":
-        return load_dictionary_learning(p.parent if p.is_file() else p)
+        return load_dictionary_learning(p.parent if p.is_file() else p, dtype, device)
     if fmt == "sparsify":
-        return load_sparsify(p)
+        return load_sparsify(p, dtype, device)
     if fmt == "gemma_scope":
-        return load_gemma_scope(p)
-    return load_openai(p, hook_name)
+        return load_gemma_scope(p, dtype, device)
+    return load_openai(p, hook_name, dtype=dtype, device=device)

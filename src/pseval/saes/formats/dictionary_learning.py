@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pseval.errors import MissingResourceError, SAEFormatError
+from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
+from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata
 from pseval.saes.formats.common import read_json_object
-from pseval.saes.formats.saelens import build_sae
+from pseval.saes.tensor_io import DEFAULT_DTYPE, load_torch_state, place
 
 _SUBMODULE_RE = re.compile(r"(resid|attn|mlp)[a-z_]*?_?(?:layer_?)?(\d+)")
 _COMPONENT = {"resid": "hook_resid_post", "attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:
-    """torch.load with weights_only=True: a checkpoint can never run code."""
-    if not path.is_file():
-        raise MissingResourceError(f"{path}: not found")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or unsafe files
-        raise SAEFormatError(f"{path}: cannot load as a weights-only torch checkpoint: {exc}") from exc
-    if not isinstance(sd, dict):
-        raise SAEFormatError(f"{path}: expected a state dict, got {type(sd).__name__}")
-    return sd
+    """torch.load with weights_only=True (a checkpoint can never run code), memory-mapped where possible."""
+    return load_torch_state(path)
 
 
 def _need(sd: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
@@ -47,46 +41,53 @@ def hook_from_submodule(name: str | None, layer: int | None) -> str | None:
     return f"blocks.{m.group(2)}.{_COMPONENT[m.group(1)]}"
 
 
-def load_dictionary_learning(folder: str | Path) -> SAE:
-    """Read a trainer folder (`ae.pt`, `config.json`) into the matching pseval architecture."""
+_LINEAR = {"W_enc": "encoder.weight", "W_dec": "decoder.weight"}  # nn.Linear layout: used transposed
+_TOPK = ("topk", True, {**_LINEAR, "b_enc": "encoder.bias", "b_dec": "b_dec"}, ("k", "threshold"))
+_BATCHTOPK = ("jumprelu", True, {**_LINEAR, "b_enc": "encoder.bias", "b_dec": "b_dec", "threshold": "threshold"},
+              ("k",))
+# dict_class -> (pseval architecture, apply_b_dec_to_input, {pseval weight: state-dict key}, other entries it saves).
+# TopK's `threshold` buffer is its optional inference threshold, off by default (encode(use_threshold=False)).
+# BatchTopK's inference rule is its learned global threshold: a JumpReLU with that threshold for every latent.
+CLASSES: dict[str, tuple[str, bool, dict[str, str], tuple[str, ...]]] = {
+    "AutoEncoder": ("standard", True, {**_LINEAR, "b_enc": "encoder.bias", "b_dec": "bias"}, ()),
+    "AutoEncoderTopK": _TOPK, "TopKAutoEncoder": _TOPK, "TopKSAE": _TOPK,
+    "BatchTopKSAE": _BATCHTOPK, "BatchTopKAutoEncoder": _BATCHTOPK,
+    "GatedAutoEncoder": ("gated", True, {**_LINEAR, "b_gate": "gate_bias", "b_mag": "mag_bias", "r_mag": "r_mag",
+                                         "b_dec": "decoder_bias"}, ()),
+    "JumpReluAutoEncoder": ("jumprelu", False, {n: n for n in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")}, ()),
+}
+
+
+def load_dictionary_learning(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE,
+                             device: str | torch.device = "cpu") -> SAE:
+    """Read a trainer folder (`ae.pt`, `config.json`) into the matching pseval architecture, in `dtype` on `device`.
+
+    nn.Linear weights are used as transposed views of the (memory-mapped) checkpoint, never copied. State-dict
+    entries the class does not save are ignored with a warning naming them.
+    """
     p = Path(folder)
     cfg_path = p / "config.json"
     conf = read_json_object(cfg_path, "a dictionary_learning folder holds ae.pt and config.json")
     tr = conf.get("trainer", conf)
-    sd = load_state_dict(p / "ae.pt")
     cls = str(tr.get("dict_class", "AutoEncoder"))
+    if cls not in CLASSES:
+        raise SAEFormatError(f"{cfg_path}: dict_class {cls!r} is not supported (known: {', '.join(CLASSES)})")
+    arch, apply_b_dec, names, extras = CLASSES[cls]
+    sd = load_state_dict(p / "ae.pt")
     src = str(p / "ae.pt")
-    t: dict[str, torch.Tensor] = {}
+    _need(sd, tuple(names.values()), p / "ae.pt")
+    unexpected = sorted(set(sd) - set(names.values()) - set(extras))
+    if unexpected:
+        warnings.warn(f"{src}: entries {', '.join(unexpected)} are not saved by {cls} and are ignored", stacklevel=2)
+    t = {w: sd[key].T if _LINEAR.get(w) == key else sd[key] for w, key in names.items()}
     k = None
-    if cls in ("AutoEncoder",):
-        _need(sd, ("bias", "encoder.weight", "encoder.bias", "decoder.weight"), p / "ae.pt")
-        arch, apply_b_dec = "standard", True
-        t = {"W_enc": sd["encoder.weight"].T, "b_enc": sd["encoder.bias"], "W_dec": sd["decoder.weight"].T,
-             "b_dec": sd["bias"]}
-    elif cls in ("AutoEncoderTopK", "TopKAutoEncoder", "TopKSAE"):
-        _need(sd, ("encoder.weight", "encoder.bias", "decoder.weight", "b_dec"), p / "ae.pt")
-        arch, apply_b_dec = "topk", True
+    if arch == "topk":
+        if "k" not in sd and not isinstance(tr.get("k"), int):
+            raise SAEFormatError(f"{src}: a TopK SAE without k (neither ae.pt's 'k' nor an integer trainer.k in "
+                                 f"{cfg_path})")
         k = int(sd["k"]) if "k" in sd else int(tr["k"])
-        t = {"W_enc": sd["encoder.weight"].T, "b_enc": sd["encoder.bias"], "W_dec": sd["decoder.weight"].T,
-             "b_dec": sd["b_dec"]}
-    elif cls in ("BatchTopKSAE", "BatchTopKAutoEncoder"):
-        _need(sd, ("encoder.weight", "encoder.bias", "decoder.weight", "b_dec", "threshold"), p / "ae.pt")
-        arch, apply_b_dec = "jumprelu", True  # inference rule: the learned global threshold
-        m = sd["encoder.weight"].shape[0]
-        t = {"W_enc": sd["encoder.weight"].T, "b_enc": sd["encoder.bias"], "W_dec": sd["decoder.weight"].T,
-             "b_dec": sd["b_dec"], "threshold": sd["threshold"].reshape(-1).expand(m).clone()}
-    elif cls in ("GatedAutoEncoder",):
-        _need(sd, ("decoder_bias", "encoder.weight", "r_mag", "gate_bias", "mag_bias", "decoder.weight"), p / "ae.pt")
-        arch, apply_b_dec = "gated", True
-        t = {"W_enc": sd["encoder.weight"].T, "b_gate": sd["gate_bias"], "b_mag": sd["mag_bias"],
-             "r_mag": sd["r_mag"], "W_dec": sd["decoder.weight"].T, "b_dec": sd["decoder_bias"]}
-    elif cls in ("JumpReluAutoEncoder",):
-        _need(sd, ("W_enc", "b_enc", "W_dec", "b_dec", "threshold"), p / "ae.pt")
-        arch, apply_b_dec = "jumprelu", False
-        t = {k_: sd[k_] for k_ in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")}
-    else:
-        raise SAEFormatError(f"{cfg_path}: dict_class {cls!r} is not supported (known: AutoEncoder, "
-                             "AutoEncoderTopK, BatchTopKSAE, GatedAutoEncoder, JumpReluAutoEncoder)")
+    if cls in ("BatchTopKSAE", "BatchTopKAutoEncoder"):
+        t["threshold"] = t["threshold"].reshape(-1).expand(t["W_enc"].shape[1]).contiguous()
     d_in, d_sae = t["W_enc"].shape
     if tr.get("activation_dim") not in (None, d_in) or tr.get("dict_size") not in (None, d_sae):
         raise SAEFormatError(f"{cfg_path}: activation_dim/dict_size {tr.get('activation_dim')}/{tr.get('dict_size')}"
@@ -97,4 +98,4 @@ def load_dictionary_learning(folder: str | Path) -> SAE:
                               "dict_class": cls})
     cfg = SAEConfig(architecture=arch, d_in=int(d_in), d_sae=int(d_sae), apply_b_dec_to_input=apply_b_dec, k=k,
                     metadata=meta)
-    return build_sae(cfg, {n: v.float().contiguous() for n, v in t.items()}, src)
+    return build_sae(cfg, {n: place(v, dtype, device) for n, v in t.items()}, src)

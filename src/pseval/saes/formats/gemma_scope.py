@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
-import zipfile
+import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pseval.errors import MissingResourceError, SAEFormatError
 from pseval.saes.base import SAE
+from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata
-from pseval.saes.formats.saelens import build_sae
+from pseval.saes.tensor_io import DEFAULT_DTYPE, npz_names, read_npz
 
+WEIGHTS = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
 _SITE = {"res": "hook_resid_post", "mlp": "hook_mlp_out", "att": "attn.hook_z"}
 
 
@@ -28,26 +29,27 @@ def hook_from_path(path: Path) -> tuple[str | None, str | None]:
     return None, model
 
 
-def load_gemma_scope(path: str | Path) -> SAE:
-    """Read params.npz (or its folder)."""
+def load_gemma_scope(path: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE,
+                     device: str | torch.device = "cpu") -> SAE:
+    """Read params.npz (or its folder), each array streamed into `dtype` on `device`."""
     p = Path(path)
     if p.is_dir():
         p = p / "params.npz"
     if not p.is_file():
         raise MissingResourceError(f"{p}: not found")
-    try:
-        with np.load(p, allow_pickle=False) as z:  # never unpickle: npz arrays only
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise SAEFormatError(f"{p}: cannot read npz (truncated or corrupt?): {exc}") from exc
-    missing = [k for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold") if k not in arrays]
+    stored = npz_names(p)
+    missing = [k for k in WEIGHTS if k not in stored]
     if missing:
         raise SAEFormatError(f"{p}: missing array(s) {', '.join(missing)}")
+    unexpected = sorted(set(stored) - set(WEIGHTS))
+    if unexpected:  # Gemma Scope files hold exactly these five; anything else is not computed with
+        warnings.warn(f"{p}: array(s) {', '.join(unexpected)} are not Gemma Scope JumpReLU weights and are ignored",
+                      stacklevel=2)
+    arrays = read_npz(p, dtype, device, names=list(WEIGHTS))
     d_in, d_sae = arrays["W_enc"].shape
     hook, model = hook_from_path(p)
     meta = SAEMetadata(model_name=model, hook_name=hook,
                        extra={"source_format": "gemma_scope", "activation_convention": "hf"})
     cfg = SAEConfig(architecture="jumprelu", d_in=int(d_in), d_sae=int(d_sae), apply_b_dec_to_input=False,
                     reshape_activations="hook_z" if hook and hook.endswith("hook_z") else "none", metadata=meta)
-    return build_sae(cfg, {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()
-                           if k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")}, str(p))
+    return build_sae(cfg, arrays, str(p))

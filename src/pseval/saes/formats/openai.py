@@ -1,33 +1,57 @@
-"""OpenAI's GPT-2 TopK autoencoders (`.pt` state dicts): layer-normalised inputs, pre_bias and latent_bias."""
+"""OpenAI's GPT-2 autoencoders (`.pt` state dicts): pre_bias and latent_bias; TopK ones take layer-normed inputs.
+
+As their `Autoencoder.from_state_dict` decides: inputs are layer-normalised exactly when the activation is TopK
+(their v5 release); ReLU autoencoders (v1-v4) take raw activations. TopK's post-activation must be ReLU (the only one
+pseval computes; an Identity post-activation gives signed codes and is refused).
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+
+import torch
 
 from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
+from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata
 from pseval.saes.formats.dictionary_learning import load_state_dict
-from pseval.saes.formats.saelens import build_sae
+from pseval.saes.tensor_io import DEFAULT_DTYPE, place
+
+WEIGHTS = ("pre_bias", "encoder.weight", "latent_bias", "decoder.weight")
+# Entries their state_dict() saves besides the weights: activation name and state, training statistics.
+_KNOWN_EXTRAS = ("activation", "activation_state_dict", "stats_last_nonzero", "latents_activation_frequency",
+                 "latents_mean_square")
 
 
-def load_openai(path: str | Path, hook_name: str | None = None, normalize: bool = True) -> SAE:
-    """Read an OpenAI autoencoder; TopK ones (their v5 release) take layer-normalised inputs."""
+def load_openai(path: str | Path, hook_name: str | None = None, normalize: bool | None = None,
+                dtype: str | torch.dtype = DEFAULT_DTYPE, device: str | torch.device = "cpu") -> SAE:
+    """Read an OpenAI autoencoder; `normalize` None follows their rule (layer norm exactly for TopK)."""
     p = Path(path)
     sd = load_state_dict(p)
-    missing = [k for k in ("pre_bias", "encoder.weight", "latent_bias", "decoder.weight") if k not in sd]
+    missing = [k for k in WEIGHTS if k not in sd]
     if missing:
         raise SAEFormatError(f"{p}: missing key(s) {', '.join(missing)}")
+    unexpected = sorted(set(sd) - set(WEIGHTS) - set(_KNOWN_EXTRAS))
+    if unexpected:
+        warnings.warn(f"{p}: entries {', '.join(unexpected)} are not OpenAI autoencoder weights and are ignored",
+                      stacklevel=2)
     act = str(sd.get("activation", "ReLU"))
     state = sd.get("activation_state_dict") or {}
     if act == "TopK":
         if "k" not in state:
             raise SAEFormatError(f"{p}: TopK activation without activation_state_dict.k")
+        post = state.get("postact_fn", "ReLU")
+        if post != "ReLU":
+            raise SAEFormatError(f"{p}: activation_state_dict.postact_fn={post!r}; pseval computes only 'ReLU'")
         arch, k = "topk", int(state["k"])
     elif act == "ReLU":
         arch, k = "standard", None
     else:
         raise SAEFormatError(f"{p}: activation {act!r} is not supported (TopK or ReLU)")
+    if normalize is None:
+        normalize = act == "TopK"
     d_sae, d_in = sd["encoder.weight"].shape
     meta = SAEMetadata(model_name="gpt2", hook_name=hook_name,
                        extra={"source_format": "openai", "activation_convention": "hf"})
@@ -35,4 +59,4 @@ def load_openai(path: str | Path, hook_name: str | None = None, normalize: bool 
                     normalize_activations="layer_norm" if normalize else "none", metadata=meta)
     t = {"W_enc": sd["encoder.weight"].T, "b_enc": sd["latent_bias"], "W_dec": sd["decoder.weight"].T,
          "b_dec": sd["pre_bias"]}
-    return build_sae(cfg, {n: v.float().contiguous() for n, v in t.items()}, str(p))
+    return build_sae(cfg, {n: place(v, dtype, device) for n, v in t.items()}, str(p))

@@ -6,13 +6,17 @@ import re
 import warnings
 from pathlib import Path
 
+import torch
+
 from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
-from pseval.saes.config import SAEConfig, SAEMetadata
+from pseval.saes.build import build_sae
+from pseval.saes.config import SAEConfig, SAEMetadata, check_bool, check_int, check_str, field_error
 from pseval.saes.formats.common import read_json_object
-from pseval.saes.formats.saelens import build_sae, read_safetensors
+from pseval.saes.tensor_io import DEFAULT_DTYPE, read_safetensors, safetensors_index
 
 WEIGHTS = "sae.safetensors"
+_WEIGHTS = ("encoder.weight", "encoder.bias", "W_dec", "b_dec")
 _HOOKPOINT_RE = re.compile(r"^(?:.*\.)?(?:layers|h|layer)\.(\d+)(?:\.(mlp|self_attn|attn|attention))?$")
 
 
@@ -27,26 +31,39 @@ def hook_from_hookpoint(hookpoint: str) -> str:
     return f"blocks.{layer}.hook_mlp_out" if sub == "mlp" else f"blocks.{layer}.hook_attn_out"
 
 
-def load_sparsify(folder: str | Path) -> SAE:
-    """Read one hookpoint folder of a sparsify run."""
+def load_sparsify(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE,
+                  device: str | torch.device = "cpu") -> SAE:
+    """Read one hookpoint folder of a sparsify run, in `dtype` on `device` (encoder.weight a transposed view)."""
     p = Path(folder)
     cfg_path = p / "cfg.json"
     conf = read_json_object(cfg_path, f"a sparsify hookpoint folder holds cfg.json and {WEIGHTS}")
-    w = read_safetensors(p / WEIGHTS)
-    missing = [k for k in ("encoder.weight", "encoder.bias", "W_dec", "b_dec") if k not in w]
+    try:  # the fields that change what the weights compute; groupmax and transcoders are other models
+        check_str("activation", conf.get("activation", "topk"), ("topk",))
+        if check_bool("transcode", conf.get("transcode", False)):
+            raise field_error("transcode", True, "false (a transcoder is not an SAE)")
+        check_int("k", conf.get("k"))
+    except SAEFormatError as exc:
+        raise SAEFormatError(f"{cfg_path}: {exc}") from exc
+    index = safetensors_index(p / WEIGHTS)
+    stored = list(index)
+    missing = [k for k in _WEIGHTS if k not in stored]
     if missing:
         raise SAEFormatError(f"{p / WEIGHTS}: missing weight(s) {', '.join(missing)}")
-    if "W_skip" in w:
+    if "W_skip" in stored:
         warnings.warn(f"{p}: W_skip (a transcoder skip connection) is ignored; encodings are unaffected",
                       stacklevel=2)
+    unexpected = sorted(set(stored) - set(_WEIGHTS) - {"W_skip"})
+    if unexpected:
+        warnings.warn(f"{p / WEIGHTS}: tensor(s) {', '.join(unexpected)} are not sparsify SAE weights and are ignored",
+                      stacklevel=2)
+    stored_dtype = str(index["encoder.weight"][0]).removeprefix("torch.")
+    w = read_safetensors(p / WEIGHTS, dtype, device, names=list(_WEIGHTS))
     d_sae, d_in = w["encoder.weight"].shape
     if conf.get("d_in") not in (None, d_in):
         raise SAEFormatError(f"{cfg_path}: d_in={conf['d_in']} but encoder.weight has {d_in} columns")
-    if "k" not in conf:
-        raise SAEFormatError(f"{cfg_path}: missing key 'k'")
     meta = SAEMetadata(hook_name=hook_from_hookpoint(p.name),
                        extra={"source_format": "sparsify", "activation_convention": "hf", "hookpoint": p.name})
     cfg = SAEConfig(architecture="topk", d_in=int(d_in), d_sae=int(d_sae), apply_b_dec_to_input=True,
-                    k=int(conf["k"]), dtype=str(w["encoder.weight"].dtype).removeprefix("torch."), metadata=meta)
+                    k=int(conf["k"]), dtype=stored_dtype, metadata=meta)
     t = {"W_enc": w["encoder.weight"].T, "b_enc": w["encoder.bias"], "W_dec": w["W_dec"], "b_dec": w["b_dec"]}
-    return build_sae(cfg, {k: v.float().contiguous() for k, v in t.items()}, str(p / WEIGHTS))
+    return build_sae(cfg, t, str(p / WEIGHTS))

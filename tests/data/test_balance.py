@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pseval.data.balance import BALANCE_RULES, balance_pairs, canonical_balance
 from pseval.errors import ConfigError
-from pseval.metrics.ps_eval.balance import BALANCE_RULES, balance_pairs, canonical_balance
 from pseval.metrics.ps_eval.config import PSEvalConfig
 
 # File order: S = same sense, D = different; lower case = invalid (dropped by the readout).
