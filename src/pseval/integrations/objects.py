@@ -27,7 +27,6 @@ from pseval.saes.formats.saelens import config_from_legacy, is_v6
 _DL_ARCHITECTURES = {"AutoEncoder": "standard", "AutoEncoderNew": "standard", "AutoEncoderTopK": "topk",
                      "BatchTopKSAE": "batchtopk", "MatryoshkaBatchTopKSAE": "matryoshka_batchtopk",
                      "GatedAutoEncoder": "gated", "JumpReluAutoEncoder": "jumprelu", "IdentityDict": "identity"}
-KINDS = ("pseval", "saelens", "saebench", "dictionary_learning", "sparsify", "module")
 
 
 def object_kind(obj: Any) -> str:
