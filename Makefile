@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 WIC_DEV ?= ../shared/data/wic/dev
 
-.PHONY: install sysdeps demo test lint bench clean
+.PHONY: install sysdeps demo test test-integrations lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@bash scripts/sysdeps.sh
@@ -34,6 +34,17 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
+# The real SAELens 6, TransformerLens, dictionary_learning and sparsify objects (tests/integrations, marker
+# `integration`) in their own venv: ~1.9 GB, built by scripts/integration-venv.sh. `make test` skips those tests.
+VENV_INT ?= .venv-int
+$(VENV_INT)/.installed: pyproject.toml scripts/integration-venv.sh
+	@bash scripts/sysdeps.sh
+	bash scripts/integration-venv.sh $(VENV_INT) "$(TORCH_SPEC)"
+	touch $@
+
+test-integrations: $(VENV_INT)/.installed
+	$(VENV_INT)/bin/python -m pytest -q tests/integrations
+
 lint: install
 	$(VENV)/bin/ruff check .
 
@@ -41,4 +52,4 @@ bench: install
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) $(VENV_INT) demo-out .pytest_cache

@@ -20,6 +20,7 @@ from pseval.saes.loading import load_sae, sae_display_name
 from pseval.tables import text_table
 
 DEFAULT_HOOK = "blocks.3.hook_resid_post"
+DEFAULT_DATA = "wordnet:max_per_lemma=2,balance=1"
 COLUMNS = ("sae", "hook", "pairs", "accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn")
 RECON_COLUMNS = ("mse", "fvu", "l0", "dead", "loss_rec")
 
@@ -31,7 +32,7 @@ class EvalRequest:
     model: str = "minilm"
     hooks: list[str] = field(default_factory=list)
     saes: list[str] = field(default_factory=lambda: ["identity"])
-    data: str = "wordnet:max_per_lemma=2,balance=1"
+    data: str = DEFAULT_DATA
     readout: str = "template"
     multi_token: str = "drop"
     protocol: str = "pseval"
@@ -67,19 +68,41 @@ def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -
     return list(dict.fromkeys(cells))
 
 
+def spec_entry(spec: str, sae: SAE, hook: str) -> SAEEntry:
+    """The entry of an SAE loaded from a spec (`identity`, a path, hf://, saelens:): its name, fingerprint and
+    SAELens ids."""
+    if spec == "identity":
+        return SAEEntry.of(sae, "identity", hook, "identity", f"identity:{sae.d_in}")
+    fingerprint = files_fingerprint(spec) if Path(spec).exists() else tensors_fingerprint(sae)
+    release, sae_id = (spec.removeprefix("saelens:").split("/", 1) if spec.startswith("saelens:") else (None, None))
+    return SAEEntry.of(sae, sae_display_name(spec), hook, spec, fingerprint, sae_lens_release_id=release,
+                       sae_lens_id=sae_id)
+
+
 def _entries(req: EvalRequest, loaded: dict[str, SAE], d_model: int) -> list[SAEEntry]:
     entries = []
     for spec, hook in plan_cells(req.saes, req.hooks, loaded):
-        if spec == "identity":
-            sae = identity_sae(d_model, req.model, hook).to(req.device)
-            entries.append(SAEEntry.of(sae, "identity", hook, "identity", f"identity:{d_model}"))
-            continue
-        fingerprint = files_fingerprint(spec) if Path(spec).exists() else tensors_fingerprint(loaded[spec])
-        release, sae_id = (spec.removeprefix("saelens:").split("/", 1) if spec.startswith("saelens:")
-                           else (None, None))
-        entries.append(SAEEntry.of(loaded[spec], sae_display_name(spec), hook, spec, fingerprint,
-                                   sae_lens_release_id=release, sae_lens_id=sae_id))
+        sae = identity_sae(d_model, req.model, hook).to(req.device) if spec == "identity" else loaded[spec]
+        entries.append(spec_entry(spec, sae, hook))
     return entries
+
+
+def record_row(rec: PSEvalRecord) -> dict[str, Any]:
+    """One table row of a record: SAE, hook, pairs scored, the PS-Eval numbers and any reconstruction figures."""
+    m = rec.eval_result_metrics
+    row: dict[str, Any] = {"sae": rec.sae_name, "hook": rec.eval_config.hook_name, "pairs": m.counts.pairs_scored,
+                           **m.ps_eval.model_dump()}
+    if m.reconstruction is not None and m.reconstruction.tokens:
+        row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
+                   dead=m.reconstruction.dead_fraction)
+    if m.loss_recovered is not None:
+        row["loss_rec"] = m.loss_recovered.loss_recovered_zero
+    return row
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The table's columns: the PS-Eval ones, and the reconstruction ones that some row has."""
+    return COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
 
 
 def output_names(records: Sequence[PSEvalRecord]) -> list[str]:
@@ -138,15 +161,9 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
                        cache_dir=req.cache, progress=True)
     rows = []
     for rec in records:
-        m = rec.eval_result_metrics
-        row: dict[str, Any] = {"sae": rec.sae_name, "hook": rec.eval_config.hook_name, "pairs": m.counts.pairs_scored,
-                               **m.ps_eval.model_dump()}
-        if m.reconstruction is not None and m.reconstruction.tokens:
-            row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
-                       dead=m.reconstruction.dead_fraction)
-        lr = m.loss_recovered
+        row = record_row(rec)
+        lr = rec.eval_result_metrics.loss_recovered
         if lr is not None:
-            row["loss_rec"] = lr.loss_recovered_zero
             if not lr.available:
                 log(f"loss recovered unavailable for {rec.sae_name} at {row['hook']}: {lr.reason}")
             elif lr.reason:
@@ -158,8 +175,7 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         dropped = {k.removeprefix("dropped_"): v for k, v in c.model_dump().items()
                    if k.startswith("dropped_") and k != "dropped_total" and v}
         log(f"pairs read {c.pairs_read}, valid {c.pairs_valid}, scored {c.pairs_scored}, dropped {dropped}")
-    extra_cols = tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
-    log(text_table(rows, COLUMNS + extra_cols))
+    log(text_table(rows, table_columns(rows)))
     if req.out is not None and records:
         write_records(records, req.out)
         log(f"wrote {req.out}")

@@ -107,10 +107,12 @@ class CorpusMetrics:
     loss_tokens: int = 0
 
 
-def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalConfig) -> PSEvalConfigRecord:
+def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalConfig,
+                  model_convention: str = "hf") -> PSEvalConfigRecord:
     """The `eval_config` block: every setting that decides the numbers of one cell."""
     r = cfg.readout
-    return PSEvalConfigRecord(model_name=model_name, hook_name=hook, dataset=data.spec, dataset_hash=data.hash,
+    return PSEvalConfigRecord(model_name=model_name, model_convention=model_convention, hook_name=hook,
+                              dataset=data.spec, dataset_hash=data.hash,
                               max_pairs=data.selection.max_pairs, seed=cfg.seed,
                               pairs_available=data.selection.available, pairs_selected=len(data.pairs),
                               selection_hash=data.selection.ids_hash, protocol=cfg.protocol, readout=r.position,
@@ -120,7 +122,9 @@ def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalCo
 
 def cell_id(config: PSEvalConfigRecord, fingerprint: str) -> str:
     """Key of a cell: every setting but the dataset's spelling (its content hash stands for it), and the SAE."""
-    fields = {**config.model_dump(exclude={"dataset"}), "sae": fingerprint}
+    # `hf` is left out so that cells keyed before the field existed keep their ids.
+    exclude = {"dataset"} | ({"model_convention"} if config.model_convention == "hf" else set())
+    fields = {**config.model_dump(exclude=exclude), "sae": fingerprint}
     return key_id(fields, 24)
 
 
@@ -137,7 +141,9 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
     count_fields = {k: v for k, v in counts.items() if k not in ("dropped", "dropped_examples")}
     metrics = PSEvalMetricCategories(
         ps_eval=PSEvalMetrics(**res.metrics),
-        feature_cosine=FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine.items()}),
+        feature_cosine=(FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine.items()})
+                        if getattr(sae, "W_enc", None) is not None or getattr(sae, "W_dec", None) is not None
+                        else None),
         counts=CountMetrics(**count_fields, dropped_total=sum(dropped.values()),
                             **{f"dropped_{k}": v for k, v in dropped.items()}),
         data=DataNotes(**data.notes),
@@ -177,7 +183,7 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
     """
     todo = []
     for e in entries:
-        cfg_rec = config_record(model_name, e.hook, data, cfg)
+        cfg_rec = config_record(model_name, e.hook, data, cfg, lm.activation_convention)
         cid = cell_id(cfg_rec, e.fingerprint)
         if skip is None or not skip(cid):
             todo.append((e, cfg_rec, cid))

@@ -1,21 +1,40 @@
-"""SAEBench compatibility: pseval's record expressed in SAEBench's own pydantic classes (needs `sae-bench`).
+"""SAEBench compatibility: PS-Eval as a SAEBench eval, and pseval's record in SAEBench's own pydantic classes.
+
+`run_eval(config, selected_saes, device, output_path, force_rerun)` has the signature of SAEBench's evals (e.g.
+`sae_bench.evals.absorption.main.run_eval`): `selected_saes` lists `(release, sae_id)` pairs (loaded through SAELens'
+release directory) or `(name, SAE object)` pairs, each result goes to `{release}_{sae_id}_eval_results.json`
+(`sae_id` = `custom_sae` for objects, as SAEBench names them), and finished files are skipped unless forced.
 
 `saebench_output_class(record)` builds, from pseval's pydantic models, the `BaseEvalOutput` subclass SAEBench would
 declare for PS-Eval (config, metric categories, per-pair details), so a record can be validated by SAEBench's own
-validators: required fields, flat metric categories, category types.
+validators: required fields, flat metric categories, category types. Only `validate_with_saebench` needs `sae-bench`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import types
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from pseval.errors import MissingResourceError
-from pseval.metrics.ps_eval.schema import PairOutcome, PSEvalConfigRecord, PSEvalMetricCategories, PSEvalRecord
+from pseval.errors import ConfigError, MissingResourceError
+from pseval.experiments.evaluate import DEFAULT_DATA
+from pseval.files import check_writable, write_atomic
+from pseval.metrics.ps_eval.config import PSEvalConfig
+from pseval.metrics.ps_eval.schema import (
+    NOT_SAE_BENCH,
+    PairOutcome,
+    PSEvalConfigRecord,
+    PSEvalMetricCategories,
+    PSEvalRecord,
+)
+from pseval.models.readout import ReadoutConfig
 
 
 def _sae_bench() -> Any:
@@ -77,3 +96,130 @@ def validate_with_saebench(record: PSEvalRecord | dict[str, Any]) -> Any:
     present = [k for k, v in data["eval_result_metrics"].items() if v is not None]
     data = {**data, "eval_result_metrics": {k: data["eval_result_metrics"][k] for k in present}}
     return TypeAdapter(saebench_output_class(present)).validate_python(data)
+
+
+@pydantic_dataclass
+class PSEvalSAEBenchConfig:
+    """PS-Eval settings of a SAEBench run (SAEBench's eval-config style: each field titled and described)."""
+
+    model_name: str = Field(default="", title="Model Name", description="model to read activations from: a "
+                            "TransformerLens name (mapped to its Hub id when transformer_lens is installed), a Hub id, "
+                            "a local folder or pseval's `minilm`")
+    dataset: str = Field(default=DEFAULT_DATA, title="Dataset", description="pseval pair-set spec, e.g. "
+                         "wic:PATH or hf:gouki510/Wic_data_for_SAE-Eval:test")
+    hook_name: str | None = Field(default=None, title="Hook Name", description="hook to read; null: each SAE's "
+                                  "recorded hook (required for SAEs that record none)")
+    max_pairs: int | None = Field(default=None, title="Max Pairs", description="seeded random subset size; null "
+                                  "for all pairs")
+    random_seed: int = Field(default=0, title="Random Seed", description="seed of the pair subset and of exact "
+                             "balancing")
+    protocol: str = Field(default="pseval", title="Protocol", description="pseval or reference")
+    readout: str = Field(default="template", title="Readout", description="template (the paper's) or context")
+    multi_token: str = Field(default="drop", title="Multi-token targets", description="first, last, mean or drop")
+    too_long: str = Field(default="truncate", title="Long prompts", description="truncate or skip")
+    balance: str = Field(default="reference", title="Class balancing", description="reference, valid-prefix, "
+                         "exact or none")
+    llm_dtype: str = Field(default="float32", title="LLM dtype", description="float32, float16 or bfloat16")
+
+    def ps_eval_config(self) -> PSEvalConfig:
+        """The PS-Eval settings."""
+        return PSEvalConfig(readout=ReadoutConfig(position=self.readout, multi_token=self.multi_token,  # type: ignore[arg-type]
+                                                  too_long=self.too_long),  # type: ignore[arg-type]
+                            balance=self.balance, seed=self.random_seed, protocol=self.protocol)  # type: ignore[arg-type]
+
+
+def results_filepath(output_path: str | Path, release: str, sae_id: str) -> Path:
+    """SAEBench's result file name (`general_utils.get_results_filepath`): `{release}_{sae_id}_eval_results.json`,
+    slashes replaced."""
+    return Path(output_path) / f"{release}_{sae_id}_eval_results.json".replace("/", "_")
+
+
+def hf_model_id(name: str) -> str:
+    """A TransformerLens model name (`pythia-70m-deduped`) as its Hub id where transformer_lens knows it; local
+    paths, Hub ids and other names unchanged."""
+    if "/" in name or Path(name).exists():
+        return name
+    try:
+        from transformer_lens.loading_from_pretrained import get_official_model_name  # type: ignore
+    except ImportError:
+        return name
+    try:
+        return str(get_official_model_name(name))
+    except ValueError:
+        return name
+
+
+def sae_bench_version() -> str:
+    """What `sae_bench_commit_hash` says: the installed SAEBench release, or that SAEBench is not installed."""
+    try:
+        return f"sae-bench {version('sae-bench')} (PS-Eval run by pseval)"
+    except PackageNotFoundError:
+        return NOT_SAE_BENCH
+
+
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, Any]], device: str,
+             output_path: str | Path, force_rerun: bool = False, model: Any = None) -> dict[str, dict[str, Any]]:
+    """SAEBench's eval entry point for PS-Eval: score every selected SAE in one forward pass per hook, write each
+    `{release}_{sae_id}_eval_results.json` as soon as it is scored, skip those already written unless
+    `force_rerun`; returns {`{release}_{sae_id}`: result dict} for the SAEs scored now. `model` (optional, beyond
+    SAEBench's signature) is an already loaded model in any form `pseval.evaluate` takes."""
+    import torch
+
+    from pseval.api import as_loaded_model, sae_entries
+    from pseval.experiments.evaluate import spec_entry
+    from pseval.experiments.pipeline import evaluate, prepare_pairs
+    from pseval.models.loading import load_model
+    from pseval.saes.loading import load_sae
+
+    if config.llm_dtype not in _DTYPES:
+        raise ConfigError(f"llm_dtype={config.llm_dtype!r}; expected one of {', '.join(_DTYPES)}")
+    out = Path(output_path)
+    check_writable(out, is_dir=True)
+    todo: list[tuple[str, str, Any, Path]] = []
+    for item in selected_saes:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise ConfigError(f"selected_saes: expected (release, sae_id) or (name, SAE object) pairs, got {item!r}")
+        release, sae = item
+        sae_id = sae if isinstance(sae, str) else "custom_sae"
+        path = results_filepath(out, release, sae_id)
+        if path.exists() and not force_rerun:
+            print(f"Skipping {release}_{sae_id} as results already exist")
+            continue
+        todo.append((release, sae_id, sae, path))
+    if not todo:
+        return {}
+    cfg = config.ps_eval_config()
+    data = prepare_pairs(config.dataset, config.max_pairs, config.random_seed)
+    lm = (as_loaded_model(model) if model is not None else
+          load_model(hf_model_id(config.model_name), device=device, dtype=getattr(torch, config.llm_dtype)))
+    entries = []
+    for release, sae_id, sae, path in todo:
+        if isinstance(sae, str):
+            spec = f"saelens:{release}/{sae_id}"
+            loaded = load_sae(spec).to(lm.device)
+            hook = config.hook_name or loaded.cfg.metadata.hook_name
+            if hook is None:
+                raise ConfigError(f"{spec} records no hook point; set hook_name in the config")
+            entry = spec_entry(spec, loaded, hook)
+        else:
+            entry = sae_entries({release: sae}, lm, config.hook_name)[0]
+            entry.sae_lens_release_id, entry.sae_lens_id = release, sae_id
+        entry.name = f"{release}_{sae_id}"
+        entries.append((entry, path))
+    paths = {id(e): p for e, p in entries}
+    by_name = {e.name: e for e, _ in entries}
+    results: dict[str, dict[str, Any]] = {}
+    stamp = sae_bench_version()
+
+    def write(rec: PSEvalRecord) -> None:
+        rec = rec.model_copy(update={"sae_bench_commit_hash": stamp})
+        text = rec.to_json()
+        write_atomic(paths[id(by_name[rec.sae_name])], lambda fh: fh.write(text))
+        results[rec.sae_name] = json.loads(text)
+
+    os.makedirs(out, exist_ok=True)
+    evaluate(lm, config.model_name or lm.name, [e for e, _ in entries], data, cfg, on_record=write)
+    return results

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from pseval.saes.base import SAE
+from pseval.saes.base import SAE, module_device
 from pseval.saes.conventions import to_sae_input
 
 
@@ -99,7 +99,7 @@ def reconstruction_metrics(sae: SAE, batches: Iterable[torch.Tensor] | torch.Ten
                            batch_size: int = 4096) -> ReconstructionMetrics:
     """Metrics of an SAE over activations given as one tensor or an iterable of batches."""
     acc = ReconstructionAccumulator(sae.d_in, sae.d_sae)
-    dev = sae.W_enc.device
+    dev = module_device(sae)
     if isinstance(batches, torch.Tensor):
         data = batches
         batches = (data[i:i + batch_size] for i in range(0, data.shape[0], batch_size))

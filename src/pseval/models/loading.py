@@ -72,6 +72,9 @@ class LoadedModel:
     tokenizer: Any
     name: str
     source: str
+    # What the hook outputs are: `hf` (Hugging Face modules) or `tl_centered` (a HookedTransformer whose writing
+    # weights TransformerLens centred); see pseval.saes.conventions.
+    activation_convention: str = "hf"
 
     @property
     def config(self) -> Any:
@@ -199,3 +202,16 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
                                    f"vocabulary of {len(tokenizer)}); a model folder holds its tokenizer files "
                                    "(tokenizer.json, or vocab.json + merges.txt, vocab.txt, tokenizer.model)")
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, source=source)
+
+
+def wrap_model(model: Any, tokenizer: Any, name: str | None = None) -> LoadedModel:
+    """A Hugging Face model already in memory, with its tokenizer, as a LoadedModel (named by `name`, else by its
+    config's `_name_or_path`)."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "model_type") or not isinstance(model, torch.nn.Module):
+        raise PsevalError(f"expected a transformers PreTrainedModel (a torch module with a `config`), got "
+                          f"{type(model).__name__}")
+    if tokenizer is None or not callable(tokenizer):
+        raise PsevalError(f"the model {type(model).__name__} needs its tokenizer (a transformers tokenizer)")
+    label = name or str(getattr(config, "_name_or_path", "") or config.model_type)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=label, source=f"in-memory {type(model).__name__}")

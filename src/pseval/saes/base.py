@@ -227,6 +227,13 @@ class SAE(nn.Module):
         self.W_dec.grad -= (self.W_dec.grad * w).sum(dim=1, keepdim=True) * w
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module computes: its first parameter or buffer (CPU for one that holds none, e.g. an identity)."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 # layer_norm's epsilon (SAELens and OpenAI: 1e-5, added to the std when normalising, not when un-normalising).
 LAYER_NORM_EPS = 1e-5
 # Elements per slice when scanning a weight for NaN/inf.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from pseval.errors import ConfigError
 from pseval.saes.base import SAE
 
 HF = "hf"
@@ -39,12 +42,29 @@ def head_slice(acts: torch.Tensor, sae: SAE) -> torch.Tensor:
     return acts[..., h * sae.d_in:(h + 1) * sae.d_in]
 
 
-def to_sae_input(acts: torch.Tensor, sae: SAE) -> torch.Tensor:
-    """Raw Hugging Face activations -> what the SAE was trained on."""
+def to_sae_input(acts: torch.Tensor, sae: SAE, source: str = HF) -> torch.Tensor:
+    """Activations in the model's convention (`source`: Hugging Face's unless the model is a processed
+    HookedTransformer) -> what the SAE was trained on."""
     acts = head_slice(acts, sae)
-    if convention_of(sae) == TL_CENTERED:
-        acts = acts - acts.mean(dim=-1, keepdim=True)
-    return acts
+    want = convention_of(sae)
+    if want == source:
+        return acts
+    if want == TL_CENTERED:  # from hf: remove the mean the centred weights never wrote
+        return acts - acts.mean(dim=-1, keepdim=True)
+    # The mean across d_model is gone from centred activations: nothing can restore it.
+    raise ConfigError(f"the SAE expects {want!r} activations but the model gives {source!r} ones (a HookedTransformer "
+                      "with processed weights); load it with HookedTransformer.from_pretrained_no_processing or pass "
+                      "the Hugging Face model")
+
+
+def saelens_convention(metadata: dict[str, Any], model_from_pretrained_kwargs: dict | None) -> str:
+    """The activation convention of an SAE in SAELens' layout: recorded, pseval's own (`hf`), or implied by how
+    TransformerLens loaded its model."""
+    if "activation_convention" in metadata and metadata["activation_convention"] is not None:
+        return str(metadata["activation_convention"])
+    if metadata.get("source_format") == "pseval":
+        return HF
+    return guess_tl_convention(metadata.get("model_name"), metadata.get("hook_name"), model_from_pretrained_kwargs)
 
 
 def from_sae_output(recon: torch.Tensor, original: torch.Tensor, sae: SAE) -> torch.Tensor:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,14 +37,29 @@ def files_fingerprint(spec: str | Path) -> str:
     return "file:" + h.hexdigest()[:32]
 
 
+def _hash_tensor(h: hashlib._Hash, name: str, tensor: torch.Tensor) -> None:
+    t = tensor.detach().to("cpu").contiguous().reshape(-1)  # 0-d tensors (a k buffer) cannot be viewed as bytes
+    h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
 def tensors_fingerprint(sae: SAE) -> str:
     """SHA-256 over an SAE's config and weight tensors (for SAEs that exist only in memory)."""
     h = hashlib.sha256(canonical_json({k: v for k, v in sae.cfg.to_dict().items() if k != "metadata"}).encode())
     for name in sae.weight_names():
-        t = sae.get_weight(name).detach().to("cpu").contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        _hash_tensor(h, name, sae.get_weight(name))
     return "tensors:" + h.hexdigest()[:32]
+
+
+def module_fingerprint(module: Any, config: Mapping[str, Any]) -> str:
+    """SHA-256 over another library's SAE object: its class, the config that decides its encoding (k, ...), and
+    every tensor of its state dict by name."""
+    cls = type(module)
+    h = hashlib.sha256(canonical_json({"class": f"{cls.__module__}.{cls.__qualname__}", **config}).encode())
+    state = module.state_dict() if isinstance(module, torch.nn.Module) else {}
+    for name in sorted(state):
+        _hash_tensor(h, name, state[name])
+    return "object:" + h.hexdigest()[:32]
 
 
 def training_fingerprint(key_id: str) -> str:

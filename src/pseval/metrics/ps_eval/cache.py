@@ -60,7 +60,8 @@ def cached_pair_activations(lm: LoadedModel, model_name: str, pairs: Sequence[Wo
                             hooks: Sequence[str], cfg: PSEvalConfig, cache_dir: str | Path | None,
                             progress: bool = False) -> dict[str, PairActivations]:
     """collect_pair_activations, reading and writing `cache_dir` (one forward pass for all uncached hooks)."""
-    if cache_dir is None:
+    # Entries store Hugging Face activations only; another convention (a processed HookedTransformer) is not cached.
+    if cache_dir is None or lm.activation_convention != "hf":
         return collect_pair_activations(lm, pairs, hooks, cfg, progress)
     root = Path(cache_dir)
     h = dataset_hash(pairs)

@@ -17,8 +17,8 @@ from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import plan_pairs
-from pseval.saes.base import SAE
-from pseval.saes.conventions import to_sae_input
+from pseval.saes.base import SAE, module_device
+from pseval.saes.conventions import HF, to_sae_input
 
 
 @dataclass
@@ -31,6 +31,7 @@ class PairActivations:
     same_sense: torch.Tensor  # [n] bool
     pair_index: list[int]  # index of each row into the input pairs
     counts: dict[str, object] = field(default_factory=dict)
+    convention: str = HF  # the model's activation convention (tl_centered for a processed HookedTransformer)
 
 
 @dataclass
@@ -100,7 +101,7 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
                               + (" ..." if len(ids) > 5 else ""))
         out[hook] = PairActivations(hook=hook, acts_1=a[0::2], acts_2=a[1::2],
                                     same_sense=torch.tensor([pairs[i].same_sense for i in selected], dtype=torch.bool),
-                                    pair_index=selected, counts=counts)
+                                    pair_index=selected, counts=counts, convention=lm.activation_convention)
     return out
 
 
@@ -120,7 +121,7 @@ def check_sae_fits(sae: SAE, d: int, hook: str, model_name: str | None = None) -
 def top_features(sae: SAE, acts: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """Argmax latent per row (ties and all-zero codes go to the lowest index) and whether the code was all zero."""
     feats, zero = [], []
-    dev = sae.W_enc.device
+    dev = module_device(sae)
     for start in range(0, acts.shape[0], chunk):
         z = sae.encode(acts[start:start + chunk].to(dev))
         feats.append(z.argmax(dim=-1).cpu())
@@ -133,12 +134,18 @@ def top_features(sae: SAE, acts: torch.Tensor, chunk: int = 4096) -> tuple[torch
 def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor,
              same: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """Cosine of the W_enc columns and W_dec rows of the two top features: per-label means (as the reference)
-    and per-pair values."""
+    and per-pair values; NaN where the SAE has no such weight (a module with only `encode`)."""
+    def pair_cos(rows: torch.Tensor | None) -> torch.Tensor:
+        if rows is None:
+            return torch.full((len(f1),), float("nan"))
+        # contiguous: the same numbers whatever layout the weight came in (a transposed view or not)
+        rows = torch.nn.functional.normalize(rows.detach().float().cpu().contiguous(), dim=1)
+        return (rows[f1] * rows[f2]).sum(-1)
+
     with torch.no_grad():
-        enc = torch.nn.functional.normalize(sae.W_enc.detach().float().cpu().T, dim=1)
-        dec = torch.nn.functional.normalize(sae.W_dec.detach().float().cpu(), dim=1)
-        cos_enc = (enc[f1] * enc[f2]).sum(-1)
-        cos_dec = (dec[f1] * dec[f2]).sum(-1)
+        w_enc, w_dec = getattr(sae, "W_enc", None), getattr(sae, "W_dec", None)
+        cos_enc = pair_cos(w_enc.T if w_enc is not None else None)
+        cos_dec = pair_cos(w_dec)
     out = {}
     for label, mask in (("same", same), ("different", ~same)):
         out[f"enc_cos_{label}"] = float(cos_enc[mask].mean()) if mask.any() else float("nan")
@@ -151,8 +158,8 @@ def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
     """PS-Eval of one SAE on collected activations: confusion, metrics, counts, cosines."""
     cfg = cfg or PSEvalConfig()
     check_sae_fits(sae, pa.acts_1.shape[1], pa.hook, model_name)
-    f1, z1 = top_features(sae, to_sae_input(pa.acts_1, sae), cfg.encode_chunk)
-    f2, z2 = top_features(sae, to_sae_input(pa.acts_2, sae), cfg.encode_chunk)
+    f1, z1 = top_features(sae, to_sae_input(pa.acts_1, sae, pa.convention), cfg.encode_chunk)
+    f2, z2 = top_features(sae, to_sae_input(pa.acts_2, sae, pa.convention), cfg.encode_chunk)
     same_feature = (f1 == f2).tolist()
     confusion = Confusion.from_predictions(pa.same_sense.tolist(), same_feature)
     counts = dict(pa.counts)

@@ -125,8 +125,10 @@ class PSEvalMetricCategories(BaseModel):
     """Every metric of one evaluation, by category; optional categories are null when not measured."""
 
     ps_eval: PSEvalMetrics = Field(title="PS-Eval", description="argmax PS-Eval confusion and metrics")
-    feature_cosine: FeatureCosineMetrics = Field(title="Top-feature weight cosines",
-                                                 description="the reference's encoder/decoder cosine statistics")
+    feature_cosine: FeatureCosineMetrics | None = Field(None, title="Top-feature weight cosines",
+                                                        description="the reference's encoder/decoder cosine "
+                                                                    "statistics; null for an SAE with neither W_enc "
+                                                                    "nor W_dec (a module with only `encode`)")
     counts: CountMetrics = Field(title="Pair counts", description="pairs read, valid, dropped by reason, scored")
     data: DataNotes = Field(title="Data notes", description="what the text rules changed or dropped at load")
     reconstruction: ReconstructionMetrics | None = Field(None, title="Reconstruction",
@@ -166,6 +168,10 @@ class PSEvalConfigRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_name: str = Field(title="Model", description="model name, Hub id or local path as given")
+    model_convention: str = Field("hf", title="Model activation convention",
+                                  description="what the model's hooks give: hf (Hugging Face modules, or a "
+                                              "HookedTransformer loaded without processing) or tl_centered (a "
+                                              "HookedTransformer whose writing weights TransformerLens centred)")
     hook_name: str = Field(title="Hook", description="hook point the activations were read at")
     dataset: str = Field(title="Dataset", description="the pair-set spec")
     dataset_hash: str = Field(title="Dataset hash", description="SHA-256 of every pair of the dataset, before "

@@ -14,7 +14,7 @@ from pseval.files import atomic_target, write_json_atomic
 from pseval.saes.base import SAE
 from pseval.saes.build import build_sae, expected_shapes
 from pseval.saes.config import SAEConfig, check_scale
-from pseval.saes.conventions import guess_tl_convention
+from pseval.saes.conventions import saelens_convention
 from pseval.saes.formats.common import read_json_object
 from pseval.saes.formats.saelens_legacy import config_from_legacy
 from pseval.saes.registry import get_sae_class
@@ -117,7 +117,7 @@ def load_saelens(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE, d
     meta = cfg.metadata
     if "activation_convention" not in meta.extra and meta.extra.get("source_format") != "pseval":
         kwargs = meta.extra.get("model_from_pretrained_kwargs")
-        meta.extra["activation_convention"] = guess_tl_convention(meta.model_name, meta.hook_name, kwargs)
+        meta.extra["activation_convention"] = saelens_convention(meta.to_dict(), kwargs)
     sae = build_sae(cfg, _read_weights(cfg, p, dtype, device), str(p / WEIGHTS_NAME))
     _apply_norm_scaling(sae, raw, norm_scaling_factor, p / CFG_NAME)
     return sae
