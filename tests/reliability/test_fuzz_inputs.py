@@ -244,7 +244,7 @@ def toml_dir(tmp_path_factory) -> Path:
 @settings(FUZZ, max_examples=500)
 @given(field=st.sampled_from(sorted(FIELDS)), value=TOML_VALUES)
 def test_fuzz_sweep_toml_fields(field, value, toml_dir):
-    from pseval.metrics.ps_eval.balance import canonical_balance
+    from pseval.data.balance import canonical_balance
 
     from pseval.devices import parse_device
 
