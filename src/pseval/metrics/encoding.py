@@ -1,8 +1,11 @@
 """Applying an SAE in bounded memory: row chunks sized by a byte budget (d_sae included), in a chosen dtype.
 
 Every metric that encodes (PS-Eval, reconstruction, loss recovered) walks its rows in chunks of `chunk_rows(...)`
-rows, so no [rows, d_sae] matrix larger than the budget ever exists. The budget changes how the work is cut, never
-its result: each row's code is computed by the same operations whatever chunk it falls in.
+rows, so no [rows, d_sae] matrix larger than the budget ever exists (a chunk holds at least ROW_ALIGN encoded rows).
+The budget changes how the work is cut, never its result: BLAS kernels compute a row differently when it falls in
+the ragged tail of a matrix (fewer rows than the kernel's block), so every matrix handed to the SAE is padded with
+zero rows to a multiple of ROW_ALIGN (`aligned`) and chunks are multiples of it; then each row's code and
+reconstruction are bit-identical whatever chunk it falls in (tested for every architecture).
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Iterator
-from typing import Literal, get_args
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn as nn
@@ -24,6 +27,8 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes of transient [rows, d_sae] work per
 # Peak transient bytes per latent per encoded row: pre-activations, the activation's temporaries, the code, and the
 # masks and products the statistics take of it (measured for fp32 TopK/JumpReLU/Gated codes; see tests/metrics).
 BYTES_PER_LATENT = 24
+# Rows per SAE call are a multiple of this (see the module doc): 16 covers the row blocks of MKL/oneDNN's kernels.
+ROW_ALIGN = 16
 
 ScoringDtype = Literal["float32", "bfloat16", "float16"]
 SCORING_DTYPES: tuple[str, ...] = get_args(ScoringDtype)
@@ -54,10 +59,24 @@ def scoring_dtype(name: str) -> torch.dtype:
 
 
 def chunk_rows(d_sae: int, budget: int = DEFAULT_MEMORY_BUDGET, per_row: int = 1, cap: int | None = None) -> int:
-    """Rows per chunk: as many as fit `budget` bytes at BYTES_PER_LATENT per latent, `per_row` codes per row
-    (2 for a pair), at least 1 and at most `cap`."""
-    rows = max(1, budget // (BYTES_PER_LATENT * max(1, d_sae) * per_row))
-    return min(rows, cap) if cap else rows
+    """Rows per chunk: as many as fit `budget` bytes at BYTES_PER_LATENT per latent and `per_row` codes per row (2
+    for a pair), at most `cap`, rounded down so a chunk encodes a multiple of ROW_ALIGN rows (at least ROW_ALIGN)."""
+    step = max(1, ROW_ALIGN // per_row)
+    rows = budget // (BYTES_PER_LATENT * max(1, d_sae) * per_row)
+    if cap:
+        rows = min(rows, cap)
+    return max(step, rows // step * step)
+
+
+def aligned(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Any:
+    """fn(x) (a tensor or a tuple of them, one row per row of x) as computed on x padded with zero rows to a multiple
+    of ROW_ALIGN (see the module doc)."""
+    n = x.shape[0]
+    pad = -n % ROW_ALIGN
+    if pad:
+        x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
+    out = fn(x)
+    return tuple(t[:n] for t in out) if isinstance(out, tuple) else out[:n]
 
 
 def row_chunks(n: int, rows: int) -> Iterator[slice]:
@@ -84,7 +103,7 @@ def reconstruct(sae: SAE, h: torch.Tensor, budget: int = DEFAULT_MEMORY_BUDGET) 
     flat = h.reshape(-1, h.shape[-1])
     dev = sae.W_enc.device
     rows = chunk_rows(sae.d_sae, budget)
-    parts = [from_sae_output(sae(to_sae_input(flat[s].to(dev), sae)), flat[s].to(dev), sae).to(h.dtype)
+    parts = [from_sae_output(aligned(sae, to_sae_input(flat[s].to(dev), sae)), flat[s].to(dev), sae).to(h.dtype)
              for s in row_chunks(flat.shape[0], rows)]
     out = torch.cat(parts) if parts else flat.new_zeros((0, flat.shape[-1]))
     return out.reshape(*h.shape[:-1], out.shape[-1]).to(h.device)

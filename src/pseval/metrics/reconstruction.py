@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, chunk_rows, row_chunks
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, aligned, chunk_rows, row_chunks
 from pseval.saes.base import SAE
 from pseval.saes.conventions import to_sae_input
 
@@ -109,7 +109,7 @@ def reconstruction_metrics(sae: SAE, batches: Iterable[torch.Tensor] | torch.Ten
     for batch in batches:
         for s in row_chunks(batch.shape[0], rows):
             x = to_sae_input(batch[s].to(dev), sae)
-            z, x_hat = sae.encode_decode(x)
+            z, x_hat = aligned(sae.encode_decode, x)
             acc.update(x, z, x_hat)
             del z, x_hat
     return acc.result()

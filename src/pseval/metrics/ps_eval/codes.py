@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pseval.metrics.encoding import chunk_rows, row_chunks
+from pseval.metrics.encoding import aligned, chunk_rows, row_chunks
 
 SIMILARITY_DECIMALS = 6
 
@@ -50,13 +50,15 @@ class PairCodes:
 def top_k_sets(z: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean [rows, d] mask of each row's k largest non-zero entries; ties at the k-th value to the lowest index."""
     k = min(k, z.shape[-1])
-    kth = z.topk(k, dim=-1).values[:, -1:]
-    above = z > kth
-    tied = z == kth
+    active = z != 0
+    ranked = z.masked_fill(~active, float("-inf"))  # zeros are not candidates, even below negative codes
+    kth = ranked.topk(k, dim=-1).values[:, -1:]
+    above = ranked > kth
+    tied = ranked == kth
     room = k - above.sum(-1, keepdim=True)
     # Which tied entries fit: the first `room` of them in index order (cumsum counts ties up to each position).
     keep = tied & (tied.cumsum(-1, dtype=torch.int32) <= room)
-    return (above | keep) & (z != 0)
+    return (above | keep) & active
 
 
 def _cosine(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -88,7 +90,7 @@ def pair_codes(encode: Encoder, acts_1: torch.Tensor, acts_2: torch.Tensor, d_sa
     f1, f2, z1s, z2s, cos, jac = [], [], [], [], [], []
     fires = torch.zeros(d_sae, dtype=torch.long)
     for s in row_chunks(n, rows):
-        z = encode(torch.cat([acts_1[s], acts_2[s]]))
+        z = aligned(encode, torch.cat([acts_1[s], acts_2[s]]))
         m = s.stop - s.start
         a, b = z[:m], z[m:]
         f1.append(a.argmax(-1).cpu())
@@ -117,7 +119,7 @@ def masked_argmax(encode: Encoder, acts: torch.Tensor, excluded: torch.Tensor, d
     rows = chunk_rows(d_sae, budget, cap=max_rows)
     feats, zero = [], []
     for s in row_chunks(acts.shape[0], rows):
-        z = encode(acts[s])
+        z = aligned(encode, acts[s])
         rest = z[:, kept_idx.to(z.device)]
         feats.append(kept_idx[rest.argmax(-1).cpu()])
         zero.append((~(rest != 0).any(-1)).cpu())
