@@ -12,7 +12,10 @@ from click.testing import CliRunner
 from pseval.cli import main
 from pseval.experiments.compare import load_records
 from pseval.experiments.pipeline import _bounds
+from pseval.experiments.report import _cell_intervals, _concentration
+from pseval.experiments.results_table import row_from_record
 from pseval.metrics.ps_eval.intervals import PairArrays, bootstrap_intervals
+from pseval.metrics.statistics import bootstrap_metrics
 from pseval.saes import SAEConfig, SAEMetadata, save_sae
 from pseval.saes.topk import TopKSAE
 
@@ -50,6 +53,14 @@ def test_eval_intervals_differences_and_compare(tmp_path, wic_dev):
     assert records[0].eval_result_metrics.ceiling.share_cosine == 1.0  # the identity's codes are the activations
     assert records[0].eval_result_metrics.ps_eval_robust.excluded_latents == 384  # every neuron is non-zero
     assert records[1].eval_result_metrics.ps_eval_robust.f1 is not None
+
+    # The report's cell table reads these intervals and the concentration flag from the records.
+    rows = [row_from_record(r) for r in records]
+    iv = records[1].eval_result_metrics.ps_eval_intervals
+    assert _cell_intervals(rows[1], 300, 0)["f1"] == (iv.f1_low, iv.f1_high)
+    other = bootstrap_metrics(rows[1].same_sense, rows[1].same_feature, 300, 1)["f1"]
+    assert _cell_intervals(rows[1], 300, 1)["f1"] == (other.low, other.high)  # other resamples: recomputed
+    assert _concentration(rows[0]).endswith("DOMINATED") and "DOMINATED" not in _concentration(rows[1])
 
     # compare over the saved records: same differences as eval printed.
     res = CliRunner().invoke(main, ["compare", str(tmp_path / "a.json"), "--out", str(tmp_path / "cmp.json")])
