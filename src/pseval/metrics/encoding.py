@@ -11,6 +11,7 @@ reconstruction are bit-identical whatever chunk it falls in (tested for every ar
 from __future__ import annotations
 
 import copy
+import ctypes
 import itertools
 import re
 from collections.abc import Callable, Iterator
@@ -80,9 +81,29 @@ def aligned(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Any:
 
 
 def row_chunks(n: int, rows: int) -> Iterator[slice]:
-    """Consecutive slices of `rows` rows covering range(n)."""
+    """Consecutive slices of `rows` rows covering range(n); between chunks, freed memory goes back to the system."""
     for start in range(0, n, rows):
         yield slice(start, min(n, start + rows))
+        if start + rows < n:
+            release_freed_memory()
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc). Chunk-sized tensors under glibc's mmap threshold (up to
+    32 MiB) are allocated on the heap, and freeing them leaves the pages mapped: without this, many chunks of a
+    mid-sized SAE grew RSS by ~1 GiB over a 64 MiB budget (measured: 936 MiB for 384 x 131072, 33 MiB with it)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def cast_sae(sae: SAE, dtype: torch.dtype) -> SAE:
