@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pseval.metrics.ps_eval import PSEvalConfig, score_sae
-from pseval.metrics.ps_eval.intervals import paired_intervals
+from pseval.metrics.ps_eval.intervals import NO_INTERVAL, paired_intervals
 from pseval.metrics.ps_eval.runner import sae_encoder
 from pseval.metrics.statistics import resample_indices, resample_weights
 from tests.metrics.test_encoding_chunks import ARCHS, _pairs, _sae
@@ -32,6 +32,9 @@ def test_paired_difference_of_a_cell_with_itself_is_exactly_zero():
                for k, v in triple.items())
     assert np.isfinite(triple["ps_eval.f1"]).all() and triple["ps_eval.f1"][1] < triple["ps_eval.f1"][2]
     for k, iv in diffs[0].items():
+        if k in NO_INTERVAL:  # a value, no interval
+            assert np.isnan(iv.low) and np.isnan(per_cell[0][k].high) and np.isfinite(per_cell[0][k].value)
+            continue
         assert (iv.value, iv.low, iv.high) == (0.0, 0.0, 0.0) or np.isnan(triple[k][0]), k
     with pytest.raises(ValueError, match="same pairs"):
         b = score_sae(pa, _sae("topk", None)).arrays()

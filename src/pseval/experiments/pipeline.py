@@ -26,7 +26,7 @@ from pseval.metrics.loss_recovered import LossRecovered, loss_recovered
 from pseval.metrics.ps_eval.cache import cached_pair_activations
 from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD, most_common_features
 from pseval.metrics.ps_eval.config import PSEvalConfig
-from pseval.metrics.ps_eval.intervals import PairArrays, bootstrap_intervals, pair_statistics
+from pseval.metrics.ps_eval.intervals import NO_INTERVAL, PairArrays, bootstrap_intervals, pair_statistics
 from pseval.metrics.ps_eval.runner import PairActivations, PSEvalResult, score_sae
 from pseval.metrics.ps_eval.schema import (
     CeilingMetrics,
@@ -153,11 +153,11 @@ def _category(cat: str, values: dict[str, Any], fields: Any) -> dict[str, Any]:
 
 
 def _bounds(cat: str, intervals: dict[str, Interval]) -> dict[str, float | None]:
-    """`<field>_low` / `<field>_high` of every interval of category `cat`."""
+    """`<field>_low` / `<field>_high` of every bounded interval of category `cat`."""
     out: dict[str, float | None] = {}
     for key, iv in intervals.items():
         c, _, f = key.partition(".")
-        if c == cat:
+        if c == cat and key not in NO_INTERVAL:
             out[f"{f}_low"], out[f"{f}_high"] = _nan_to_none(iv.low), _nan_to_none(iv.high)
     return out
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from pseval.errors import DataFormatError
 from pseval.metrics.loss_recovered import LossRecovered
+from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.metrics.reconstruction import ReconstructionMetrics
 
 SCHEMA_VERSION = 3
@@ -132,7 +133,8 @@ class _Concentration(_Flat):
                                             description="share of the 2 x pairs contexts whose top feature is the "
                                                         "most common one")
     effective_top_features: float | None = Field(title="Effective number of top features", description="exp of the "
-                                                 "entropy (natural log) of the top-feature distribution over contexts")
+                                                 "entropy (natural log) of the top-feature distribution over contexts;"
+                                                 " no interval: resampling pairs biases it low")
     same_predictions: int = Field(title="Same predictions", description="pairs predicted same sense (equal top "
                                   "features)")
     same_predictions_top_feature: int = Field(title="Same predictions by the most common feature",
@@ -141,13 +143,15 @@ class _Concentration(_Flat):
     same_by_top_share: float | None = Field(title="Share of same predictions by the most common feature",
                                             description="same_predictions_top_feature / same_predictions; null when "
                                                         "nothing is predicted same")
-    dominated: bool = Field(title="Dominated by one feature", description="top_feature_share exceeds 0.25 (see "
-                            "pseval.metrics.ps_eval.concentration.DOMINANCE_THRESHOLD): read recall and F1 with care")
+    dominated: bool = Field(title="Dominated by one feature", description=f"top_feature_share exceeds "
+                            f"{DOMINANCE_THRESHOLD:g} (pseval.metrics.ps_eval.concentration.DOMINANCE_THRESHOLD): one "
+                            "feature wins that share of all contexts, so recall and F1 say more about it than about "
+                            "the senses")
 
 
+# No interval for effective_top_features: the pair bootstrap biases it low (pseval.metrics.ps_eval.intervals).
 ConcentrationMetrics = _with_bounds("ConcentrationMetrics", _Concentration, {
     "top_feature_share": "Share of the most common top feature",
-    "effective_top_features": "Effective number of top features",
     "same_by_top_share": "Share of same predictions by the most common feature"}, _Concentration.__doc__ or "")
 
 
@@ -189,8 +193,9 @@ class CountMetrics(_Flat):
                                   "different sense")
     contexts_truncated: int = Field(title="Contexts truncated", description="prompts longer than the model "
                                     "takes, cut to a window around the target")
-    all_zero_codes: int = Field(title="All-zero codes", description="contexts whose SAE code was all zero (their "
-                                "top feature is index 0, as in the reference)")
+    all_zero_codes: int = Field(title="All-zero codes", description="contexts whose SAE code has every entry "
+                                "exactly 0 (their top feature is index 0, as in the reference); the argmax is over "
+                                "signed values, so a code with negative entries is not counted")
     dropped_total: int = Field(title="Pairs dropped", description="pairs_read - pairs_valid")
     dropped_target_not_in_context: int = Field(0, title="Dropped: target not found",
                                                description="no span for the target word in a context")
