@@ -82,7 +82,7 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
         git_commit=str(r.git_commit)[:12],
         # The record's own intervals (and the resamples behind them) and concentration, for the report's cell table.
         extra={"bootstrap": (cfg.bootstrap_resamples, cfg.bootstrap_seed),
-               "intervals": {k: getattr(m.ps_eval_intervals, k) for k in m.ps_eval_intervals.model_fields},
+               "intervals": m.ps_eval_intervals.model_dump(),
                "concentration": m.concentration.model_dump()})
 
 
