@@ -19,7 +19,7 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
     assert res.exit_code == 0, res.output
     assert "identity" in res.output and "specificity" in res.output
     rec = json.loads(out.read_text())
-    assert rec["eval_type_id"] == "ps_eval" and rec["schema_version"] == 2
+    assert rec["eval_type_id"] == "ps_eval" and rec["schema_version"] == 3
     m, c = rec["eval_result_metrics"]["ps_eval"], rec["eval_result_metrics"]["counts"]
     assert set(m) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn"}
     assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["pairs_scored"] == len(rec["eval_result_details"])

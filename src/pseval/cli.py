@@ -34,6 +34,7 @@ from pseval.cli_types import (
 from pseval.data.balance import BALANCE_RULES
 from pseval.errors import PsevalError
 from pseval.files import OutputError
+from pseval.metrics.encoding import SCORING_DTYPES, parse_bytes
 from pseval.metrics.ps_eval.config import PROTOCOLS
 from pseval.models.readout import MultiToken, Position, TooLong
 
@@ -156,12 +157,25 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
               help="Tokens of --corpus for loss recovered and KL with the SAE spliced in (0: skip).")
 @click.option("--cache", type=OutputPath(), default=None,
               help="Cache readout activations here; scoring other SAEs on the same pairs then skips the model.")
+@click.option("--top-k", type=POSITIVE, default=8, show_default=True,
+              help="Size of the top-k active sets behind the Jaccard AUC and PS-Eval@k.")
+@click.option("--exclude-dense", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Also report a robust PS-Eval: argmax over the latents non-zero on at most this fraction of the "
+                   "scored contexts (the paper's metric is reported unchanged next to it).")
+@click.option("--dtype", type=click.Choice(SCORING_DTYPES), default="float32", show_default=True,
+              help="Dtype activations and SAE weights are cast to for scoring (half the memory in 16 bits).")
+@click.option("--n-boot", type=POSITIVE, default=1000, show_default=True,
+              help="Bootstrap resamples of the pairs behind every 95% interval.")
+@click.option("--bootstrap-seed", type=SEED, default=0, show_default=True)
+@click.option("--memory-budget", type=Checked("bytes", parse_bytes), default="512MiB", show_default=True,
+              help="Bytes of [rows, d_sae] work per encode chunk (e.g. 256MiB, 2GiB); never changes a result.")
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
              multi_token: str, protocol: str, balance: str, too_long: str, max_pairs: int | None, seed: int,
              device: str,
              out: Path | None, saebench_dir: Path | None, corpus: str, recon_tokens: int, loss_tokens: int,
-             cache: Path | None) -> None:
-    """Score SAEs with PS-Eval on word-in-context pairs and print a table."""
+             cache: Path | None, top_k: int, exclude_dense: float | None, dtype: str, n_boot: int,
+             bootstrap_seed: int, memory_budget: int) -> None:
+    """Score SAEs with PS-Eval on word-in-context pairs and print tables with 95% intervals."""
     from pseval.experiments.evaluate import EvalRequest, run_eval
 
     _remove_debris(out.parent if out is not None and out.suffix == ".json" else out)
@@ -171,7 +185,8 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
                       readout=readout, multi_token=multi_token, protocol=protocol, balance=balance,
                       too_long=too_long, max_pairs=max_pairs, seed=seed,
                       device=device, out=out, saebench_dir=saebench_dir, corpus=corpus, recon_tokens=recon_tokens,
-                      loss_tokens=loss_tokens, cache=cache)
+                      loss_tokens=loss_tokens, cache=cache, top_k=top_k, exclude_dense=exclude_dense, dtype=dtype,
+                      n_boot=n_boot, bootstrap_seed=bootstrap_seed, memory_budget=memory_budget)
     run_eval(req, log=click.echo)
 
 
@@ -180,6 +195,20 @@ def _wic_folder(value: str) -> str:
 
     normalise_spec(f"wic:{value}")
     return value
+
+
+@main.command("compare")
+@click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--n-boot", type=POSITIVE, default=None,
+              help="Bootstrap resamples of the differences (default: the first record's).")
+@click.option("--seed", type=SEED, default=None, help="Bootstrap seed (default: the first record's).")
+@click.option("--out", type=OutputPath(), default=None,
+              help="Also write every statistic and difference with its interval as JSON.")
+def compare_cmd(records: tuple[Path, ...], n_boot: int | None, seed: int | None, out: Path | None) -> None:
+    """Saved PS-Eval results side by side, with paired differences against the first (same pairs required)."""
+    from pseval.experiments.compare import run_compare
+
+    run_compare(list(records), n_boot, seed, out, log=click.echo)
 
 
 @main.command()

@@ -245,7 +245,6 @@ def toml_dir(tmp_path_factory) -> Path:
 @given(field=st.sampled_from(sorted(FIELDS)), value=TOML_VALUES)
 def test_fuzz_sweep_toml_fields(field, value, toml_dir):
     from pseval.data.balance import canonical_balance
-
     from pseval.devices import parse_device
 
     lines = BASE.splitlines()

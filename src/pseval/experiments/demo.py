@@ -11,6 +11,7 @@ import torch
 
 from pseval.experiments.evaluate import output_names, write_records
 from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
+from pseval.experiments.record_tables import with_ci
 from pseval.experiments.results_table import short_dataset
 from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.models.loading import load_model
@@ -21,8 +22,8 @@ from pseval.tables import markdown_table, text_table
 from pseval.training.run import TrainJob, TrainRequest, run_training
 from pseval.training.trainer import TrainConfig
 
-TABLE_COLUMNS = ("sae", "dataset", "pairs", "accuracy", "precision", "recall", "specificity", "f1", "mse", "fvu",
-                 "l0")
+TABLE_COLUMNS = ("sae", "dataset", "pairs", "accuracy", "precision", "recall", "specificity [95% CI]", "f1 [95% CI]",
+                 "AUC cosine [95% CI]", "share of ceiling", "top feature share", "mse", "fvu", "l0")
 
 
 @dataclass
@@ -74,9 +75,16 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
         write_records(records, out / "results" / spec.split(":")[0], output_names(records))
         for rec in records:
             m, rc = rec.eval_result_metrics, rec.eval_result_metrics.reconstruction
+            iv, tf = m.ps_eval_intervals, m.threshold_free
             rows.append({"sae": rec.sae_name, "dataset": short_dataset(spec), "pairs": m.counts.pairs_scored,
                          **m.ps_eval.model_dump(), "mse": rc and rc.mse_per_token, "fvu": rc and rc.fvu,
-                         "l0": rc and rc.l0, "dead": rc and rc.dead_fraction})
+                         "l0": rc and rc.l0, "dead": rc and rc.dead_fraction,
+                         "f1 [95% CI]": with_ci(m.ps_eval.f1, iv.f1_low, iv.f1_high),
+                         "specificity [95% CI]": with_ci(m.ps_eval.specificity, iv.specificity_low,
+                                                         iv.specificity_high),
+                         "AUC cosine [95% CI]": with_ci(tf.auc_cosine, tf.auc_cosine_low, tf.auc_cosine_high),
+                         "share of ceiling": m.ceiling.share_cosine,
+                         "top feature share": m.concentration.top_feature_share})
     write_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in specs])
     log(text_table(rows, TABLE_COLUMNS))
     log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'}")

@@ -9,7 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from pseval.experiments.pipeline import CorpusMetrics, SAEEntry, evaluate, prepare_pairs
+from pseval.experiments.record_tables import (
+    ARGMAX_COLUMNS,
+    CONCENTRATION_COLUMNS,
+    ROBUST_COLUMNS,
+    THRESHOLD_FREE_COLUMNS,
+    argmax_rows,
+    compare_records,
+    concentration_rows,
+    difference_columns,
+    difference_rows,
+    robust_rows,
+    threshold_free_rows,
+)
 from pseval.files import check_writable, write_atomic
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, scoring_dtype
 from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.readout import ReadoutConfig
@@ -21,7 +35,6 @@ from pseval.tables import text_table
 
 DEFAULT_HOOK = "blocks.3.hook_resid_post"
 DEFAULT_DATA = "wordnet:max_per_lemma=2,balance=1"
-COLUMNS = ("sae", "hook", "pairs", "accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn")
 RECON_COLUMNS = ("mse", "fvu", "l0", "dead", "loss_rec")
 
 
@@ -47,12 +60,20 @@ class EvalRequest:
     recon_tokens: int = 0  # tokens of `corpus` for MSE / FVU / L0 / dead fraction next to PS-Eval
     loss_tokens: int = 0  # tokens of `corpus` for loss recovered and KL
     cache: Path | None = None  # readout-activation cache: scoring more SAEs later skips the model
+    top_k: int = 8  # size of the top-k active sets (Jaccard AUC, PS-Eval@k)
+    exclude_dense: float | None = None  # robust variant: leave out latents non-zero on more than this fraction
+    dtype: str = "float32"  # scoring dtype of activations and SAE weights
+    n_boot: int = 1000  # bootstrap resamples of every interval
+    bootstrap_seed: int = 0
+    memory_budget: int = DEFAULT_MEMORY_BUDGET  # bytes per encode chunk (never changes a result)
 
     def ps_eval_config(self) -> PSEvalConfig:
         """The PS-Eval settings of the request."""
         return PSEvalConfig(readout=ReadoutConfig(position=self.readout, multi_token=self.multi_token,  # type: ignore[arg-type]
                                                   too_long=self.too_long),  # type: ignore[arg-type]
-                            balance=self.balance, seed=self.seed, protocol=self.protocol)  # type: ignore[arg-type]
+                            balance=self.balance, seed=self.seed, protocol=self.protocol,  # type: ignore[arg-type]
+                            top_k=self.top_k, exclude_dense=self.exclude_dense, dtype=self.dtype,  # type: ignore[arg-type]
+                            n_boot=self.n_boot, bootstrap_seed=self.bootstrap_seed, memory_budget=self.memory_budget)
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:
@@ -88,10 +109,10 @@ def _entries(req: EvalRequest, loaded: dict[str, SAE], d_model: int) -> list[SAE
 
 
 def record_row(rec: PSEvalRecord) -> dict[str, Any]:
-    """One table row of a record: SAE, hook, pairs scored, the PS-Eval numbers and any reconstruction figures."""
+    """One table row of a record: SAE, hook, pairs scored, the argmax PS-Eval numbers with their intervals and any
+    reconstruction figures."""
+    row = argmax_rows([rec])[0]
     m = rec.eval_result_metrics
-    row: dict[str, Any] = {"sae": rec.sae_name, "hook": rec.eval_config.hook_name, "pairs": m.counts.pairs_scored,
-                           **m.ps_eval.model_dump()}
     if m.reconstruction is not None and m.reconstruction.tokens:
         row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
                    dead=m.reconstruction.dead_fraction)
@@ -101,8 +122,8 @@ def record_row(rec: PSEvalRecord) -> dict[str, Any]:
 
 
 def table_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The table's columns: the PS-Eval ones, and the reconstruction ones that some row has."""
-    return COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
+    """The table's columns: the argmax PS-Eval ones, and the reconstruction ones that some row has."""
+    return ARGMAX_COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
 
 
 def output_names(records: Sequence[PSEvalRecord]) -> list[str]:
@@ -139,6 +160,40 @@ def write_records(records: Sequence[PSEvalRecord], out: Path, names: Sequence[st
     return paths
 
 
+def log_tables(records: Sequence[PSEvalRecord], log: Callable[[str], Any]) -> None:
+    """The eval output: pair counts, then the argmax PS-Eval, threshold-free / ceiling, concentration, robust and
+    (several records) paired-difference tables, every number with its 95% interval."""
+    if not records:
+        return
+    c = records[0].eval_result_metrics.counts
+    cfg = records[0].eval_config
+    dropped = {k.removeprefix("dropped_"): v for k, v in c.model_dump().items()
+               if k.startswith("dropped_") and k != "dropped_total" and v}
+    log(f"pairs read {c.pairs_read}, valid {c.pairs_valid}, scored {c.pairs_scored}, dropped {dropped}")
+    log(f"95% intervals: pairs resampled {cfg.bootstrap_resamples} times, seed {cfg.bootstrap_seed}")
+    for rec in records:
+        lr = rec.eval_result_metrics.loss_recovered
+        where = f"{rec.sae_name} at {rec.eval_config.hook_name}"
+        if lr is not None and not lr.available:
+            log(f"loss recovered unavailable for {where}: {lr.reason}")
+        elif lr is not None and lr.reason:
+            log(f"loss recovered for {where} is on the {lr.objective} objective: {lr.reason}")
+    rows = [record_row(r) for r in records]
+    log("PS-Eval (the paper's argmax metric)\n" + text_table(rows, table_columns(rows)))
+    log("Threshold-free: ROC-AUC of per-pair code similarities; ceiling = the same on the raw activations; "
+        "share = (AUC - 0.5) / (ceiling - 0.5)\n" + text_table(threshold_free_rows(records), THRESHOLD_FREE_COLUMNS))
+    log("Top-feature concentration\n" + text_table(concentration_rows(records), CONCENTRATION_COLUMNS))
+    robust = robust_rows(records)
+    if robust:
+        log("Dense-feature-robust PS-Eval (argmax over the latents non-zero on at most the given fraction of the "
+            "scored contexts; the paper's metric above is unchanged)\n" + text_table(robust, ROBUST_COLUMNS))
+    if len(records) > 1:
+        names = [f"{r.sae_name}@{r.eval_config.hook_name}" for r in records]
+        diff = difference_rows(compare_records(records, names))
+        log(f"Paired differences against {names[0]} (same pairs resampled together; * = interval excludes 0)\n"
+            + text_table(diff, difference_columns(diff)))
+
+
 def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEvalRecord]:
     """Run the evaluation, print a table, write JSON; returns the result records."""
     from pseval.models.loading import load_model
@@ -150,7 +205,9 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         check_writable(req.saebench_dir, is_dir=True)
     cfg = req.ps_eval_config()
     data = prepare_pairs(req.data, req.max_pairs, req.seed)
-    loaded = {s: load_sae(s).to(req.device) for s in dict.fromkeys(req.saes) if s != "identity"}
+    # Scored in cfg.dtype: converted once here (in place: these SAEs are this run's own), not copied per cell.
+    dtype = scoring_dtype(cfg.dtype)
+    loaded = {s: load_sae(s, dtype=dtype, device=req.device) for s in dict.fromkeys(req.saes) if s != "identity"}
     lm = load_model(req.model, device=req.device)
     entries = _entries(req, loaded, lm.d_model)
     hooks = list(dict.fromkeys(e.hook for e in entries))
@@ -159,23 +216,7 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
     records = evaluate(lm, req.model, entries, data, cfg, CorpusMetrics(req.corpus, req.recon_tokens,
                                                                         req.loss_tokens),
                        cache_dir=req.cache, progress=True)
-    rows = []
-    for rec in records:
-        row = record_row(rec)
-        lr = rec.eval_result_metrics.loss_recovered
-        if lr is not None:
-            if not lr.available:
-                log(f"loss recovered unavailable for {rec.sae_name} at {row['hook']}: {lr.reason}")
-            elif lr.reason:
-                log(f"loss recovered for {rec.sae_name} at {row['hook']} is on the {lr.objective} objective: "
-                    f"{lr.reason}")
-        rows.append(row)
-    if records:
-        c = records[0].eval_result_metrics.counts
-        dropped = {k.removeprefix("dropped_"): v for k, v in c.model_dump().items()
-                   if k.startswith("dropped_") and k != "dropped_total" and v}
-        log(f"pairs read {c.pairs_read}, valid {c.pairs_valid}, scored {c.pairs_scored}, dropped {dropped}")
-    log(text_table(rows, table_columns(rows)))
+    log_tables(records, log)
     if req.out is not None and records:
         write_records(records, req.out)
         log(f"wrote {req.out}")

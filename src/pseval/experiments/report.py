@@ -16,6 +16,7 @@ from pseval.experiments.claims import Claim, evaluate_claims
 from pseval.experiments.results_table import CellRow, rows_from_records, short_dataset
 from pseval.experiments.store import SWEEP_FILE, ResultsStore
 from pseval.files import write_json_atomic, write_text_atomic
+from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.tables import fmt, markdown_table
@@ -65,23 +66,44 @@ def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list
     return panels
 
 
+def _cell_intervals(r: CellRow, n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
+    """(low, high) of F1 and specificity: the record's own when it used the report's resamples, else recomputed."""
+    if r.extra.get("bootstrap") == (n_boot, seed):
+        iv = r.extra["intervals"]
+        return {m: (iv[f"{m}_low"], iv[f"{m}_high"]) for m in ("f1", "specificity")}
+    ci = bootstrap_metrics(r.same_sense, r.same_feature, n_boot, seed)
+    return {m: (ci[m].low, ci[m].high) for m in ("f1", "specificity")}
+
+
+def _concentration(r: CellRow) -> str:
+    """The most common top feature's share of contexts, flagged when one feature dominates."""
+    c = r.extra.get("concentration")
+    if not c:
+        return "-"
+    return f"{fmt(c['top_feature_share'])} (#{c['top_feature']})" + (" DOMINATED" if c["dominated"] else "")
+
+
 def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
     out = []
     for r in panel.rows:
-        ci = bootstrap_metrics(r.same_sense, r.same_feature, n_boot, seed)
+        ci = _cell_intervals(r, n_boot, seed)
         out.append({"hook": r.hook, "sae": r.sae, "pairs": len(r.same_sense),
-                    "F1 [95% CI]": f"{fmt(ci['f1'].value)} [{fmt(ci['f1'].low)}, {fmt(ci['f1'].high)}]",
-                    "specificity [95% CI]": f"{fmt(ci['specificity'].value)} [{fmt(ci['specificity'].low)}, "
-                                            f"{fmt(ci['specificity'].high)}]",
+                    "F1 [95% CI]": f"{fmt(r.metrics['f1'])} [{fmt(ci['f1'][0])}, {fmt(ci['f1'][1])}]",
+                    "specificity [95% CI]": f"{fmt(r.metrics['specificity'])} [{fmt(ci['specificity'][0])}, "
+                                            f"{fmt(ci['specificity'][1])}]",
                     "precision": r.metrics["precision"], "recall": r.metrics["recall"],
-                    "accuracy": r.metrics["accuracy"], "MSE": r.recon.get("mse_per_token"), "FVU": r.recon.get("fvu"),
+                    "accuracy": r.metrics["accuracy"], "top feature share": _concentration(r),
+                    "MSE": r.recon.get("mse_per_token"), "FVU": r.recon.get("fvu"),
                     "L0": r.recon.get("l0"), "dead": r.recon.get("dead_fraction"),
                     "loss rec.": r.loss_recovered.get("loss_recovered_zero") if r.loss_recovered else None})
     return out
 
 
 CELL_COLUMNS = ("hook", "sae", "pairs", "F1 [95% CI]", "specificity [95% CI]", "precision", "recall", "accuracy",
-                "MSE", "FVU", "L0", "dead", "loss rec.")
+                "top feature share", "MSE", "FVU", "L0", "dead", "loss rec.")
+CONCENTRATION_NOTE = (f"top feature share = the share of contexts whose argmax is the most common feature (#id); "
+                      f"DOMINATED above {DOMINANCE_THRESHOLD:g}: that cell's recall and F1 come largely from one "
+                      "feature, not from separated senses")
 
 
 def loss_note(panel: Panel) -> str:
@@ -199,7 +221,7 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
             h.append(f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,"
                      f"{base64.b64encode(png).decode()}'></p>")
         cells = _cell_rows(p, n_boot, seed)
-        note = loss_note(p)
+        note = ". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x)
         md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), "", note, ""]
         h.append(f"<h3>Every cell</h3>{_html_table(cells, CELL_COLUMNS)}<p>{html.escape(note)}</p>")
         who, target_rows = _target_rows(p)

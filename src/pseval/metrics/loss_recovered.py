@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, reconstruct
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.extract import pad_batch, pad_token_id
 from pseval.models.loading import LoadedModel
 from pseval.models.splice import spliced
 from pseval.saes.base import SAE
-from pseval.saes.conventions import from_sae_output, to_sae_input
 
 
 class LossRecovered(BaseModel):
@@ -103,7 +103,7 @@ def _batches(lm: LoadedModel, texts: Iterable[str], max_tokens: int, context_siz
 @torch.inference_mode()
 def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], max_tokens: int = 20_000,
                    context_size: int = 128, batch_texts: int = 32, mask_prob: float = 0.15,
-                   seed: int = 0) -> LossRecovered:
+                   seed: int = 0, budget: int = DEFAULT_MEMORY_BUDGET) -> LossRecovered:
     """Next-token CE (causal LMs) or masked-token CE (masked LMs) with the SAE, zero and mean ablation spliced in.
 
     An encoder that ships no masked-LM head (MiniLM) falls back to its own output: the loss is the cosine distance
@@ -161,7 +161,7 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
             return model(**model_inputs(input_ids, attn, lm.is_causal))
 
     if objective == "sentence_embedding":
-        return _embedding_recovered(prepared, forward, state, mean, sae, reason)
+        return _embedding_recovered(prepared, forward, state, mean, sae, reason, budget)
 
     def losses(replace: object | None) -> tuple[float, int, list[torch.Tensor]]:
         ce, n, logps = 0.0, 0, []
@@ -179,7 +179,7 @@ def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], m
     clean, n, clean_lp = losses(None)
     if n == 0:
         return LossRecovered(available=False, reason="no target tokens in the texts", objective=objective, tokens=0)
-    with_sae, _, sae_lp = losses(_sae_replace(sae, dev))
+    with_sae, _, sae_lp = losses(_sae_replace(sae, dev, budget))
     zero, _, zero_lp = losses(lambda h: torch.zeros_like(h))
     mean_abl, _, _ = losses(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
 
@@ -199,14 +199,15 @@ def _recovered(ablated: float, with_sae: float, clean: float) -> float:
     return (ablated - with_sae) / (ablated - clean) if ablated != clean else math.nan
 
 
-def _sae_replace(sae: SAE, dev: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The hook activation replaced by the SAE's reconstruction, in the model's activation convention."""
+def _sae_replace(sae: SAE, dev: torch.device, budget: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The hook activation replaced by the SAE's reconstruction, in the model's activation convention and dtype,
+    encoded in chunks of `budget` bytes."""
     sae_dev = sae.to(dev)
-    return lambda h: from_sae_output(sae_dev(to_sae_input(h, sae_dev)), h, sae_dev)
+    return lambda h: reconstruct(sae_dev, h, budget)
 
 
 def _embedding_recovered(prepared: list, forward: Callable[..., Any], state: dict[str, torch.Tensor],
-                         mean: torch.Tensor | None, sae: SAE, reason: str | None) -> LossRecovered:
+                         mean: torch.Tensor | None, sae: SAE, reason: str | None, budget: int) -> LossRecovered:
     """Loss recovered with loss = 1 - cos(clean, spliced) of the attention-masked mean of the last hidden state."""
     clean_emb = []
     for input_ids, attn, content, _, _ in prepared:
@@ -224,7 +225,7 @@ def _embedding_recovered(prepared: list, forward: Callable[..., Any], state: dic
         return total / max(n_texts, 1)
 
     dev = prepared[0][0].device if prepared else torch.device("cpu")
-    with_sae = distance(_sae_replace(sae, dev))
+    with_sae = distance(_sae_replace(sae, dev, budget))
     zero = distance(lambda h: torch.zeros_like(h))
     mean_abl = distance(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
     return LossRecovered(available=True, reason=reason, objective="sentence_embedding", tokens=tokens, clean_loss=0.0,

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, aligned, chunk_rows, row_chunks
 from pseval.saes.base import SAE, module_device
 from pseval.saes.conventions import to_sae_input
 
@@ -59,20 +60,21 @@ class ReconstructionAccumulator:
     @torch.no_grad()
     def update(self, x: torch.Tensor, z: torch.Tensor, x_hat: torch.Tensor) -> None:
         """Add one batch of inputs, latents and reconstructions."""
-        x, z, x_hat = x.double().cpu(), z.double().cpu(), x_hat.double().cpu()
+        # [rows, d] tensors in float64; the [rows, d_sae] latents stay where and as they are (float64 sums only).
+        x, x_hat = x.double().cpu(), x_hat.double().cpu()
         self.n += x.shape[0]
         self.sse += float((x - x_hat).pow(2).sum())
         self.sum_x += x.sum(0)
         self.sum_sq_x += float(x.pow(2).sum())
         active = z != 0
         self.l0 += float(active.sum())
-        self.l1 += float(z.abs().sum())
+        self.l1 += float(z.abs().sum(dtype=torch.float64))
         xn, hn = x.norm(dim=1), x_hat.norm(dim=1)
         self.cos += float(((x * x_hat).sum(1) / (xn * hn).clamp_min(1e-30)).sum())
         self.l2_ratio += float((hn / xn.clamp_min(1e-30)).sum())
         self.sq_hat += float(hn.pow(2).sum())
         self.dot += float((x * x_hat).sum())
-        self.fires += active.sum(0)
+        self.fires += active.sum(0).cpu()
 
     def result(self) -> ReconstructionMetrics:
         """Metrics over everything fed so far."""
@@ -95,16 +97,19 @@ class ReconstructionAccumulator:
 
 
 @torch.no_grad()
-def reconstruction_metrics(sae: SAE, batches: Iterable[torch.Tensor] | torch.Tensor,
-                           batch_size: int = 4096) -> ReconstructionMetrics:
-    """Metrics of an SAE over activations given as one tensor or an iterable of batches."""
+def reconstruction_metrics(sae: SAE, batches: Iterable[torch.Tensor] | torch.Tensor, batch_size: int = 4096,
+                           budget: int = DEFAULT_MEMORY_BUDGET) -> ReconstructionMetrics:
+    """Metrics of an SAE over activations given as one tensor or an iterable of batches; every batch is encoded in
+    chunks of at most `batch_size` rows and `budget` bytes of [rows, d_sae] work."""
     acc = ReconstructionAccumulator(sae.d_in, sae.d_sae)
     dev = module_device(sae)
+    rows = chunk_rows(sae.d_sae, budget, cap=batch_size)
     if isinstance(batches, torch.Tensor):
-        data = batches
-        batches = (data[i:i + batch_size] for i in range(0, data.shape[0], batch_size))
-    for x in batches:
-        x = to_sae_input(x.to(dev), sae)
-        z, x_hat = sae.encode_decode(x)
-        acc.update(x, z, x_hat)
+        batches = (batches,)
+    for batch in batches:
+        for s in row_chunks(batch.shape[0], rows):
+            x = to_sae_input(batch[s].to(dev), sae)
+            z, x_hat = aligned(sae.encode_decode, x)
+            acc.update(x, z, x_hat)
+            del z, x_hat
     return acc.result()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -145,3 +145,28 @@ def breakdown(same_sense: np.ndarray, same_feature: np.ndarray, groups: Sequence
         c = Confusion.from_predictions(same_sense[idx].tolist(), same_feature[idx].tolist())
         out[g] = {"pairs": len(idx), **{m: getattr(c, m) for m in METRICS}}
     return out
+
+
+def percentile_interval(point: float, replicates: np.ndarray, level: float = 0.95) -> Interval:
+    """The percentile interval of bootstrap replicates (non-finite replicates left out) around a point value."""
+    return _interval(point, np.asarray(replicates, dtype=np.float64), level)
+
+
+def resample_weights(n: int, n_boot: int, seed: int, max_elements: int = 2**21) -> Iterator[np.ndarray]:
+    """How often each of n pairs is drawn in each of n_boot resamples, as float64 blocks [b, n] of consecutive
+    resamples (b * n <= max_elements); the draws are exactly `resample_indices(n, n_boot, seed)`'s, row by row."""
+    rng = np.random.default_rng(seed)
+    step = max(1, max_elements // max(1, n))
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        flat = (idx + n * np.arange(b)[:, None]).ravel()
+        yield np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def weighted_metrics(same_sense: np.ndarray, same_feature: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Every PS-Eval metric for each row of pair weights w [b, n] (bootstrap draw counts, or ones for the sample)."""
+    y = np.asarray(same_sense, dtype=bool)
+    p = np.asarray(same_feature, dtype=bool)
+    tp, fn, fp, tn = (w @ (a & b).astype(np.float64) for a, b in ((y, p), (y, ~p), (~y, p), (~y, ~p)))
+    return metrics_from_counts(tp, fp, tn, fn)

@@ -19,12 +19,14 @@ from pseval.metrics.ps_eval.runner import PairActivations, collect_pair_activati
 from pseval.models.loading import LoadedModel
 
 # Settings that change how the work is batched, never its result.
-NON_RESULT_SETTINGS = ("max_tokens", "encode_chunk")
+NON_RESULT_SETTINGS = ("max_tokens", "encode_chunk", "memory_budget")
+# Settings of how SAE codes are scored: they change the numbers, not the activations collected.
+SCORING_SETTINGS = ("top_k", "exclude_dense", "dtype", "n_boot", "bootstrap_seed")
 
 
 def cache_key(model_name: str, hook: str, data_hash: str, cfg: PSEvalConfig) -> str:
     """Everything that changes the collected activations."""
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in NON_RESULT_SETTINGS}
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in NON_RESULT_SETTINGS + SCORING_SETTINGS}
     blob = json.dumps({"model": model_name, "hook": hook, "data": data_hash, **settings}, sort_keys=True,
                       default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]

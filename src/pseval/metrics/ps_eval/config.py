@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 
 from pseval.data.balance import Balance, canonical_balance
 from pseval.errors import ConfigError
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, ScoringDtype, scoring_dtype
 from pseval.models.readout import PAPER_TEMPLATE, ReadoutConfig
 
 # pseval: pseval's readout (the target located by character offsets, wherever the config says) and balancing.
@@ -25,11 +26,31 @@ class PSEvalConfig:
     balance: Balance = "reference"
     seed: int = 0
     max_tokens: int = 16384
-    encode_chunk: int = 4096
+    encode_chunk: int = 4096  # most pairs encoded at once (the memory budget may allow fewer)
     protocol: Protocol = "pseval"
+    # Scoring: size of the top-k active sets (Jaccard, PS-Eval@k); latents firing on more than this fraction of the
+    # scored contexts left out of the robust variant's argmax (None: no robust variant); the dtype codes are
+    # computed in; bootstrap resamples and seed of every interval.
+    top_k: int = 8
+    exclude_dense: float | None = None
+    dtype: ScoringDtype = "float32"
+    n_boot: int = 1000
+    bootstrap_seed: int = 0
+    # Bytes of transient [rows, d_sae] work per encode chunk: changes how the work is cut, never a result.
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "balance", canonical_balance(self.balance))
+        scoring_dtype(self.dtype)
+        if self.top_k < 1:
+            raise ConfigError(f"top_k={self.top_k}; must be at least 1")
+        if self.exclude_dense is not None and not 0 < self.exclude_dense < 1:
+            raise ConfigError(f"exclude_dense={self.exclude_dense}; must be a fraction strictly between 0 and 1")
+        if self.n_boot < 1:
+            raise ConfigError(f"n_boot={self.n_boot}; must be at least 1")
+        if self.memory_budget < 1 or self.encode_chunk < 1:
+            raise ConfigError(f"memory_budget={self.memory_budget}, encode_chunk={self.encode_chunk}; must be "
+                              "positive")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol={self.protocol!r}; expected one of {', '.join(PROTOCOLS)}")
         if self.protocol == "reference":

@@ -13,7 +13,11 @@ from pseval.data.balance import balance_pairs
 from pseval.data.pairs import WordInContextPair
 from pseval.errors import PsevalError, SAEFormatError
 from pseval.metrics.confusion import Confusion
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, cast_sae, scoring_dtype
+from pseval.metrics.ps_eval.codes import Encoder, PairCodes, masked_argmax, pair_codes
 from pseval.metrics.ps_eval.config import PSEvalConfig
+from pseval.metrics.ps_eval.intervals import PairArrays, bootstrap_intervals, pair_statistics
+from pseval.metrics.statistics import Interval
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import plan_pairs
@@ -35,8 +39,23 @@ class PairActivations:
 
 
 @dataclass
+class RobustResult:
+    """The dense-feature-robust variant: argmax over the latents that fire on at most `exclude_dense` of the
+    scored contexts (the paper's metric is untouched); features are None when every latent is that dense."""
+
+    exclude_dense: float
+    excluded: int  # latents left out
+    reference_contexts: int  # contexts the firing rates were measured on (both contexts of every scored pair)
+    features_1: torch.Tensor | None
+    features_2: torch.Tensor | None
+    all_zero_codes: int  # contexts whose code was all exactly 0 on the remaining latents
+    confusion: Confusion | None
+
+
+@dataclass
 class PSEvalResult:
-    """Confusion, metrics, counts and the reference's feature-cosine statistics for one SAE."""
+    """Confusion, metrics, counts, the reference's feature-cosine statistics, and the per-pair readings the
+    threshold-free, ceiling, concentration and robust statistics are computed from, for one SAE."""
 
     confusion: Confusion
     counts: dict[str, object]
@@ -45,11 +64,43 @@ class PSEvalResult:
     cosine: dict[str, float]
     pair_cos_enc: torch.Tensor  # per pair: cosine of the W_enc columns of the two top features
     pair_cos_dec: torch.Tensor  # per pair: cosine of the W_dec rows of the two top features
+    codes: PairCodes | None = None  # per pair: cosine and top-k Jaccard of the codes; per latent: firing counts
+    raw: PairCodes | None = None  # the same on the raw activations: the representation's ceiling
+    robust: RobustResult | None = None
+    top_k: int = 8
+    same_sense: torch.Tensor | None = None
 
     @property
     def metrics(self) -> dict[str, float | int]:
         """The nine PS-Eval numbers."""
         return self.confusion.metrics()
+
+    @property
+    def confusion_at_k(self) -> Confusion:
+        """PS-Eval@k: predicted "same" when the two contexts' top-k active sets share a latent."""
+        assert self.codes is not None and self.same_sense is not None
+        return Confusion.from_predictions(self.same_sense.tolist(), (self.codes.jaccard > 0).tolist())
+
+    def arrays(self) -> PairArrays:
+        """The per-pair arrays every statistic and interval is computed from."""
+        assert self.codes is not None and self.raw is not None and self.same_sense is not None
+        rb = self.robust
+        robust = rb is not None and rb.features_1 is not None and rb.features_2 is not None
+        return PairArrays(
+            same_sense=self.same_sense.numpy().astype(bool), feature_1=self.features_1.numpy(),
+            feature_2=self.features_2.numpy(), cosine=self.codes.cosine, jaccard=self.codes.jaccard,
+            raw_cosine=self.raw.cosine, raw_jaccard=self.raw.jaccard,
+            enc_cos=self.pair_cos_enc.double().numpy(), dec_cos=self.pair_cos_dec.double().numpy(),
+            robust_1=rb.features_1.numpy() if robust else None,  # type: ignore[union-attr]
+            robust_2=rb.features_2.numpy() if robust else None)  # type: ignore[union-attr]
+
+    def statistics(self) -> dict[str, float]:
+        """Every statistic's value (names `category.field`, see pseval.metrics.ps_eval.intervals)."""
+        return {k: float(v[0]) for k, v in pair_statistics(self.arrays()).items()}
+
+    def intervals(self, n_boot: int = 1000, seed: int = 0) -> dict[str, Interval]:
+        """Every statistic with its seeded pair-bootstrap 95% interval."""
+        return bootstrap_intervals(self.arrays(), n_boot, seed)
 
 
 def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair], hooks: Sequence[str],
@@ -117,35 +168,41 @@ def check_sae_fits(sae: SAE, d: int, hook: str, model_name: str | None = None) -
         warnings.warn(f"SAE was trained on model {meta.model_name!r} but is applied to {model_name!r}", stacklevel=2)
 
 
-@torch.inference_mode()
-def top_features(sae: SAE, acts: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Argmax latent per row (ties and all-zero codes go to the lowest index) and whether the code was all zero."""
-    feats, zero = [], []
+def sae_encoder(sae: SAE, convention: str = HF) -> Encoder:
+    """Raw activations (in the model's `convention`) -> the SAE's codes: its input convention, device and dtype,
+    then encode."""
     dev = module_device(sae)
-    for start in range(0, acts.shape[0], chunk):
-        z = sae.encode(acts[start:start + chunk].to(dev))
-        feats.append(z.argmax(dim=-1).cpu())
-        zero.append((z == 0).all(dim=-1).cpu())
-    if not feats:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.bool)
-    return torch.cat(feats), torch.cat(zero)
+    w_enc = getattr(sae, "W_enc", None)  # an object's own encode casts for itself when it has no W_enc
+    return lambda x: sae.encode(to_sae_input(x.to(dev), sae, convention).to(w_enc.dtype if w_enc is not None
+                                                                             else x.dtype))
+
+
+def top_features(sae: SAE, acts: torch.Tensor, budget: int = DEFAULT_MEMORY_BUDGET,
+                 convention: str = HF) -> tuple[torch.Tensor, torch.Tensor]:
+    """Argmax latent per row over signed code values (ties and all-zero codes go to the lowest index) and whether the
+    code was all exactly 0; encoded in chunks of `budget` bytes."""
+    return masked_argmax(sae_encoder(sae, convention), acts, torch.zeros(sae.d_sae, dtype=torch.bool), sae.d_sae,
+                         budget)
 
 
 def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor,
              same: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """Cosine of the W_enc columns and W_dec rows of the two top features: per-label means (as the reference)
     and per-pair values; NaN where the SAE has no such weight (a module with only `encode`)."""
-    def pair_cos(rows: torch.Tensor | None) -> torch.Tensor:
+    def pair_cos(rows: torch.Tensor | None, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
         if rows is None:
             return torch.full((len(f1),), float("nan"))
         # contiguous: the same numbers whatever layout the weight came in (a transposed view or not)
-        rows = torch.nn.functional.normalize(rows.detach().float().cpu().contiguous(), dim=1)
-        return (rows[f1] * rows[f2]).sum(-1)
+        rows = torch.nn.functional.normalize(rows.float().cpu().contiguous(), dim=1)
+        return (rows[u1] * rows[u2]).sum(-1)
 
     with torch.no_grad():
+        # Only the columns/rows of the features that won somewhere: never a copy of the whole dictionary.
+        used, inv = torch.unique(torch.cat([f1, f2]), return_inverse=True)
+        u1, u2 = inv[:len(f1)], inv[len(f1):]
         w_enc, w_dec = getattr(sae, "W_enc", None), getattr(sae, "W_dec", None)
-        cos_enc = pair_cos(w_enc.T if w_enc is not None else None)
-        cos_dec = pair_cos(w_dec)
+        cos_enc = pair_cos(None if w_enc is None else w_enc.detach()[:, used.to(w_enc.device)].T, u1, u2)
+        cos_dec = pair_cos(None if w_dec is None else w_dec.detach()[used.to(w_dec.device)], u1, u2)
     out = {}
     for label, mask in (("same", same), ("different", ~same)):
         out[f"enc_cos_{label}"] = float(cos_enc[mask].mean()) if mask.any() else float("nan")
@@ -155,14 +212,36 @@ def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor,
 
 def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
               model_name: str | None = None) -> PSEvalResult:
-    """PS-Eval of one SAE on collected activations: confusion, metrics, counts, cosines."""
+    """PS-Eval of one SAE on collected activations: the paper's argmax confusion, counts and cosines, and from the
+    same encode pass the code similarities (cosine, top-k Jaccard), the raw-activation ceiling and, when
+    cfg.exclude_dense is set, the dense-feature-robust argmax (a second pass over the codes)."""
     cfg = cfg or PSEvalConfig()
     check_sae_fits(sae, pa.acts_1.shape[1], pa.hook, model_name)
-    f1, z1 = top_features(sae, to_sae_input(pa.acts_1, sae, pa.convention), cfg.encode_chunk)
-    f2, z2 = top_features(sae, to_sae_input(pa.acts_2, sae, pa.convention), cfg.encode_chunk)
-    same_feature = (f1 == f2).tolist()
-    confusion = Confusion.from_predictions(pa.same_sense.tolist(), same_feature)
+    dtype = scoring_dtype(cfg.dtype)
+    sae = cast_sae(sae, dtype)
+    encode = sae_encoder(sae, pa.convention)
+    codes = pair_codes(encode, pa.acts_1, pa.acts_2, sae.d_sae, cfg.top_k, cfg.memory_budget, cfg.encode_chunk)
+    f1, f2 = codes.feature_1, codes.feature_2
+    confusion = Confusion.from_predictions(pa.same_sense.tolist(), (f1 == f2).tolist())
     counts = dict(pa.counts)
-    counts["all_zero_codes"] = int(z1.sum() + z2.sum())
+    counts["all_zero_codes"] = int(codes.zero_1.sum() + codes.zero_2.sum())
     means, cos_enc, cos_dec = _cosines(sae, f1, f2, pa.same_sense)
-    return PSEvalResult(confusion, counts, f1, f2, means, cos_enc, cos_dec)
+    raw = pair_codes(lambda x: x.to(dtype), pa.acts_1, pa.acts_2, pa.acts_1.shape[1], cfg.top_k, cfg.memory_budget,
+                     cfg.encode_chunk)
+    robust = None if cfg.exclude_dense is None else _robust(encode, pa, codes, sae.d_sae, cfg)
+    return PSEvalResult(confusion, counts, f1, f2, means, cos_enc, cos_dec, codes=codes, raw=raw, robust=robust,
+                        top_k=cfg.top_k, same_sense=pa.same_sense)
+
+
+def _robust(encode: Encoder, pa: PairActivations, codes: PairCodes, d_sae: int, cfg: PSEvalConfig) -> RobustResult:
+    """Leave out the latents non-zero on more than cfg.exclude_dense of the scored contexts; argmax over the rest."""
+    assert cfg.exclude_dense is not None
+    n_ctx = codes.contexts
+    dense = codes.fires.double() > cfg.exclude_dense * n_ctx if n_ctx else torch.zeros(d_sae, dtype=torch.bool)
+    excluded = int(dense.sum())
+    if excluded == d_sae:
+        return RobustResult(cfg.exclude_dense, excluded, n_ctx, None, None, 0, None)
+    r1, z1 = masked_argmax(encode, pa.acts_1, dense, d_sae, cfg.memory_budget, cfg.encode_chunk)
+    r2, z2 = masked_argmax(encode, pa.acts_2, dense, d_sae, cfg.memory_budget, cfg.encode_chunk)
+    confusion = Confusion.from_predictions(pa.same_sense.tolist(), (r1 == r2).tolist())
+    return RobustResult(cfg.exclude_dense, excluded, n_ctx, r1, r2, int(z1.sum() + z2.sum()), confusion)

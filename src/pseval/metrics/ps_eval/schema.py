@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from pseval.errors import DataFormatError
 from pseval.metrics.loss_recovered import LossRecovered
+from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.metrics.reconstruction import ReconstructionMetrics
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EVAL_TYPE_ID = "ps_eval"
 # pseval is not SAEBench: the field SAEBench requires says so rather than inventing a commit.
 NOT_SAE_BENCH = "none (written by pseval, not by SAEBench)"
@@ -60,6 +61,124 @@ class FeatureCosineMetrics(_Flat):
                                             description="the same over different-sense pairs")
 
 
+def _with_bounds(name: str, base: type[_Flat], fields: dict[str, str], doc: str) -> type[_Flat]:
+    """`base` plus `<field>_low` and `<field>_high` for each field (name -> title): its 95% pair-bootstrap
+    interval."""
+    extra: dict[str, Any] = {}
+    for f, title in fields.items():
+        for end, word in (("low", "lower"), ("high", "upper")):
+            extra[f"{f}_{end}"] = (float | None, Field(
+                None, title=f"{title}, 95% CI {word} end", description=f"{word} end of the 95% percentile interval of "
+                f"{f} over pairs resampled with replacement (eval_config: bootstrap_resamples, bootstrap_seed); null "
+                "when undefined"))
+    return create_model(name, __base__=base, __doc__=doc, **extra)
+
+
+CONFUSION_TITLES = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall",
+                    "specificity": "Specificity", "f1": "F1"}
+ConfusionIntervals = _with_bounds("ConfusionIntervals", _Flat, CONFUSION_TITLES,
+                                  "95% pair-bootstrap intervals of the five metrics of a confusion category.")
+FeatureCosineIntervals = _with_bounds(
+    "FeatureCosineIntervals", _Flat, {f: FeatureCosineMetrics.model_fields[f].title or f
+                                      for f in FeatureCosineMetrics.model_fields},
+    "95% pair-bootstrap intervals of the top-feature weight-cosine means.")
+
+
+class _ThresholdFree(_Flat):
+    """ROC-AUC (same vs different sense) of per-pair similarities of the two contexts' SAE codes: no threshold, no
+    argmax."""
+
+    top_k: int = Field(title="k of the top-k sets", description="size of the top-k active sets (eval_config top_k)")
+    auc_cosine: float | None = Field(title="AUC, code cosine", description="P(cos of a same-sense pair's codes > "
+                                     "that of a different-sense pair), ties counted half; 0.5 is chance")
+    auc_jaccard: float | None = Field(title="AUC, top-k Jaccard", description="the same for the Jaccard index of "
+                                      "the two top-k active sets (k largest non-zero latents)")
+
+
+ThresholdFreeMetrics = _with_bounds("ThresholdFreeMetrics", _ThresholdFree,
+                                    {"auc_cosine": "AUC, code cosine", "auc_jaccard": "AUC, top-k Jaccard"},
+                                    _ThresholdFree.__doc__ or "")
+
+
+class _Ceiling(_Flat):
+    """The same AUCs on the raw activations at the same readout and pairs (the representation's ceiling), and the
+    SAE's share of it."""
+
+    auc_cosine: float | None = Field(title="Ceiling AUC, cosine", description="AUC of the cosine of the two "
+                                     "contexts' raw activations")
+    auc_jaccard: float | None = Field(title="Ceiling AUC, top-k Jaccard", description="AUC of the Jaccard index of "
+                                      "the raw activations' top-k coordinate sets")
+    share_cosine: float | None = Field(title="Share of the ceiling, cosine", description="(AUC_SAE - 0.5) / "
+                                       "(AUC_raw - 0.5): the part of the raw activations' margin over chance the "
+                                       "SAE's codes keep (1 = all, 0 = none; can exceed 1); null when the ceiling "
+                                       "is at or below chance")
+    share_jaccard: float | None = Field(title="Share of the ceiling, Jaccard", description="the same for the "
+                                        "top-k Jaccard AUC")
+
+
+CeilingMetrics = _with_bounds("CeilingMetrics", _Ceiling, {
+    "auc_cosine": "Ceiling AUC, cosine", "auc_jaccard": "Ceiling AUC, top-k Jaccard",
+    "share_cosine": "Share of the ceiling, cosine", "share_jaccard": "Share of the ceiling, Jaccard"},
+    _Ceiling.__doc__ or "")
+
+
+class _Concentration(_Flat):
+    """Whether one feature wins the argmax almost everywhere (which lifts recall and F1 without separating senses)."""
+
+    distinct_top_features: int = Field(title="Distinct top features", description="features that are the top "
+                                       "feature of at least one scored context")
+    top_feature: int | None = Field(title="Most common top feature", description="the feature that is the top "
+                                    "feature of the most contexts (ties: lowest id); null without pairs")
+    top_feature_share: float | None = Field(title="Share of the most common top feature",
+                                            description="share of the 2 x pairs contexts whose top feature is the "
+                                                        "most common one")
+    effective_top_features: float | None = Field(title="Effective number of top features", description="exp of the "
+                                                 "entropy (natural log) of the top-feature distribution over contexts;"
+                                                 " no interval: resampling pairs biases it low")
+    same_predictions: int = Field(title="Same predictions", description="pairs predicted same sense (equal top "
+                                  "features)")
+    same_predictions_top_feature: int = Field(title="Same predictions by the most common feature",
+                                              description="of those, pairs whose shared top feature is the most "
+                                                          "common one")
+    same_by_top_share: float | None = Field(title="Share of same predictions by the most common feature",
+                                            description="same_predictions_top_feature / same_predictions; null when "
+                                                        "nothing is predicted same")
+    dominated: bool = Field(title="Dominated by one feature", description=f"top_feature_share exceeds "
+                            f"{DOMINANCE_THRESHOLD:g} (pseval.metrics.ps_eval.concentration.DOMINANCE_THRESHOLD): one "
+                            "feature wins that share of all contexts, so recall and F1 say more about it than about "
+                            "the senses")
+
+
+# No interval for effective_top_features: the pair bootstrap biases it low (pseval.metrics.ps_eval.intervals).
+ConcentrationMetrics = _with_bounds("ConcentrationMetrics", _Concentration, {
+    "top_feature_share": "Share of the most common top feature",
+    "same_by_top_share": "Share of same predictions by the most common feature"}, _Concentration.__doc__ or "")
+
+
+class RobustPSEvalMetrics(_Flat):
+    """The dense-feature-robust variant: argmax over the latents non-zero on at most a fraction exclude_dense of the
+    scored contexts; the paper's metric (ps_eval) is computed as always, next to it."""
+
+    exclude_dense: float = Field(title="Density cut", description="latents non-zero on more than this fraction of "
+                                 "the reference contexts are left out")
+    reference_contexts: int = Field(title="Reference contexts", description="contexts the densities were measured "
+                                    "on: both contexts of every scored pair, at the readout")
+    excluded_latents: int = Field(title="Latents left out", description="latents above the density cut")
+    all_zero_codes: int = Field(title="All-zero remaining codes", description="contexts whose code is all exactly 0 "
+                                "on the remaining latents (top feature: the lowest remaining index)")
+    accuracy: float | None = Field(None, title="Accuracy", description="(TP + TN) / scored pairs; null when every "
+                                   "latent is left out")
+    precision: float | None = Field(None, title="Precision", description="TP / (TP + FP)")
+    recall: float | None = Field(None, title="Recall", description="TP / (TP + FN)")
+    specificity: float | None = Field(None, title="Specificity", description="TN / (TN + FP)")
+    f1: float | None = Field(None, title="F1", description="2TP / (2TP + FP + FN)")
+    tp: int | None = Field(None, title="True positives", description="same sense, same robust top feature")
+    fp: int | None = Field(None, title="False positives", description="different sense, same robust top feature")
+    tn: int | None = Field(None, title="True negatives", description="different sense, different robust top "
+                           "features")
+    fn: int | None = Field(None, title="False negatives", description="same sense, different robust top features")
+
+
 class CountMetrics(_Flat):
     """What happened to the pairs: read, valid, dropped by reason, scored per class (before and after balancing)."""
 
@@ -74,8 +193,9 @@ class CountMetrics(_Flat):
                                   "different sense")
     contexts_truncated: int = Field(title="Contexts truncated", description="prompts longer than the model "
                                     "takes, cut to a window around the target")
-    all_zero_codes: int = Field(title="All-zero codes", description="contexts whose SAE code was all zero (their "
-                                "top feature is index 0, as in the reference)")
+    all_zero_codes: int = Field(title="All-zero codes", description="contexts whose SAE code has every entry "
+                                "exactly 0 (their top feature is index 0, as in the reference); the argmax is over "
+                                "signed values, so a code with negative entries is not counted")
     dropped_total: int = Field(title="Pairs dropped", description="pairs_read - pairs_valid")
     dropped_target_not_in_context: int = Field(0, title="Dropped: target not found",
                                                description="no span for the target word in a context")
@@ -125,10 +245,31 @@ class PSEvalMetricCategories(BaseModel):
     """Every metric of one evaluation, by category; optional categories are null when not measured."""
 
     ps_eval: PSEvalMetrics = Field(title="PS-Eval", description="argmax PS-Eval confusion and metrics")
+    ps_eval_intervals: ConfusionIntervals = Field(title="PS-Eval intervals",  # type: ignore[valid-type]
+                                                  description="95% pair-bootstrap intervals of ps_eval")
+    threshold_free: ThresholdFreeMetrics = Field(title="Threshold-free PS-Eval",  # type: ignore[valid-type]
+                                                 description="ROC-AUCs of per-pair code similarities")
+    ps_eval_at_k: PSEvalMetrics = Field(title="PS-Eval@k", description="predicted same sense when the two "
+                                        "contexts' top-k active sets share at least one latent")
+    ps_eval_at_k_intervals: ConfusionIntervals = Field(title="PS-Eval@k intervals",  # type: ignore[valid-type]
+                                                       description="95% pair-bootstrap intervals of ps_eval_at_k")
+    ceiling: CeilingMetrics = Field(title="Representation ceiling",  # type: ignore[valid-type]
+                                    description="the AUCs on the raw activations and the SAE's share of them")
+    concentration: ConcentrationMetrics = Field(title="Top-feature concentration",  # type: ignore[valid-type]
+                                                description="how much one feature drives the argmax predictions")
+    ps_eval_robust: RobustPSEvalMetrics | None = Field(None, title="PS-Eval, dense latents left out",
+                                                       description="the robust variant; null unless exclude_dense "
+                                                                   "is set")
+    ps_eval_robust_intervals: ConfusionIntervals | None = Field(  # type: ignore[valid-type]
+        None, title="Robust PS-Eval intervals", description="95% pair-bootstrap intervals of ps_eval_robust; null "
+        "when it is null or undefined")
     feature_cosine: FeatureCosineMetrics | None = Field(None, title="Top-feature weight cosines",
                                                         description="the reference's encoder/decoder cosine "
                                                                     "statistics; null for an SAE with neither W_enc "
                                                                     "nor W_dec (a module with only `encode`)")
+    feature_cosine_intervals: FeatureCosineIntervals | None = Field(  # type: ignore[valid-type]
+        None, title="Top-feature weight cosine intervals", description="95% pair-bootstrap intervals of "
+        "feature_cosine; null when it is null")
     counts: CountMetrics = Field(title="Pair counts", description="pairs read, valid, dropped by reason, scored")
     data: DataNotes = Field(title="Data notes", description="what the text rules changed or dropped at load")
     reconstruction: ReconstructionMetrics | None = Field(None, title="Reconstruction",
@@ -160,6 +301,18 @@ class PairOutcome(BaseModel):
                                   "columns; null without W_enc")
     dec_cos: float | None = Field(None, title="Decoder cosine", description="cosine of the two top features' W_dec "
                                   "rows; null without W_dec")
+    code_cosine: float | None = Field(None, title="Code cosine", description="cosine of the two contexts' SAE codes "
+                                      "(0 when either is all zero), 6 decimals")
+    code_jaccard: float | None = Field(None, title="Top-k Jaccard", description="Jaccard index of the two codes' top-k"
+                                       " active sets (J of two empty sets = 0), 6 decimals; > 0 is PS-Eval@k's same")
+    raw_cosine: float | None = Field(None, title="Raw cosine", description="cosine of the two contexts' raw "
+                                     "activations (the ceiling), 6 decimals")
+    raw_jaccard: float | None = Field(None, title="Raw top-k Jaccard", description="Jaccard index of the raw "
+                                      "activations' top-k coordinate sets, 6 decimals")
+    feature_1_robust: int | None = Field(None, title="Robust top feature, context 1", description="argmax over the "
+                                         "latents left after exclude_dense; null without it")
+    feature_2_robust: int | None = Field(None, title="Robust top feature, context 2", description="the same for "
+                                         "context 2")
 
 
 class PSEvalConfigRecord(BaseModel):
@@ -189,6 +342,24 @@ class PSEvalConfigRecord(BaseModel):
     too_long: str = Field(title="Long prompts", description="truncate around the target or skip")
     balance: str = Field(title="Class balancing", description="rule that cuts the valid pairs to balanced classes "
                          "(reference: the reference code's rule)")
+    top_k: int = Field(title="Top-k set size", description="k of the top-k active sets (Jaccard AUC, PS-Eval@k)")
+    exclude_dense: float | None = Field(title="Density cut of the robust variant", description="latents non-zero on "
+                                        "more than this fraction of the scored contexts are left out of the robust "
+                                        "argmax; null: no robust variant")
+    dtype: str = Field(title="Scoring dtype", description="float32, bfloat16 or float16: the dtype activations and "
+                       "SAE weights are cast to before encoding")
+    bootstrap_resamples: int = Field(title="Bootstrap resamples", description="pair resamples behind every interval")
+    bootstrap_seed: int = Field(title="Bootstrap seed", description="seed of the pair resamples")
+
+
+class TopFeatureRecord(BaseModel):
+    """One of the most common top features over the scored contexts."""
+
+    feature: int = Field(title="Feature", description="latent index")
+    contexts: int = Field(title="Contexts", description="contexts (two per pair) whose top feature it is")
+    share: float = Field(title="Share", description="contexts / all scored contexts")
+    same_predictions: int = Field(title="Same predictions", description="pairs predicted same sense with it as "
+                                  "both contexts' top feature")
 
 
 class Unstructured(BaseModel):
@@ -196,6 +367,9 @@ class Unstructured(BaseModel):
 
     dropped_examples: dict[str, list[str]] = Field(default_factory=dict, title="Dropped examples",
                                                    description="up to five pair ids per drop reason")
+    top_features: list[TopFeatureRecord] = Field(default_factory=list, title="Most common top features",
+                                                 description="the five features that are the top feature of the "
+                                                             "most contexts, most common first")
 
 
 class PSEvalRecord(BaseModel):
@@ -203,7 +377,7 @@ class PSEvalRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[2] = Field(SCHEMA_VERSION, title="Schema version",
+    schema_version: Literal[3] = Field(SCHEMA_VERSION, title="Schema version",
                                        description="version of this record's layout")
     eval_type_id: Literal["ps_eval"] = Field(EVAL_TYPE_ID, title="Eval type", description="always ps_eval")
     eval_id: str = Field(title="Eval id", description="a UUID of this evaluation run")
