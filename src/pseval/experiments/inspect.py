@@ -578,3 +578,10 @@ def run_inspect(req: InspectRequest, log: Callable[[str], Any] = print,
     page, data = write_inspection(insp, req.out)
     log(f"wrote {page} and {data}")
     return insp, page, data
+
+
+def inspect_cell(lm: LoadedModel, model_name: str, sae: SAE, sae_name: str, sae_source: str, hook: str,
+                 dataset: str, cfg: PSEvalConfig, word: str, out_dir: str | Path) -> tuple[Path, Path]:
+    """The inspection page of one scored cell (an SAE at a hook on a dataset) for one of its target words."""
+    insp = inspect_word(lm, model_name, sae, hook, sense_contexts(dataset, word), cfg, sae_name, sae_source)
+    return write_inspection(insp, out_dir)
