@@ -16,6 +16,7 @@ from pseval.cli import main
 from pseval.errors import ConfigError
 from pseval.experiments.store import ResultsStore
 from pseval.experiments.sweep_config import load_sweep_config
+from pseval.integrations.saebench import validate_with_saebench
 from tests.conftest import sweep_toml
 
 
@@ -74,6 +75,7 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     # Convergence per cell, and the inspection pages of the panel's best and worst SAE, linked.
     trained = [c for c in cells if c.sae_name != "identity"]
     assert all(c.eval_result_metrics.training.converged is not None for c in trained)
+    validate_with_saebench(json.loads(trained[0].to_json()))  # the training summary is a flat SAEBench category
     marks = {"yes" if c.eval_result_metrics.training.converged else "NO" for c in trained}
     assert "| converged |" in md and all(f"| {m} |" in md for m in marks)
     assert "### Per-sense inspection of the best and worst SAE" in md

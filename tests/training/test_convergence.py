@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from pseval.metrics.ps_eval.schema import TrainingMetrics
 from pseval.saes import SAEMetadata
 from pseval.training.trainer import (
     CONVERGENCE_MAX_DROP,
@@ -78,6 +79,7 @@ def test_convergence_rule():
     assert convergence([], 100).converged is None  # no held-out probe
     assert convergence([{"step": 3, "fvu": 0.5}], 3).converged is None  # no last fifth to judge
     assert probe_steps(100) == {10, 20, 30, 40, 50, 60, 70, 80, 90, 100}
+    assert f"more than {CONVERGENCE_MAX_DROP:.0%}" in TrainingMetrics.model_fields["converged"].description
     assert {80, 83} <= probe_steps(83) and 83 - 83 // 5 in probe_steps(83)
 
 

@@ -160,6 +160,8 @@ def metrics_vs_reconstruction(rows: Sequence[CellRow], intervals: Sequence[Mappi
                     continue
                 err = [[max(0.0, ci.value - ci.low)], [max(0.0, ci.high - ci.value)]] \
                     if np.isfinite(ci.low) and np.isfinite(ci.high) else None
+                # Each dataset's points a little apart, so intervals of one SAE on two datasets do not overlap.
+                x *= 1 + 0.015 * (datasets.index(r.dataset) - (len(datasets) - 1) / 2)
                 ax.errorbar([x], [ci.value], yerr=err, fmt=MARKERS.get(r.architecture, "o"), color=colour,
                             ms=8, mec="k", capsize=4, label=label)
                 ax.annotate(r.sae, (x, ci.value), textcoords="offset points", xytext=(6, 4), fontsize=7)
