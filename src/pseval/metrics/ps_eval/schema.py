@@ -120,7 +120,7 @@ class TrainingMetrics(_Flat):
     dead_fraction: float | None = Field(title="Dead fraction at the end", description="latents that did not fire "
                                         "in the last dead-window tokens of training")
     converged: bool | None = Field(None, title="Converged", description="false when the held-out FVU still fell by "
-                                   "more than 5% (relative) over the last fifth of the steps (pseval.training.trainer"
+                                   "more than 3% (relative) over the last fifth of the steps (pseval.training.trainer"
                                    ".CONVERGENCE_MAX_DROP); null when not measured (no held-out probe, fewer than 5 "
                                    "steps, or an SAE trained before pseval recorded it)")
     fvu_probe_tokens: int | None = Field(None, title="FVU probe tokens", description="held-out activations (the "
