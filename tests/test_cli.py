@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 from pseval.cli import main
+from pseval.experiments.demo import record_intervals
+from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.saes import SAEConfig, SAEMetadata, save_sae
 from pseval.saes.topk import TopKSAE
+from pseval.tables import fmt
+from tests.experiments.chromium import load_page
 
 
 def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
@@ -79,6 +85,18 @@ def test_demo_small(tmp_path, wic_dev):
         assert name in report and name in res.output
         assert (out / "results" / "wic" / f"{name}__blocks.3.hook_resid_post.json").is_file()
     assert (out / "saes" / "topk-x8-k32" / "cfg.json").is_file()
+    # The picture beside report.md: one embedded PNG, every SAE x dataset with its F1 interval, loads in Chromium.
+    page = (out / "report.html").read_text()
+    (png,) = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert page.count("<tr><td>") == 3 * 2 and "F1 [95% CI]" in page
+    for name in ("identity", "topk-x8-k32", "relu-x8-l1_2"):
+        rec = json.loads((out / "results" / "wic" / f"{name}__blocks.3.hook_resid_post.json").read_text())
+        ci = record_intervals(PSEvalRecord.model_validate(rec))["f1"]
+        assert ci.low <= rec["eval_result_metrics"]["ps_eval"]["f1"] <= ci.high
+        assert f"{fmt(ci.value)} [{fmt(ci.low)}, {fmt(ci.high)}]" in page
+    assert "http" not in page.replace("data:image", "")  # self-contained
+    assert load_page(out / "report.html", tmp_path) == []
 
 
 def test_readme_gpt2_small_res_jb_command_offline(tmp_path, tiny_gpt2_dir, wic_dev):

@@ -361,6 +361,36 @@ def report(results: Path, out: Path | None, n_boot: int, seed: int) -> None:
     click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
 
 
+@main.command("inspect")
+@click.option("--sae", required=True, help="`identity` or an SAE spec (folder, file, hf://, saelens:).")
+@click.option("--word", required=True, help="The word whose senses to look at.")
+@click.option("--data", "data_spec", default="wordnet", show_default=True,
+              help="Where senses come from: coarsewsd:PATH (sense classes), wordnet[:opts] (synsets), or any pair "
+                   "set (groups joined by same-sense pairs).")
+@click.option("--model", default="minilm", show_default=True)
+@click.option("--hook", default=None, help="Hook point (default: the SAE's recorded hook, else "
+                                           "blocks.3.hook_resid_post).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("inspect-out"), show_default=True,
+              help="Folder for the HTML page and the JSON.")
+@click.option("--readout", type=click.Choice(["template", "context"]), default="template", show_default=True)
+@click.option("--multi-token", type=click.Choice(["first", "last", "mean", "drop"]), default="drop",
+              show_default=True)
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="pseval", show_default=True)
+@click.option("--top", type=int, default=10, show_default=True, help="Top features listed per sense.")
+@click.option("--examples", type=int, default=5, show_default=True, help="Example contexts per sense.")
+@click.option("--max-per-sense", type=int, default=200, show_default=True,
+              help="Contexts read per sense (the first in data order).")
+@click.option("--device", default="cpu", show_default=True)
+def inspect_cmd(sae: str, word: str, data_spec: str, model: str, hook: str | None, out: Path, readout: str,
+                multi_token: str, protocol: str, top: int, examples: int, max_per_sense: int, device: str) -> None:
+    """Per sense of a word: the SAE's most active features, example contexts, shared features (HTML + JSON)."""
+    from pseval.experiments.inspect import InspectRequest, run_inspect
+
+    run_inspect(InspectRequest(sae=sae, word=word, data=data_spec, model=model, hook=hook, out=out, readout=readout,
+                               multi_token=multi_token, protocol=protocol, top=top, examples=examples,
+                               max_per_sense=max_per_sense, device=device), log=click.echo)
+
+
 @main.command("sae-info")
 @click.argument("spec")
 def sae_info(spec: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -15,6 +16,7 @@ from pseval.cli import main
 from pseval.errors import ConfigError
 from pseval.experiments.store import ResultsStore
 from pseval.experiments.sweep_config import load_sweep_config
+from pseval.integrations.saebench import validate_with_saebench
 from tests.conftest import sweep_toml
 
 
@@ -72,6 +74,21 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     assert len(commits) == 1 and f"cells computed at commit(s) {commits.pop()}." in md
     page = (report_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(figures)
+    # Convergence per cell, and the inspection pages of the panel's best and worst SAE, linked.
+    trained = [c for c in cells if c.sae_name != "identity"]
+    assert all(c.eval_result_metrics.training.converged is not None for c in trained)
+    validate_with_saebench(json.loads(trained[0].to_json()))  # the training summary is a flat SAEBench category
+    marks = {"yes" if c.eval_result_metrics.training.converged else "NO" for c in trained}
+    assert "| converged |" in md and all(f"| {m} |" in md for m in marks)
+    assert "### Per-sense inspection of the best and worst SAE" in md
+    f1 = {(c.sae_name, c.eval_config.hook_name): c.eval_result_metrics.ps_eval.f1 for c in trained}
+    links = re.findall(r"\]\((inspect/[^)]+\.html)\)", md)
+    assert len(links) == 2 and all((report_dir / link).is_file() for link in links)
+    for link, want in zip(links, (max(f1.values()), min(f1.values())), strict=True):
+        insp = json.loads((report_dir / link).with_suffix(".json").read_text())
+        assert f1[insp["sae_name"], insp["hook_name"]] == want
+        assert insp["dataset"] == cells[0].eval_config.dataset and insp["contexts_read"] > 0
+        assert f"href='{link}'" in page
 
     browser = _chromium()
     if browser is None:

@@ -100,6 +100,9 @@ def test_killed_train_refuses_changed_settings_and_resumes_bit_exact(tmp_path):
     a, b = load_saelens_v6(out), load_saelens_v6(fresh)
     for name in a.weight_names():
         assert torch.equal(a.get_weight(name), b.get_weight(name)), name
+    # The held-out FVU history survives the kill: the resumed run records the same probes as the fresh one.
+    hist = [json.loads((d / "train_metrics.json").read_text())["fvu_history"] for d in (out, fresh)]
+    assert hist[0] == hist[1] and len(hist[0]) >= 10
     key = json.loads((out / "cfg.json").read_text())["metadata"]["training_key"]
     assert key["lr"] == 0.001 and key["hook"] == "blocks.0.hook_resid_post" and key["tokens"] == 20000
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,8 +14,11 @@ import torch
 from pseval.experiments.evaluate import output_names, write_records
 from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.experiments.record_tables import with_ci
-from pseval.experiments.results_table import short_dataset
+from pseval.experiments.results_table import row_from_record, short_dataset
+from pseval.files import write_atomic
 from pseval.metrics.ps_eval import PSEvalConfig
+from pseval.metrics.ps_eval.schema import PSEvalRecord
+from pseval.metrics.statistics import Interval, bootstrap_metrics
 from pseval.models.loading import load_model
 from pseval.run_keys import key_id
 from pseval.saes import identity_sae
@@ -69,10 +74,12 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
     specs = [(cfg.wordnet_pairs, cfg.max_wordnet_pairs)] + ([(f"wic:{cfg.wic}", None)] if cfg.wic else [])
     ps_cfg = PSEvalConfig(seed=cfg.seed)
     rows = []
+    every: list[PSEvalRecord] = []
     for spec, max_pairs in specs:
         records = evaluate(lm, cfg.model, entries, prepare_pairs(spec, max_pairs, cfg.seed), ps_cfg,
                            progress=progress)
         write_records(records, out / "results" / spec.split(":")[0], output_names(records))
+        every += records
         for rec in records:
             m, rc = rec.eval_result_metrics, rec.eval_result_metrics.reconstruction
             iv, tf = m.ps_eval_intervals, m.threshold_free
@@ -86,8 +93,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
                          "share of ceiling": m.ceiling.share_cosine,
                          "top feature share": m.concentration.top_feature_share})
     write_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in specs])
+    write_page(out / "report.html", cfg, every)
     log(text_table(rows, TABLE_COLUMNS))
-    log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'}")
+    log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'} and {out / 'report.html'}")
     return rows
 
 
@@ -114,3 +122,57 @@ def write_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], second
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+INTERVAL_METRICS = ("f1", "specificity")
+DEMO_BOOTSTRAP = 1000  # resamples when a record carries no intervals of its own
+
+
+def record_intervals(rec: PSEvalRecord, seed: int = 0) -> dict[str, Interval]:
+    """95% intervals of F1 and specificity: the record's own when it has them, else a pair bootstrap (seeded) of its
+    per-pair outcomes."""
+    stored = getattr(rec.eval_result_metrics, "ps_eval_intervals", None)  # records that carry their intervals
+    values = rec.eval_result_metrics.ps_eval
+    nan = float("nan")
+    if stored is not None:
+        return {m: Interval(nan if getattr(values, m) is None else getattr(values, m),
+                            nan if getattr(stored, f"{m}_low") is None else getattr(stored, f"{m}_low"),
+                            nan if getattr(stored, f"{m}_high") is None else getattr(stored, f"{m}_high"))
+                for m in INTERVAL_METRICS}
+    same_sense, same_feature = row_from_record(rec).pair
+    ci = bootstrap_metrics(same_sense, same_feature, DEMO_BOOTSTRAP, seed)
+    return {m: ci[m] for m in INTERVAL_METRICS}
+
+
+def write_page(path: Path, cfg: DemoConfig, records: list[PSEvalRecord]) -> None:
+    """report.html: PS-Eval against MSE and L0 with 95% intervals (an embedded PNG) and the table behind it."""
+    from pseval.experiments import plots
+    from pseval.tables import fmt
+
+    rows = [row_from_record(r) for r in records]
+    intervals = [record_intervals(r, cfg.seed) for r in records]
+    png = plots.metrics_vs_reconstruction(rows, intervals, f"PS-Eval vs reconstruction: {cfg.model} {cfg.hook}")
+    head = ("SAE", "dataset", "pairs", "F1 [95% CI]", "specificity [95% CI]", "MSE", "FVU", "L0", "converged")
+    body = []
+    for rec, row, iv in zip(records, rows, intervals, strict=True):
+        tr = rec.eval_result_metrics.training
+        conv = "-" if tr is None or tr.converged is None else ("yes" if tr.converged else "NO")
+        cells = (row.sae, short_dataset(row.dataset), len(row.same_sense),
+                 *(f"{fmt(iv[m].value)} [{fmt(iv[m].low)}, {fmt(iv[m].high)}]" for m in INTERVAL_METRICS),
+                 fmt(row.recon.get("mse_per_token")), fmt(row.recon.get("fvu")), fmt(row.recon.get("l0")), conv)
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    figure = (f"<p><img alt='PS-Eval vs MSE and L0' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+              "</p>") if png else ""
+    text = "\n".join([
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>pseval demo</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}img{max-width:100%}",
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px}th{background:#eee}",
+        "</style></head><body><h1>pseval demo</h1>",
+        f"<p>Model <code>{html.escape(cfg.model)}</code>, hook <code>{html.escape(cfg.hook)}</code>; SAEs trained on "
+        f"{cfg.train_tokens:,} tokens of <code>{html.escape(cfg.corpus)}</code>, MSE and L0 on "
+        f"{cfg.heldout_tokens:,} held-out tokens. Intervals: 95% percentile bootstrap over the scored pairs "
+        f"({DEMO_BOOTSTRAP} resamples, seed {cfg.seed}) unless the record carries its own. Identity has no "
+        "reconstruction error: it is the dashed line, its interval the band. The same numbers are in report.md.</p>",
+        figure,
+        "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>", *body, "</table></body></html>"])
+    write_atomic(path, lambda fh: fh.write(text))

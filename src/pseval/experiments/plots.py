@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import matplotlib.ticker
@@ -13,7 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pseval.experiments.results_table import CellRow  # noqa: E402
+from pseval.experiments.results_table import CellRow, short_dataset  # noqa: E402
+from pseval.metrics.statistics import Interval  # noqa: E402
 
 MARKERS = {"standard": "o", "topk": "s", "batchtopk": "D", "jumprelu": "^", "gated": "v", "identity": "*"}
 
@@ -132,4 +133,44 @@ def cosine_histograms(rows: Sequence[CellRow], title: str, limit: int = 4) -> by
             ax.set_title(f"{name} cos: {r.sae}\n{r.hook}", fontsize=7)
             ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
+def metrics_vs_reconstruction(rows: Sequence[CellRow], intervals: Sequence[Mapping[str, Interval]],
+                              title: str) -> bytes | None:
+    """F1 and specificity (with their 95% intervals) against MSE and L0, one colour per dataset; SAEs without
+    reconstruction metrics (identity) as a horizontal line with their interval as a band."""
+    if not rows:
+        return None
+    datasets = sorted({r.dataset for r in rows})
+    colours = {d: plt.get_cmap("tab10")(i % 10) for i, d in enumerate(datasets)}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), squeeze=False)
+    for i, metric in enumerate(("f1", "specificity")):
+        for j, (x_key, x_label) in enumerate((("mse_per_token", "MSE per token"),
+                                              ("l0", "L0 (active latents per token)"))):
+            ax = axes[i][j]
+            for r, iv in zip(rows, intervals, strict=True):
+                ci, colour = iv[metric], colours[r.dataset]
+                label = f"{r.sae} ({short_dataset(r.dataset)})"
+                x = r.recon.get(x_key)
+                if x is None or not np.isfinite(x):
+                    ax.axhline(ci.value, color=colour, ls="--", lw=1, label=label)
+                    if np.isfinite(ci.low) and np.isfinite(ci.high):
+                        ax.axhspan(ci.low, ci.high, color=colour, alpha=0.12)
+                    continue
+                err = [[max(0.0, ci.value - ci.low)], [max(0.0, ci.high - ci.value)]] \
+                    if np.isfinite(ci.low) and np.isfinite(ci.high) else None
+                # Each dataset's points a little apart, so intervals of one SAE on two datasets do not overlap.
+                x *= 1 + 0.015 * (datasets.index(r.dataset) - (len(datasets) - 1) / 2)
+                ax.errorbar([x], [ci.value], yerr=err, fmt=MARKERS.get(r.architecture, "o"), color=colour,
+                            ms=8, mec="k", capsize=4, label=label)
+                ax.annotate(r.sae, (x, ci.value), textcoords="offset points", xytext=(6, 4), fontsize=7)
+            if x_key == "l0":
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(f"{metric} (95% CI)")
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(title)
     return _png(fig)

@@ -6,11 +6,14 @@ import base64
 import csv
 import html
 import json
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pseval.errors import ConfigError
+from pseval.errors import ConfigError, PsevalError
 from pseval.experiments import plots
 from pseval.experiments.claims import Claim, evaluate_claims
 from pseval.experiments.results_table import CellRow, rows_from_records, short_dataset
@@ -20,6 +23,7 @@ from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.tables import fmt, markdown_table
+from pseval.training.trainer import CONVERGENCE_MAX_DROP
 
 
 @dataclass
@@ -95,15 +99,99 @@ def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
                     "accuracy": r.metrics["accuracy"], "top feature share": _concentration(r),
                     "MSE": r.recon.get("mse_per_token"), "FVU": r.recon.get("fvu"),
                     "L0": r.recon.get("l0"), "dead": r.recon.get("dead_fraction"),
-                    "loss rec.": r.loss_recovered.get("loss_recovered_zero") if r.loss_recovered else None})
+                    "loss rec.": r.loss_recovered.get("loss_recovered_zero") if r.loss_recovered else None,
+                    "converged": converged_mark(r)})
     return out
 
 
 CELL_COLUMNS = ("hook", "sae", "pairs", "F1 [95% CI]", "specificity [95% CI]", "precision", "recall", "accuracy",
-                "top feature share", "MSE", "FVU", "L0", "dead", "loss rec.")
+                "top feature share", "MSE", "FVU", "L0", "dead", "loss rec.", "converged")
 CONCENTRATION_NOTE = (f"top feature share = the share of contexts whose argmax is the most common feature (#id); "
                       f"DOMINATED above {DOMINANCE_THRESHOLD:g}: that cell's recall and F1 come largely from one "
                       "feature, not from separated senses")
+def converged_mark(row: CellRow) -> str:
+    """'yes', 'NO' (held-out FVU still falling at the end of training), or '-' (not measured / not trained)."""
+    return "-" if row.converged is None else ("yes" if row.converged else "NO")
+
+
+def convergence_note(panel: Panel) -> str:
+    """Which cells rest on SAEs that had not converged, and the rule."""
+    bad = sorted({f"{r.sae} at {r.hook}" for r in panel.rows if r.converged is False})
+    rule = (f"converged = NO: the SAE's held-out FVU still fell by more than {CONVERGENCE_MAX_DROP:.0%} over its "
+            "last fifth of training steps; '-': not measured")
+    return f"{len(bad)} SAE(s) not converged ({', '.join(bad)}); {rule}." if bad else f"Every SAE converged ({rule})."
+
+
+@dataclass
+class InspectLink:
+    """A per-sense inspection page of one panel's best or worst SAE (or why it could not be written)."""
+
+    role: str
+    row: CellRow
+    word: str
+    path: Path | None = None
+    error: str | None = None
+
+
+def inspect_pages(panels: list[Panel], out_dir: Path,
+                  log: Callable[[str], Any] = print) -> dict[int, list[InspectLink]]:
+    """Write `pseval inspect` pages for the best and worst SAE by F1 of each panel (identity left out), for the
+    panel's most frequent target word in the best cell; a page that cannot be made says why instead."""
+    from pseval.experiments.inspect import inspect_cell
+    from pseval.metrics.ps_eval.config import PSEvalConfig
+    from pseval.models.loading import load_model
+    from pseval.models.readout import ReadoutConfig
+    from pseval.saes.loading import load_sae
+
+    models: dict[str, Any] = {}
+    out: dict[int, list[InspectLink]] = {}
+    for n, p in enumerate(panels):
+        cands = [r for r in p.rows if r.architecture != "identity" and math.isfinite(r.metrics["f1"])]
+        if not cands:
+            continue
+        best = max(cands, key=lambda r: r.metrics["f1"])
+        worst = min(cands, key=lambda r: r.metrics["f1"])
+        counts = Counter(best.targets)
+        word = min(counts, key=lambda w: (-counts[w], w)) if counts else ""
+        links = []
+        for role, r in (("best F1", best), ("worst F1", worst))[: 1 if best is worst else 2]:
+            link = InspectLink(role, r, word)
+            folder = out_dir / "inspect" / _safe(f"{short_dataset(p.dataset)}_{p.readout}")
+            try:
+                x = r.extra
+                if x["model"] not in models:
+                    models[x["model"]] = load_model(x["model"])
+                cfg = PSEvalConfig(readout=ReadoutConfig(position=r.readout, multi_token=x["multi_token"],
+                                                         template=x["template"], too_long=x["too_long"]),
+                                   balance=x["balance"], protocol=x["protocol"])
+                link.path, _ = inspect_cell(models[x["model"]], x["model"], load_sae(x["source"]), r.sae,
+                                            x["source"], r.hook, p.dataset, cfg, word, folder)
+            except (PsevalError, OSError, KeyError, ValueError) as exc:
+                link.error = f"{type(exc).__name__}: {exc}"
+                log(f"[report] no inspection page for {r.sae} at {r.hook}: {link.error}")
+            links.append(link)
+        out[n] = links
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def _inspect_lines(links: list[InspectLink], out_dir: Path) -> tuple[list[str], str]:
+    """Markdown lines and HTML of a panel's inspection links."""
+    md, h = [], []
+    for link in links:
+        r = link.row
+        what = f"{link.role}: {r.sae} at {r.hook} (F1 {fmt(r.metrics['f1'])}), word '{link.word}'"
+        if link.path is None:
+            md.append(f"- {what}: not written ({link.error})")
+            h.append(f"<li>{html.escape(what)}: not written ({html.escape(str(link.error))})</li>")
+        else:
+            rel = link.path.relative_to(out_dir).as_posix()
+            md.append(f"- [{what}]({rel})")
+            h.append(f"<li><a href='{html.escape(rel)}'>{html.escape(what)}</a></li>")
+    return md, f"<ul>{''.join(h)}</ul>"
 
 
 def loss_note(panel: Panel) -> str:
@@ -173,13 +261,17 @@ def _html_table(rows: list[dict], cols: tuple[str, ...]) -> str:
 
 
 def write_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
-                 seed: int = 0) -> tuple[Path, Path]:
-    """Write report.md (with figures/*.png) and report.html (images embedded); returns both paths."""
+                 seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
+    """Write report.md (with figures/*.png) and report.html (images embedded); returns both paths.
+
+    With `inspect`, per-sense inspection pages of each panel's best and worst SAE are written to inspect/ and
+    linked (this loads the model)."""
     store = ResultsStore(results)
     out_dir = Path(out) if out else store.root / "report"
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     panels = build_panels(store, n_boot, seed)
+    inspections = inspect_pages(panels, out_dir, log) if inspect else {}
     sweep_info = {}
     if (store.root / SWEEP_FILE).is_file():
         sweep_info = json.loads((store.root / SWEEP_FILE).read_text())
@@ -200,7 +292,7 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
                 f"({n_boot} resamples, seed {seed}).")
         md += [line, ""]
         h.append(f"<p>{html.escape(line)}</p>")
-    for p in panels:
+    for n, p in enumerate(panels):
         md += [f"## {p.title}", "", "### Claims", "", markdown_table(claims_table(p.claims), CLAIM_COLUMNS), ""]
         h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr>"
                  + "".join(f"<th>{col}</th>" for col in CLAIM_COLUMNS) + "</tr>")
@@ -222,8 +314,15 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
                      f"{base64.b64encode(png).decode()}'></p>")
         cells = _cell_rows(p, n_boot, seed)
         note = ". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x)
-        md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), "", note, ""]
-        h.append(f"<h3>Every cell</h3>{_html_table(cells, CELL_COLUMNS)}<p>{html.escape(note)}</p>")
+        conv = convergence_note(p)
+        md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), "", note, "", conv, ""]
+        h.append(f"<h3>Every cell</h3>{_html_table(cells, CELL_COLUMNS)}<p>{html.escape(note)}</p>"
+                 f"<p>{html.escape(conv)}</p>")
+        if inspections.get(n):
+            lines, links_html = _inspect_lines(inspections[n], out_dir)
+            title = "Per-sense inspection of the best and worst SAE"
+            md += [f"### {title}", "", *lines, ""]
+            h.append(f"<h3>{title}</h3>{links_html}")
         who, target_rows = _target_rows(p)
         if target_rows:
             cols = ("target", "pairs", "accuracy", "f1", "specificity", "recall")

@@ -80,11 +80,14 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
         pos="".join(p.pos or "-" for p in d),
         cos_enc=np.array([nan if p.enc_cos is None else p.enc_cos for p in d], dtype=float),
         cos_dec=np.array([nan if p.dec_cos is None else p.dec_cos for p in d], dtype=float),
-        git_commit=str(r.git_commit)[:12], converged=getattr(m.training, "converged", None),
-        # The record's own intervals (and the resamples behind them) and concentration, for the report's cell table.
+        git_commit=str(r.git_commit)[:12], converged=m.training.converged if m.training else None,
+        # The record's own intervals (and the resamples behind them) and concentration, for the report's cell table;
+        # the settings an inspection page of this cell needs.
         extra={"bootstrap": (cfg.bootstrap_resamples, cfg.bootstrap_seed),
                "intervals": m.ps_eval_intervals.model_dump(),
-               "concentration": m.concentration.model_dump()})
+               "concentration": m.concentration.model_dump(), "model": cfg.model_name, "source": r.sae_source,
+               "protocol": cfg.protocol, "multi_token": cfg.multi_token, "template": cfg.template,
+               "too_long": cfg.too_long, "balance": cfg.balance})
 
 
 def rows_from_records(records: Iterable[PSEvalRecord]) -> list[CellRow]:

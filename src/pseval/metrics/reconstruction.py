@@ -113,3 +113,14 @@ def reconstruction_metrics(sae: SAE, batches: Iterable[torch.Tensor] | torch.Ten
             acc.update(x, z, x_hat)
             del z, x_hat
     return acc.result()
+
+
+@torch.no_grad()
+def fvu(sae: SAE, x: torch.Tensor) -> float:
+    """FVU of an SAE on one tensor of activations (ReconstructionMetrics.fvu, float64), without the latent
+    statistics: cheap enough to probe a held-out sample during training."""
+    x = to_sae_input(x.to(sae.W_enc.device), sae)
+    _, x_hat = sae.encode_decode(x)
+    x64, h64 = x.double(), x_hat.double()
+    total_var = float((x64 - x64.mean(0)).pow(2).sum())
+    return float((x64 - h64).pow(2).sum()) / total_var if total_var > 0 else math.nan

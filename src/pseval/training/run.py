@@ -29,8 +29,10 @@ from pseval.tables import text_table
 from pseval.training.activations import StreamConfig, cached_activations, collect_activations, stream_activations
 from pseval.training.trainer import (
     CHECKPOINT_STATE,
+    FVU_PROBE_TOKENS,
     TrainConfig,
     TrainLog,
+    convergence,
     remove_checkpoint,
     train_saes,
     train_saes_stream,
@@ -220,7 +222,8 @@ def _train_streamed(req: TrainRequest, lm: LoadedModel, hook: str, jobs: list[Tr
     rest = itertools.chain([head[req.heldout_tokens:]], batches)  # overflow of the held-out part goes to training
     trained = train_saes_stream(rest, req.tokens, [j.config for j in jobs], _metadata(req, lm, hook),
                                 device=req.device, progress=progress, checkpoint_dir=req.checkpoint_dir(hook),
-                                checkpoint_every=req.checkpoint_every, keys=keys)
+                                checkpoint_every=req.checkpoint_every, keys=keys,
+                                heldout=head[:min(req.heldout_tokens, FVU_PROBE_TOKENS)])
     return trained, head[: req.heldout_tokens]
 
 
@@ -259,9 +262,12 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
                 if train.shape[0] < req.tokens:
                     log(f"[train] {hook}: the corpus gave {train.shape[0]:,} training tokens of the "
                         f"{req.tokens:,} asked for")
+                # The FVU probe is a slice of the held-out activations: never trained on, and it changes
+                # neither the batches nor the weights.
                 trained = train_saes(train, [j.config for j in jobs], _metadata(req, lm, hook), device=req.device,
                                      progress=progress, checkpoint_dir=req.checkpoint_dir(hook),
-                                     checkpoint_every=req.checkpoint_every, keys=keys)
+                                     checkpoint_every=req.checkpoint_every, keys=keys,
+                                     heldout=held[:FVU_PROBE_TOKENS])
             for job, key, (sae, tlog) in zip(jobs, keys, trained, strict=True):
                 _save(req, lm, job, key, sae, tlog, held)
             remove_checkpoint(req.checkpoint_dir(hook))
@@ -285,9 +291,14 @@ def _save(req: TrainRequest, lm: LoadedModel, job: TrainJob, key: dict[str, Any]
     recon = reconstruction_metrics(sae, held)
     loss = (loss_recovered(lm, sae, job.hook, corpus_texts(req.corpus), req.loss_tokens, seed=job.config.seed)
             if req.loss_tokens > 0 else None)
-    training = TrainingMetrics(steps=tlog.steps, tokens=tlog.tokens, dead_fraction=tlog.dead_fraction)
+    conv = convergence(tlog.fvu_history, tlog.steps)
+    training = TrainingMetrics(steps=tlog.steps, tokens=tlog.tokens, dead_fraction=tlog.dead_fraction,
+                               converged=conv.converged, fvu_probe_tokens=min(held.shape[0], FVU_PROBE_TOKENS),
+                               fvu_first=conv.fvu_first, fvu_last_fifth_start=conv.fvu_last_fifth_start,
+                               fvu_final=conv.fvu_final, fvu_last_fifth_drop=conv.last_fifth_drop)
     write_json_atomic({"key": key, "key_id": key_id(key), "train_config": asdict(job.config),
                        "reconstruction": recon.model_dump(), "training": training.model_dump(),
+                       "fvu_history": tlog.fvu_history,
                        "loss_recovered": loss.model_dump() if loss else None}, job.folder / METRICS_FILE)
 
 

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from pseval.errors import ConfigError
 from pseval.files import write_atomic
+from pseval.metrics.reconstruction import fvu
 from pseval.run_keys import require_same
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEConfig, SAEMetadata
@@ -71,6 +72,49 @@ class TrainLog:
     final_l0: float = math.nan
     dead_fraction: float = math.nan
     history: list[dict[str, float]] = field(default_factory=list)
+    # Held-out FVU probes: {"step": optimiser steps done, "fvu": FVU on the held-out sample} (see convergence).
+    fvu_history: list[dict[str, float]] = field(default_factory=list)
+
+
+# Held-out FVU during training: the trainer probes a fixed held-out sample (training/run.py passes the first
+# FVU_PROBE_TOKENS held-out activations) FVU_PROBES times, and once at the start of the last fifth of the steps.
+# An SAE whose held-out FVU still fell by more than CONVERGENCE_MAX_DROP (relative to its value at the start of
+# the last fifth) over that last fifth is recorded as not converged. Probing reads the SAE under torch.no_grad()
+# and draws no random numbers, so it changes neither the batches nor the trained weights.
+FVU_PROBE_TOKENS = 2048
+FVU_PROBES = 10
+CONVERGENCE_MAX_DROP = 0.03  # README (Training SAEs) has the measurements behind it
+
+
+def probe_steps(total: int) -> set[int]:
+    """Steps done (1-based) after which the held-out FVU is probed: FVU_PROBES evenly spaced, the start of the
+    last fifth, and the end."""
+    every = max(1, total // FVU_PROBES)
+    return set(range(every, total + 1, every)) | ({total - total // 5, total} - {0})
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """The held-out FVU over the last fifth of training and whether it had levelled off."""
+
+    converged: bool | None  # None: no held-out probe, or too few steps to have a last fifth
+    fvu_first: float | None  # after the first probe
+    fvu_last_fifth_start: float | None
+    fvu_final: float | None
+    last_fifth_drop: float | None  # (fvu_last_fifth_start - fvu_final) / fvu_last_fifth_start
+
+
+def convergence(history: Sequence[Mapping[str, float]], total: int,
+                max_drop: float = CONVERGENCE_MAX_DROP) -> Convergence:
+    """Summarise a held-out FVU history (TrainLog.fvu_history) of a run of `total` steps."""
+    by_step = {int(h["step"]): float(h["fvu"]) for h in history}
+    first = by_step[min(by_step)] if by_step else None
+    start, end = by_step.get(total - total // 5), by_step.get(total)
+    if total // 5 < 1 or start is None or end is None or not (math.isfinite(start) and math.isfinite(end)) \
+            or start <= 0:
+        return Convergence(None, first, start, end, None)
+    drop = (start - end) / start
+    return Convergence(drop <= max_drop, first, start, end, drop)
 
 
 # Rows (drawn at random) that b_dec's initialisation sees: the median of 8k tokens is as good a start as of more.
@@ -128,6 +172,7 @@ class _Run:
         self.since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
         self.log = TrainLog()
         self.autocast = False
+        self.probes = probe_steps(total_steps)
 
     def state(self, step: int) -> dict[str, Any]:
         """Everything needed to resume (tensors and plain values only: loadable with weights_only=True)."""
@@ -168,17 +213,24 @@ class _Run:
                 self.log.final_mse, self.log.final_l0 = float(out.mse), l0
         self.log.dead_fraction = float((self.since_fired >= tc.dead_window_tokens).float().mean())
 
+    def probe(self, heldout: torch.Tensor | None, step: int) -> None:
+        """Record the held-out FVU (inputs already normalised) when `step` completes a probe step."""
+        if heldout is not None and heldout.shape[0] and step + 1 in self.probes:
+            self.log.fvu_history.append({"step": step + 1, "fvu": fvu(self.sae, heldout)})
+
 
 def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
                device: str | torch.device = "cpu", progress: bool = False,
                checkpoint_dir: str | Path | None = None, checkpoint_every: int = 200,
                autocast_bf16: bool | None = None,
-               keys: Sequence[Mapping[str, Any]] | None = None) -> list[tuple[SAE, TrainLog]]:
+               keys: Sequence[Mapping[str, Any]] | None = None,
+               heldout: torch.Tensor | None = None) -> list[tuple[SAE, TrainLog]]:
     """Train one SAE per config on the same shuffled activations (one pass), folding input scaling in at the end.
 
     With `checkpoint_dir`, state is saved every `checkpoint_every` steps and a later call resumes from it, but only
     when `keys` (one run key per config: every setting that changes the result) match the checkpoint's.
-    bf16 autocast is on by default on CUDA.
+    bf16 autocast is on by default on CUDA. With `heldout` (raw activations never trained on), its FVU is
+    recorded at `probe_steps` in each TrainLog's fvu_history; the trained weights are the same with or without it.
     """
     if acts.ndim != 2 or acts.shape[0] == 0:
         raise ConfigError(f"need a non-empty [tokens, d] activation tensor, got shape {tuple(acts.shape)}")
@@ -195,6 +247,7 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
         r.autocast = use_autocast
     start = _resume(checkpoint_dir, keys, runs, device)
     max_steps = max(r.total for r in runs)
+    probe = _probe_sample(heldout, scale, device)
     bar = tqdm(range(start, max_steps), desc="train", disable=not progress, leave=False)
     for step in bar:
         for r in runs:
@@ -203,11 +256,19 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
             bs = r.tc.batch_size
             idx = order[step * bs:(step + 1) * bs]
             r.step(acts[idx].to(device) * scale, step)  # train in normalised units
+            r.probe(probe, step)
         if progress and runs:
             bar.set_postfix(mse=f"{runs[0].log.final_mse:.3g}", l0=f"{runs[0].log.final_l0:.1f}")
         if checkpoint_dir is not None and (step + 1) % checkpoint_every == 0 and step + 1 < max_steps:
             save_checkpoint(Path(checkpoint_dir), keys, runs, step)
     return _finish(runs, scale)
+
+
+def _probe_sample(heldout: torch.Tensor | None, scale: float, device: str | torch.device) -> torch.Tensor | None:
+    """The held-out probe in the units the SAE trains in (at most FVU_PROBE_TOKENS rows)."""
+    if heldout is None or heldout.shape[0] == 0:
+        return None
+    return heldout[:FVU_PROBE_TOKENS].to(device) * scale
 
 
 def _setup_runs(sample: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
@@ -261,11 +322,13 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
                       metadata: SAEMetadata, device: str | torch.device = "cpu", progress: bool = False,
                       buffer_tokens: int = 262_144, autocast_bf16: bool | None = None,
                       checkpoint_dir: str | Path | None = None, checkpoint_every: int = 200,
-                      keys: Sequence[Mapping[str, Any]] | None = None) -> list[tuple[SAE, TrainLog]]:
+                      keys: Sequence[Mapping[str, Any]] | None = None,
+                      heldout: torch.Tensor | None = None) -> list[tuple[SAE, TrainLog]]:
     """Train SAEs from a stream of activation batches too large to hold in memory (one pass, shuffle buffer).
 
     All configs share one batch size here; the first buffer sets the input scale and b_dec. Checkpoints work as in
     `train_saes`: a resumed run replays the (deterministic) stream up to its step without training on it.
+    `heldout` is probed as in `train_saes`.
     """
     sizes = {tc.batch_size for tc in configs}
     if len(sizes) != 1:
@@ -285,6 +348,7 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
         r.autocast = use_autocast
     keys = _run_keys(configs, keys)
     start = _resume(checkpoint_dir, keys, runs, device)
+    probe = _probe_sample(heldout, scale, device)
     pending.append(first)
     step = 0
     max_steps = runs[0].total
@@ -306,6 +370,7 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
             xs = x.to(device) * scale
             for r in runs:
                 r.step(xs, step)
+                r.probe(probe, step)
             bar.update(1)
             if checkpoint_dir is not None and (step + 1) % checkpoint_every == 0 and step + 1 < max_steps:
                 save_checkpoint(Path(checkpoint_dir), keys, runs, step)

@@ -74,3 +74,15 @@ def most_common_features(feature_1: np.ndarray, feature_2: np.ndarray,
     same = feature_1[feature_1 == feature_2]
     return [TopFeature(int(ids[i]), int(counts[i]), float(counts[i] / f.size), int((same == ids[i]).sum()))
             for i in order]
+
+
+def context_concentration(features: np.ndarray) -> tuple[int | None, float, float]:
+    """(most common feature, its share, effective number) over one list of contexts' top features; the same
+    definitions as `concentration_replicates`, which works over the two contexts of weighted pairs."""
+    f = np.asarray(features, dtype=np.int64)
+    if f.size == 0:
+        return None, float("nan"), float("nan")
+    ids, counts = np.unique(f, return_counts=True)
+    mode = int(np.argmax(counts))  # first maximum: the lowest id among ties
+    p = counts / f.size
+    return int(ids[mode]), float(p[mode]), float(np.exp(-(p * np.log(p)).sum()))

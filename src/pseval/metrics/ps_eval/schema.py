@@ -239,6 +239,21 @@ class TrainingMetrics(_Flat):
     tokens: int = Field(title="Training tokens", description="activations the SAE was trained on")
     dead_fraction: float | None = Field(title="Dead fraction at the end", description="latents that did not fire "
                                         "in the last dead-window tokens of training")
+    converged: bool | None = Field(None, title="Converged", description="false when the held-out FVU still fell by "
+                                   "more than 3% (relative) over the last fifth of the steps (pseval.training.trainer"
+                                   ".CONVERGENCE_MAX_DROP); null when not measured (no held-out probe, fewer than 5 "
+                                   "steps, or an SAE trained before pseval recorded it)")
+    fvu_probe_tokens: int | None = Field(None, title="FVU probe tokens", description="held-out activations (the "
+                                         "first of the held-out set) whose FVU was probed during training")
+    fvu_first: float | None = Field(None, title="Held-out FVU, first probe", description="FVU on the probe after "
+                                    "the first tenth of the steps")
+    fvu_last_fifth_start: float | None = Field(None, title="Held-out FVU at four fifths",
+                                               description="FVU on the probe when the last fifth of the steps began")
+    fvu_final: float | None = Field(None, title="Held-out FVU, final", description="FVU on the probe after the last "
+                                    "step")
+    fvu_last_fifth_drop: float | None = Field(None, title="FVU drop over the last fifth",
+                                              description="(fvu_last_fifth_start - fvu_final) / "
+                                                          "fvu_last_fifth_start")
 
 
 class PSEvalMetricCategories(BaseModel):
