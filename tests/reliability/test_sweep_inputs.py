@@ -91,7 +91,7 @@ CASES = [
     ("name-dotdot", _set("name =", 'name = ".."'), r'name = "\.\.": expected a plain folder name'),
     ("name-number", _set("name =", "name = 3"), r"name = 3: expected a string"),
     ("unknown-top", lambda t: t.replace("[train]", "[training]"),
-     r"unknown key 'training'; allowed: name, model, device, seed, executor, activations, train, grid, eval"),
+     r"unknown key 'training'; allowed: name, model, device, seed, executor, ray_address, activations, train, grid, eval"),
     ("unknown-eval", _add("[eval]", "foo = 1"), r"\[eval\]: unknown key 'foo'; allowed: datasets, readouts"),
     ("unknown-grid", _add("[[grid]]", "width = 3"), r"\[\[grid\]\] #1: unknown key 'width'; allowed: hooks,"),
     ("seed-negative", _set("seed =", "seed = -1"), r"^seed = -1: expected an integer >= 0$"),
@@ -265,7 +265,4 @@ def test_cli_checks_device_k_and_context_before_anything_is_written(tmp_path, ti
     res = CliRunner().invoke(main, ["sweep", str(p), "--out", str(out)])
     assert res.exit_code == 2 and f"{p}: [activations].context_size = 256: context_size 256 is longer than model " \
         in res.output and "(128 positions); expected context_size <= 128" in res.output, res.output
-    p = _write(tmp_path, _add('seed = 0', 'executor = "ray"')(text))
-    res = CliRunner().invoke(main, ["sweep", str(p), "--out", str(out)])
-    assert res.exit_code == 2 and "executor = 'ray': not available in this build" in res.output
     assert not out.exists()
