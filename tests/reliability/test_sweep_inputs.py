@@ -91,7 +91,8 @@ CASES = [
     ("name-dotdot", _set("name =", 'name = ".."'), r'name = "\.\.": expected a plain folder name'),
     ("name-number", _set("name =", "name = 3"), r"name = 3: expected a string"),
     ("unknown-top", lambda t: t.replace("[train]", "[training]"),
-     r"unknown key 'training'; allowed: name, model, device, seed, executor, ray_address, activations, train, grid, eval"),
+     r"unknown key 'training'; allowed: name, model, device, seed, executor, ray_address, activations, train, grid, "
+     r"eval"),
     ("unknown-eval", _add("[eval]", "foo = 1"), r"\[eval\]: unknown key 'foo'; allowed: datasets, readouts"),
     ("unknown-grid", _add("[[grid]]", "width = 3"), r"\[\[grid\]\] #1: unknown key 'width'; allowed: hooks,"),
     ("seed-negative", _set("seed =", "seed = -1"), r"^seed = -1: expected an integer >= 0$"),
