@@ -28,11 +28,11 @@ from pseval.experiments.pipeline import CorpusMetrics, SAEEntry, prepare_pairs
 from pseval.experiments.pipeline import evaluate as run_pipeline
 from pseval.integrations.objects import adapt_sae
 from pseval.integrations.transformer_lens import check_tl_hook, is_hooked_transformer, wrap_hooked_transformer
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, parse_bytes
 from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel, load_model, wrap_model
-from pseval.models.readout import ReadoutConfig
 from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae
 from pseval.tables import html_table, text_table
@@ -161,7 +161,9 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
              model_name: str | None = None, convention: str | None = None, max_pairs: int | None = None,
              seed: int = 0, protocol: str = "pseval", balance: str = "reference", readout: str = "template",
              multi_token: str = "drop", too_long: str = "truncate", device: str | torch.device | None = None,
-             corpus: str = "wordnet-definitions", recon_tokens: int = 0, loss_tokens: int = 0,
+             corpus: str = "wordnet-definitions", recon_tokens: int = 0, loss_tokens: int = 0, top_k: int = 8,
+             exclude_dense: float | None = None, dtype: str = "float32", n_boot: int = 1000,
+             bootstrap_seed: int = 0, memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
              progress: bool = False) -> Evaluation:
     """PS-Eval of each SAE (spec, path or object) on `data` with `model`; returns the records and a table.
 
@@ -170,9 +172,10 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
     settings are `pseval eval`'s. The model runs in eval mode and gets its own mode back.
     """
     lm = as_loaded_model(model, tokenizer, model_name, device)
-    cfg = PSEvalConfig(readout=ReadoutConfig(position=readout, multi_token=multi_token,  # type: ignore[arg-type]
-                                             too_long=too_long),  # type: ignore[arg-type]
-                       balance=balance, seed=seed, protocol=protocol)  # type: ignore[arg-type]
+    cfg = PSEvalConfig.from_options(readout=readout, multi_token=multi_token, too_long=too_long, balance=balance,
+                                    seed=seed, protocol=protocol, top_k=top_k, exclude_dense=exclude_dense,
+                                    dtype=dtype, n_boot=n_boot, bootstrap_seed=bootstrap_seed,
+                                    memory_budget=parse_bytes(memory_budget))
     if lm.activation_convention != "hf" and (recon_tokens or loss_tokens):
         raise ConfigError("recon_tokens/loss_tokens: measured on Hugging Face models only; this model gives "
                           f"{lm.activation_convention!r} activations")

@@ -26,7 +26,6 @@ from pseval.files import check_writable, write_atomic
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, scoring_dtype
 from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
-from pseval.models.readout import ReadoutConfig
 from pseval.saes.base import SAE
 from pseval.saes.fingerprint import files_fingerprint, tensors_fingerprint
 from pseval.saes.identity import identity_sae
@@ -69,11 +68,11 @@ class EvalRequest:
 
     def ps_eval_config(self) -> PSEvalConfig:
         """The PS-Eval settings of the request."""
-        return PSEvalConfig(readout=ReadoutConfig(position=self.readout, multi_token=self.multi_token,  # type: ignore[arg-type]
-                                                  too_long=self.too_long),  # type: ignore[arg-type]
-                            balance=self.balance, seed=self.seed, protocol=self.protocol,  # type: ignore[arg-type]
-                            top_k=self.top_k, exclude_dense=self.exclude_dense, dtype=self.dtype,  # type: ignore[arg-type]
-                            n_boot=self.n_boot, bootstrap_seed=self.bootstrap_seed, memory_budget=self.memory_budget)
+        return PSEvalConfig.from_options(readout=self.readout, multi_token=self.multi_token, too_long=self.too_long,
+                                         balance=self.balance, seed=self.seed, protocol=self.protocol,
+                                         top_k=self.top_k, exclude_dense=self.exclude_dense, dtype=self.dtype,
+                                         n_boot=self.n_boot, bootstrap_seed=self.bootstrap_seed,
+                                         memory_budget=self.memory_budget)
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:

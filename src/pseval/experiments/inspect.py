@@ -48,7 +48,7 @@ from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.metrics.ps_eval.runner import check_sae_fits, sae_encoder, top_features
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel
-from pseval.models.readout import ReadoutConfig, plan_readouts, prompt_and_span
+from pseval.models.readout import plan_readouts, prompt_and_span
 from pseval.provenance import provenance
 from pseval.saes.base import SAE
 from pseval.saes.conventions import to_sae_input
@@ -550,8 +550,7 @@ class InspectRequest:
 
     def ps_eval_config(self) -> PSEvalConfig:
         """The readout settings, as PS-Eval would use them."""
-        return PSEvalConfig(readout=ReadoutConfig(position=self.readout, multi_token=self.multi_token),  # type: ignore[arg-type]
-                            protocol=self.protocol)  # type: ignore[arg-type]
+        return PSEvalConfig.from_options(readout=self.readout, multi_token=self.multi_token, protocol=self.protocol)
 
 
 def run_inspect(req: InspectRequest, log: Callable[[str], Any] = print,

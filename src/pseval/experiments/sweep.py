@@ -27,7 +27,6 @@ from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.hooks import expand_hook_pattern
 from pseval.models.loading import LoadedModel, load_model
-from pseval.models.readout import ReadoutConfig
 from pseval.run_keys import key_id
 from pseval.saes.fingerprint import training_fingerprint
 from pseval.saes.identity import identity_sae
@@ -120,8 +119,10 @@ def _entry(cfg: SweepConfig, root: Path, plan: SAEPlan, d_model: int) -> SAEEntr
 
 def ps_eval_config(cfg: SweepConfig, readout: str) -> PSEvalConfig:
     """The PS-Eval settings of one readout of the sweep."""
-    return PSEvalConfig(readout=ReadoutConfig(position=readout, multi_token=cfg.multi_token),  # type: ignore[arg-type]
-                        balance=cfg.balance, seed=cfg.seed, protocol=cfg.protocol)  # type: ignore[arg-type]
+    return PSEvalConfig.from_options(readout=readout, multi_token=cfg.multi_token, balance=cfg.balance,
+                                     seed=cfg.seed, protocol=cfg.protocol, top_k=cfg.top_k,
+                                     exclude_dense=cfg.exclude_dense, dtype=cfg.dtype, n_boot=cfg.n_boot,
+                                     bootstrap_seed=cfg.bootstrap_seed, memory_budget=cfg.memory_budget)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from pseval.data.corpus import check_corpus
 from pseval.data.sources import normalise_spec
 from pseval.devices import parse_device
 from pseval.errors import ConfigError, PsevalError
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, ScoringDtype, parse_bytes
 from pseval.metrics.ps_eval.config import Protocol
 from pseval.models.readout import MultiToken, Position
 from pseval.saes.registry import architectures
@@ -36,7 +37,7 @@ DEFAULT_MAX_PAIRS = 4000
 Executor = Literal["serial", "ray"]
 EXECUTORS: tuple[str, ...] = get_args(Executor)
 # Fields that say where a sweep runs, not what it computes: left out of the folder's settings key.
-RUN_PLACE = ("device", "source", "executor", "ray_address")
+RUN_PLACE = ("device", "source", "executor", "ray_address", "memory_budget")
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -120,6 +121,20 @@ class EvalSection(_Section):
     balance: Balance = "reference"
     max_pairs: PositiveInt = DEFAULT_MAX_PAIRS
     loss_recovered_tokens: NonNegativeInt = 0
+    top_k: PositiveInt = 8
+    exclude_dense: Annotated[float, Field(gt=0, lt=1)] | None = None
+    dtype: ScoringDtype = "float32"
+    n_boot: PositiveInt = 1000
+    bootstrap_seed: Seed = 0
+    memory_budget: PositiveInt | str = DEFAULT_MEMORY_BUDGET  # bytes or "512MiB": how work is cut, not a result
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _bytes(cls, v: int | str) -> int:
+        try:
+            return parse_bytes(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("readouts")
     @classmethod
@@ -206,6 +221,12 @@ class SweepConfig:
     balance: str = "reference"
     max_pairs: int | None = DEFAULT_MAX_PAIRS
     loss_recovered_tokens: int = 0
+    top_k: int = 8
+    exclude_dense: float | None = None
+    dtype: str = "float32"
+    n_boot: int = 1000
+    bootstrap_seed: int = 0
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
     source: str | None = None
     executor: str = "serial"  # where the work runs (serial or ray), not what it computes
     ray_address: str | None = None
@@ -309,7 +330,10 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
                        context_size=act.context_size, lr=train.lr, batch_size=train.batch_size, grids=grids,
                        datasets=list(ev.datasets), readouts=list(ev.readouts), multi_token=ev.multi_token,
                        protocol=ev.protocol, balance=canonical_balance(ev.balance), max_pairs=ev.max_pairs,
-                       loss_recovered_tokens=ev.loss_recovered_tokens, source=source, executor=doc.executor,
+                       loss_recovered_tokens=ev.loss_recovered_tokens, top_k=ev.top_k,
+                       exclude_dense=ev.exclude_dense, dtype=ev.dtype, n_boot=ev.n_boot,
+                       bootstrap_seed=ev.bootstrap_seed, memory_budget=int(ev.memory_budget), source=source,
+                       executor=doc.executor,
                        ray_address=doc.ray_address)
 
 

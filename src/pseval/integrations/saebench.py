@@ -34,7 +34,6 @@ from pseval.metrics.ps_eval.schema import (
     PSEvalMetricCategories,
     PSEvalRecord,
 )
-from pseval.models.readout import ReadoutConfig
 
 
 def _sae_bench() -> Any:
@@ -123,9 +122,8 @@ class PSEvalSAEBenchConfig:
 
     def ps_eval_config(self) -> PSEvalConfig:
         """The PS-Eval settings."""
-        return PSEvalConfig(readout=ReadoutConfig(position=self.readout, multi_token=self.multi_token,  # type: ignore[arg-type]
-                                                  too_long=self.too_long),  # type: ignore[arg-type]
-                            balance=self.balance, seed=self.random_seed, protocol=self.protocol)  # type: ignore[arg-type]
+        return PSEvalConfig.from_options(readout=self.readout, multi_token=self.multi_token, too_long=self.too_long,
+                                         balance=self.balance, seed=self.random_seed, protocol=self.protocol)
 
 
 def results_filepath(output_path: str | Path, release: str, sae_id: str) -> Path:

@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 from pseval.data.balance import Balance, canonical_balance
 from pseval.errors import ConfigError
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, ScoringDtype, scoring_dtype
-from pseval.models.readout import PAPER_TEMPLATE, ReadoutConfig
+from pseval.models.readout import PAPER_TEMPLATE, MultiToken, Position, ReadoutConfig, TooLong
 
 # pseval: pseval's readout (the target located by character offsets, wherever the config says) and balancing.
 # reference: every choice gouki510/PS-Eval makes: template readout, BOS for causal models, multi-token targets
@@ -56,9 +56,29 @@ class PSEvalConfig:
         if self.protocol == "reference":
             object.__setattr__(self, "readout", reference_readout(self.readout, self.balance))
 
+    @classmethod
+    def from_options(cls, *, readout: str = "template", multi_token: str = "drop", too_long: str = "truncate",
+                     template: str = PAPER_TEMPLATE, balance: str = "reference", protocol: str = "pseval",
+                     dtype: str = "float32", **rest: Any) -> PSEvalConfig:
+        """The settings as the CLI, a sweep config or the Python API give them (plain strings), each checked
+        against its Literal type; `rest` are the numeric fields (seed, top_k, n_boot, ...)."""
+        return cls(readout=ReadoutConfig(position=_allowed(Position, readout, "readout"),
+                                         multi_token=_allowed(MultiToken, multi_token, "multi_token"),
+                                         too_long=_allowed(TooLong, too_long, "too_long"), template=template),
+                   balance=_allowed(Balance, balance, "balance"), protocol=_allowed(Protocol, protocol, "protocol"),
+                   dtype=_allowed(ScoringDtype, dtype, "dtype"), **rest)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
         return asdict(self)
+
+
+def _allowed(kind: Any, value: str, name: str) -> Any:
+    """`value` if it is one of the Literal `kind`'s values, else a ConfigError naming the setting and the values."""
+    allowed = get_args(kind)
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r}; expected one of {', '.join(map(str, allowed))}")
+    return value
 
 
 def reference_readout(readout: ReadoutConfig, balance: str) -> ReadoutConfig:
