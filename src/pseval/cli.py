@@ -354,9 +354,9 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
 @click.option("--seed", type=SEED, default=0, show_default=True)
 def report(results: Path, out: Path | None, n_boot: int, seed: int) -> None:
     """Write a Markdown summary and a self-contained HTML report (plots, every cell, the paper's claims)."""
-    from pseval.experiments.report import write_report
+    from pseval.experiments.report import write_sweep_report
 
-    md, page = write_report(results, out, n_boot, seed)
+    md, page = write_sweep_report(results, out, n_boot, seed)
     click.echo(f"wrote {md} and {page}")
     click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
 

@@ -17,7 +17,7 @@ from pseval.experiments.claims import (
     frontier_claim,
     width_claim,
 )
-from pseval.experiments.results_table import CellRow
+from pseval.experiments.cell_rows import CellRow
 from pseval.metrics.statistics import metrics_from_counts
 from pseval.models.hooks import parse_hook_name
 

@@ -33,7 +33,7 @@ from pseval.experiments.claims import (
     frontier_claim,
     width_claim,
 )
-from pseval.experiments.results_table import CellRow
+from pseval.experiments.cell_rows import CellRow
 from tests.experiments.test_claims import row
 
 N_SAME, N_DIFF = 246, 266  # WiC dev as PS-Eval scores it: 246 same-sense and 266 different-sense pairs

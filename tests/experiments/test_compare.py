@@ -13,7 +13,7 @@ from pseval.cli import main
 from pseval.experiments.compare import load_records
 from pseval.experiments.pipeline import _bounds
 from pseval.experiments.report import _cell_intervals, _concentration
-from pseval.experiments.results_table import row_from_record
+from pseval.experiments.cell_rows import row_from_record
 from pseval.metrics.ps_eval.intervals import PairArrays, bootstrap_intervals
 from pseval.metrics.statistics import bootstrap_metrics
 from pseval.saes import SAEConfig, SAEMetadata, save_sae

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from pseval.experiments.results_table import CellRow
+from pseval.experiments.cell_rows import CellRow
 from pseval.metrics.significance import holm, max_t, permutation_p, permute_within_blocks
 from pseval.metrics.statistics import Interval, bootstrap_contrasts
 

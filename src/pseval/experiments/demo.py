@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
+from pseval.experiments.cell_rows import row_from_record, short_dataset
 from pseval.experiments.evaluate import output_names, write_records
 from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.experiments.record_tables import with_ci
-from pseval.experiments.results_table import row_from_record, short_dataset
 from pseval.files import write_atomic
 from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
@@ -92,14 +92,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
                          "AUC cosine [95% CI]": with_ci(tf.auc_cosine, tf.auc_cosine_low, tf.auc_cosine_high),
                          "share of ceiling": m.ceiling.share_cosine,
                          "top feature share": m.concentration.top_feature_share})
-    write_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in specs])
+    write_demo_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in specs])
     write_page(out / "report.html", cfg, every)
     log(text_table(rows, TABLE_COLUMNS))
     log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'} and {out / 'report.html'}")
     return rows
 
 
-def write_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], seconds: float,
+def write_demo_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], seconds: float,
                  datasets: list[str]) -> None:
     """Short Markdown report of the demo."""
     lines = [

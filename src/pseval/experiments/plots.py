@@ -6,15 +6,21 @@ import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-import matplotlib.ticker
+import numpy as np
+
+from pseval.errors import MissingResourceError
+from pseval.experiments.cell_rows import CellRow, short_dataset
+from pseval.metrics.statistics import Interval
+
+try:
+    import matplotlib
+    import matplotlib.ticker
+except ImportError as exc:  # an optional extra: say which, rather than a bare ModuleNotFoundError
+    raise MissingResourceError("figures (pseval report, the demo's report.html) need matplotlib: "
+                               "pip install 'pseval[plots]'") from exc
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pseval.experiments.results_table import CellRow, short_dataset  # noqa: E402
-from pseval.metrics.statistics import Interval  # noqa: E402
 
 MARKERS = {"standard": "o", "topk": "s", "batchtopk": "D", "jumprelu": "^", "gated": "v", "identity": "*"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 import math
 from collections import Counter, defaultdict
@@ -15,10 +16,10 @@ from typing import Any
 
 from pseval.errors import ConfigError, PsevalError
 from pseval.experiments import plots
+from pseval.experiments.cell_rows import CellRow, rows_from_records, short_dataset
 from pseval.experiments.claims import Claim, evaluate_claims
-from pseval.experiments.results_table import CellRow, rows_from_records, short_dataset
 from pseval.experiments.store import SWEEP_FILE, ResultsStore
-from pseval.files import write_json_atomic, write_text_atomic
+from pseval.files import write_atomic, write_json_atomic, write_text_atomic
 from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
@@ -240,16 +241,16 @@ def _target_rows(panel: Panel, limit: int = 30) -> tuple[str, list[dict]]:
 def write_target_csv(panels: list[Panel], path: Path) -> None:
     """Every cell's metrics per target word, one CSV row each."""
     cols = ("dataset", "readout", "hook", "sae", "target", "pairs", *METRIC_COLUMNS)
-    with path.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for p in panels:
-            for r in p.rows:
-                if len(r.targets) != len(r.same_sense):
-                    continue
-                for word, m in breakdown(r.same_sense, r.same_feature, r.targets).items():
-                    w.writerow([p.dataset, p.readout, r.hook, r.sae, word, m["pairs"],
-                                *(m[c] for c in METRIC_COLUMNS)])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(cols)
+    for p in panels:
+        for r in p.rows:
+            if len(r.targets) != len(r.same_sense):
+                continue
+            for word, m in breakdown(r.same_sense, r.same_feature, r.targets).items():
+                w.writerow([p.dataset, p.readout, r.hook, r.sae, word, m["pairs"], *(m[c] for c in METRIC_COLUMNS)])
+    write_text_atomic(buf.getvalue(), path)
 
 
 def _html_table(rows: list[dict], cols: tuple[str, ...]) -> str:
@@ -260,40 +261,65 @@ def _html_table(rows: list[dict], cols: tuple[str, ...]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
-                 seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
-    """Write report.md (with figures/*.png) and report.html (images embedded); returns both paths.
+@dataclass
+class PanelView:
+    """Everything one panel shows, rendered alike to Markdown and HTML."""
 
-    With `inspect`, per-sense inspection pages of each panel's best and worst SAE are written to inspect/ and
-    linked (this loads the model)."""
-    store = ResultsStore(results)
-    out_dir = Path(out) if out else store.root / "report"
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    panels = build_panels(store, n_boot, seed)
-    inspections = inspect_pages(panels, out_dir, log) if inspect else {}
-    sweep_info = {}
-    if (store.root / SWEEP_FILE).is_file():
-        sweep_info = json.loads((store.root / SWEEP_FILE).read_text())
-    md = ["# PS-Eval sweep report", ""]
-    h = ["<!doctype html><html><head><meta charset='utf-8'><title>PS-Eval sweep report</title><style>",
-         "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}",
-         "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}",
-         "th{background:#eee}.holds{color:#070}.does-not-hold{color:#b00}.inconclusive{color:#a60}",
-         "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>"]
-    cfg = store.settings() or {}
-    # A resumed sweep can hold cells from several versions: name each, not just the one that started it.
-    commits = sorted({r.git_commit for p in panels for r in p.rows})
-    if cfg:
-        line = (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
-                f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; "
-                f"pseval {sweep_info.get('pseval_version')}, cells computed at commit(s) {', '.join(commits)}. "
-                "Intervals: 95% percentile bootstrap over pairs "
-                f"({n_boot} resamples, seed {seed}).")
-        md += [line, ""]
-        h.append(f"<p>{html.escape(line)}</p>")
-    for n, p in enumerate(panels):
-        md += [f"## {p.title}", "", "### Claims", "", markdown_table(claims_table(p.claims), CLAIM_COLUMNS), ""]
+    panel: Panel
+    figures: list[tuple[str, str, bytes]]  # (name, file name under figures/, PNG)
+    cells: list[dict]
+    notes: list[str]
+    inspections: list[InspectLink]
+    target_title: str
+    target_rows: list[dict]
+    pos_rows: list[dict]
+
+
+TARGET_COLUMNS = ("target", "pairs", "accuracy", "f1", "specificity", "recall")
+POS_COLUMNS = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")
+INSPECT_TITLE = "Per-sense inspection of the best and worst SAE"
+HTML_HEAD = ("<!doctype html><html><head><meta charset='utf-8'><title>PS-Eval sweep report</title><style>"
+             "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "th{background:#eee}.holds{color:#070}.does-not-hold{color:#b00}.inconclusive{color:#a60}"
+             "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>")
+
+
+def panel_view(p: Panel, n_boot: int, seed: int, inspections: list[InspectLink]) -> PanelView:
+    """The tables, notes and figures of one panel."""
+    stem = _safe(f"{short_dataset(p.dataset)}_{p.readout}")
+    figures = [(name, f"{stem}_{_safe(name)}.png", png) for name, png in p.figures.items()]
+    who, target_rows = _target_rows(p)
+    title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; every cell and "
+             "word in by_target.csv)")
+    return PanelView(p, figures, _cell_rows(p, n_boot, seed),
+                     [". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x), convergence_note(p)],
+                     inspections, title, target_rows, _pos_rows(p))
+
+
+def render_markdown(header: str, views: list[PanelView], out_dir: Path) -> str:
+    """report.md: figures referenced from figures/."""
+    md = ["# PS-Eval sweep report", ""] + ([header, ""] if header else [])
+    for v in views:
+        md += [f"## {v.panel.title}", "", "### Claims", "", markdown_table(claims_table(v.panel.claims),
+                                                                          CLAIM_COLUMNS), "", "### Figures", ""]
+        md += [line for name, fname, _ in v.figures for line in (f"![{name}](figures/{fname})", "")]
+        md += ["### Every cell", "", markdown_table(v.cells, CELL_COLUMNS), ""]
+        md += [line for note in v.notes for line in (note, "")]
+        if v.inspections:
+            md += [f"### {INSPECT_TITLE}", "", *_inspect_lines(v.inspections, out_dir)[0], ""]
+        if v.target_rows:
+            md += [f"### {v.target_title}", "", markdown_table(v.target_rows, TARGET_COLUMNS), ""]
+        if v.pos_rows:
+            md += ["### By part of speech", "", markdown_table(v.pos_rows, POS_COLUMNS), ""]
+    return "\n".join(md)
+
+
+def render_html(header: str, views: list[PanelView], out_dir: Path) -> str:
+    """report.html: self-contained, figures embedded."""
+    h = [HTML_HEAD] + ([f"<p>{html.escape(header)}</p>"] if header else [])
+    for v in views:
+        p = v.panel
         h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr>"
                  + "".join(f"<th>{col}</th>" for col in CLAIM_COLUMNS) + "</tr>")
         for c, t in zip(p.claims, claims_table(p.claims), strict=True):
@@ -302,44 +328,55 @@ def write_report(results: str | Path, out: str | Path | None = None, n_boot: int
                      f"{html.escape(t['verdict'])}</td>"
                      + "".join(f"<td>{html.escape(fmt(t[col]))}</td>" for col in CLAIM_COLUMNS[2:-1])
                      + f"<td>{ev}</td></tr>")
-        h.append("</table>")
-        stem = "".join(ch if ch.isalnum() else "_" for ch in f"{short_dataset(p.dataset)}_{p.readout}")
-        md += ["### Figures", ""]
-        h.append("<h3>Figures</h3>")
-        for name, png in p.figures.items():
-            fname = f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in name)}.png"
-            (fig_dir / fname).write_bytes(png)
-            md += [f"![{name}](figures/{fname})", ""]
-            h.append(f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,"
-                     f"{base64.b64encode(png).decode()}'></p>")
-        cells = _cell_rows(p, n_boot, seed)
-        note = ". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x)
-        conv = convergence_note(p)
-        md += ["### Every cell", "", markdown_table(cells, CELL_COLUMNS), "", note, "", conv, ""]
-        h.append(f"<h3>Every cell</h3>{_html_table(cells, CELL_COLUMNS)}<p>{html.escape(note)}</p>"
-                 f"<p>{html.escape(conv)}</p>")
-        if inspections.get(n):
-            lines, links_html = _inspect_lines(inspections[n], out_dir)
-            title = "Per-sense inspection of the best and worst SAE"
-            md += [f"### {title}", "", *lines, ""]
-            h.append(f"<h3>{title}</h3>{links_html}")
-        who, target_rows = _target_rows(p)
-        if target_rows:
-            cols = ("target", "pairs", "accuracy", "f1", "specificity", "recall")
-            title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; "
-                     "every cell and word in by_target.csv)")
-            md += [f"### {title}", "", markdown_table(target_rows, cols), ""]
-            h.append(f"<h3>{html.escape(title)}</h3>{_html_table(target_rows, cols)}")
-        pos_rows = _pos_rows(p)
-        if pos_rows:
-            cols = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")
-            md += ["### By part of speech", "", markdown_table(pos_rows, cols), ""]
-            h.append(f"<h3>By part of speech</h3>{_html_table(pos_rows, cols)}")
+        h.append("</table><h3>Figures</h3>")
+        h += [f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>"
+              for name, _, png in v.figures]
+        h.append(f"<h3>Every cell</h3>{_html_table(v.cells, CELL_COLUMNS)}"
+                 + "".join(f"<p>{html.escape(note)}</p>" for note in v.notes))
+        if v.inspections:
+            h.append(f"<h3>{INSPECT_TITLE}</h3>{_inspect_lines(v.inspections, out_dir)[1]}")
+        if v.target_rows:
+            h.append(f"<h3>{html.escape(v.target_title)}</h3>{_html_table(v.target_rows, TARGET_COLUMNS)}")
+        if v.pos_rows:
+            h.append(f"<h3>By part of speech</h3>{_html_table(v.pos_rows, POS_COLUMNS)}")
     h.append("</body></html>")
+    return "\n".join(h)
+
+
+def _header(store: ResultsStore, panels: list[Panel], n_boot: int, seed: int) -> str:
+    """The sweep's settings, versions and the commits its cells were computed at."""
+    cfg = store.settings() or {}
+    if not cfg:
+        return ""
+    info = json.loads((store.root / SWEEP_FILE).read_text()) if (store.root / SWEEP_FILE).is_file() else {}
+    # A resumed sweep can hold cells from several versions: name each, not just the one that started it.
+    commits = sorted({r.git_commit for p in panels for r in p.rows})
+    return (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
+            f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; pseval {info.get('pseval_version')}, "
+            f"cells computed at commit(s) {', '.join(commits)}. Intervals: 95% percentile bootstrap over pairs "
+            f"({n_boot} resamples, seed {seed}).")
+
+
+def write_sweep_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
+                       seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
+    """Write report.md (with figures/*.png), report.html (images embedded), claims.json and by_target.csv;
+    returns the two report paths.
+
+    With `inspect`, per-sense inspection pages of each panel's best and worst SAE are written to inspect/ and
+    linked (this loads the model)."""
+    store = ResultsStore(results)
+    out_dir = Path(out) if out else store.root / "report"
+    panels = build_panels(store, n_boot, seed)
+    inspections = inspect_pages(panels, out_dir, log) if inspect else {}
+    views = [panel_view(p, n_boot, seed, inspections.get(n, [])) for n, p in enumerate(panels)]
+    for v in views:
+        for _, fname, png in v.figures:
+            write_atomic(out_dir / "figures" / fname, lambda fh, png=png: fh.write(png), binary=True)
+    header = _header(store, panels, n_boot, seed)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    write_text_atomic("\n".join(md), md_path)
-    write_text_atomic("\n".join(h), html_path)
-    claims_json = {f"{p.dataset}|{p.readout}": [c.to_dict() for c in p.claims] for p in panels}
+    write_text_atomic(render_markdown(header, views, out_dir), md_path)
+    write_text_atomic(render_html(header, views, out_dir), html_path)
     write_target_csv(panels, out_dir / "by_target.csv")
-    write_json_atomic(claims_json, out_dir / "claims.json")
+    write_json_atomic({f"{p.dataset}|{p.readout}": [c.to_dict() for c in p.claims] for p in panels},
+                      out_dir / "claims.json")
     return md_path, html_path

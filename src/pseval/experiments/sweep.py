@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pseval.errors import ConfigError
+from pseval.experiments.cell_rows import short_dataset
 from pseval.experiments.pipeline import CorpusMetrics, PreparedPairs, SAEEntry, evaluate, prepare_pairs
-from pseval.experiments.results_table import short_dataset
 from pseval.experiments.store import ResultsStore
 from pseval.experiments.sweep_config import EXECUTORS, SweepConfig
 from pseval.files import file_lock

@@ -109,14 +109,6 @@ class LoadedModel:
             raise PsevalError(f"cannot tell the residual width of model type {self.model_type}")
         return v
 
-    @property
-    def n_layers(self) -> int:
-        """Number of transformer blocks."""
-        v = _config_int(self.config, ("num_hidden_layers", "n_layer", "num_layers"))
-        if v is None:
-            raise PsevalError(f"cannot tell the layer count of model type {self.model_type}")
-        return v
-
 
 def _max_positions(config: Any) -> int:
     return _config_int(config, ("max_position_embeddings", "n_positions", "n_ctx")) or 2048
