@@ -3,11 +3,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The optional libraries' own venv (see test-integrations below).
+VENV_INT ?= .venv-int
 # The CPU wheel; a bare `torch` would pull a multi-GB CUDA build. Override for a GPU machine.
 TORCH_SPEC ?= torch==2.13.0
 WIC_DEV ?= ../shared/data/wic/dev
 
-.PHONY: install sysdeps demo test test-integrations lint bench clean
+.PHONY: install sysdeps demo test test-fast test-integrations lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@bash scripts/sysdeps.sh
@@ -30,13 +32,18 @@ sysdeps:
 demo: install
 	$(VENV)/bin/pseval demo $(if $(wildcard $(WIC_DEV)/*.data.txt),--wic $(WIC_DEV),)
 
-test: install
+test: install $(VENV_INT)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+	$(VENV_INT)/bin/python -m pytest -q -m integration tests/integrations
+
+# The inner loop: lint and every test not marked slow (no sweeps, subprocesses, Ray or calibration), no extra venv.
+test-fast: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow"
 
 # The real SAELens 6, TransformerLens, dictionary_learning and sparsify objects (tests/integrations, marker
-# `integration`) in their own venv: ~1.9 GB, built by scripts/integration-venv.sh. `make test` skips those tests.
-VENV_INT ?= .venv-int
+# `integration`) in their own venv: ~1.9 GB, built by scripts/integration-venv.sh; `make test` runs them there.
 $(VENV_INT)/.installed: pyproject.toml scripts/integration-venv.sh
 	@bash scripts/sysdeps.sh
 	bash scripts/integration-venv.sh $(VENV_INT) "$(TORCH_SPEC)"

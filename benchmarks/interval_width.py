@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.experiments.cell_rows import row_from_record
+from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.statistics import bootstrap_metrics
 from pseval.models.loading import load_model

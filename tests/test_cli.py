@@ -36,6 +36,7 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
     assert outcomes.count("TP") == m["tp"] and outcomes.count("TN") == m["tn"]
 
 
+@pytest.mark.slow
 def test_eval_reports_standard_metrics(tmp_path, wic_dev):
     out = tmp_path / "r.json"
     res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "30", "--recon-tokens", "800",
@@ -49,14 +50,29 @@ def test_eval_reports_standard_metrics(tmp_path, wic_dev):
     assert abs(lr["loss_recovered_zero"] - 1.0) < 1e-4  # identity changes nothing
 
 
-def test_eval_several_saes_share_a_pass(tmp_path, wic_dev):
+def test_eval_several_saes_share_a_pass(tmp_path, wic_dev, monkeypatch):
+    import pseval.models.loading as loading
+
+    real_load, forwards = loading.load_model, []
+
+    def counting_load(*args, **kwargs):
+        lm = real_load(*args, **kwargs)
+        lm.model.register_forward_pre_hook(lambda *_: forwards.append(1))
+        return lm
+
+    monkeypatch.setattr(loading, "load_model", counting_load)
     sae = TopKSAE(SAEConfig("topk", 384, 768, k=8,
                             metadata=SAEMetadata(model_name="minilm", hook_name="blocks.2.hook_attn_out")))
     save_sae(sae, tmp_path / "sae")
+    args = ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "40", "--sae", "identity"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    alone = len(forwards)
+    forwards.clear()
     outdir = tmp_path / "out"
-    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "40", "--sae", "identity",
-                                    "--sae", str(tmp_path / "sae"), "--out", str(outdir)])
+    res = CliRunner().invoke(main, [*args, "--sae", str(tmp_path / "sae"), "--out", str(outdir)])
     assert res.exit_code == 0, res.output
+    # A second SAE at another hook costs no forward pass: every hook is read in the same passes.
+    assert alone > 0 and len(forwards) == alone
     files = sorted(p.name for p in outdir.iterdir())
     # identity at the default hook, the SAE at the hook it records
     assert files == ["identity__blocks.3.hook_resid_post.json", "sae__blocks.2.hook_attn_out.json"]
@@ -74,6 +90,7 @@ def test_clear_errors(tmp_path, wic_dev):
     assert res.exit_code == 2 and "unknown data spec" in res.output
 
 
+@pytest.mark.slow
 def test_demo_small(tmp_path, wic_dev):
     out = tmp_path / "demo"
     res = CliRunner().invoke(main, ["demo", "--out", str(out), "--train-tokens", "6000", "--max-wordnet-pairs",
@@ -99,6 +116,7 @@ def test_demo_small(tmp_path, wic_dev):
     assert load_page(out / "report.html", tmp_path) == []
 
 
+@pytest.mark.slow
 def test_readme_gpt2_small_res_jb_command_offline(tmp_path, tiny_gpt2_dir, wic_dev):
     """The README's gpt2-small-res-jb command, with a tiny GPT-2, a local SAE folder in that release's layout
     (SAELens pre-6 cfg) and a local copy of the PS-Eval dataset layout, instead of the Hub."""

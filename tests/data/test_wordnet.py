@@ -104,6 +104,7 @@ def test_missing_and_incomplete(tmp_path, monkeypatch):
         find_wordnet(d)
 
 
+@pytest.mark.slow
 def test_real_wordnet_pair_counts(wordnet_source):
     pairs = wordnet_pairs(source=wordnet_source)
     counts = label_counts(pairs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pseval.experiments.cell_rows import CellRow
 from pseval.experiments.claims import (
     HOLDS,
     INCONCLUSIVE,
@@ -17,7 +18,6 @@ from pseval.experiments.claims import (
     frontier_claim,
     width_claim,
 )
-from pseval.experiments.cell_rows import CellRow
 from pseval.metrics.statistics import metrics_from_counts
 from pseval.models.hooks import parse_hook_name
 

@@ -22,6 +22,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from pseval.experiments.cell_rows import CellRow
 from pseval.experiments.claims import (
     HOLDS,
     NOT_HOLDS,
@@ -33,8 +34,9 @@ from pseval.experiments.claims import (
     frontier_claim,
     width_claim,
 )
-from pseval.experiments.cell_rows import CellRow
 from tests.experiments.test_claims import row
+
+pytestmark = pytest.mark.slow
 
 N_SAME, N_DIFF = 246, 266  # WiC dev as PS-Eval scores it: 246 same-sense and 266 different-sense pairs
 P_SAME_FEATURE = {True: 0.6, False: 0.4}  # every SAE: recall 0.6, specificity 0.6 under the null

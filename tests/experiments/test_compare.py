@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import torch
 from click.testing import CliRunner
 
 from pseval.cli import main
+from pseval.experiments.cell_rows import row_from_record
 from pseval.experiments.compare import load_records
 from pseval.experiments.pipeline import _bounds
 from pseval.experiments.report import _cell_intervals, _concentration
-from pseval.experiments.cell_rows import row_from_record
 from pseval.metrics.ps_eval.intervals import PairArrays, bootstrap_intervals
 from pseval.metrics.statistics import bootstrap_metrics
 from pseval.saes import SAEConfig, SAEMetadata, save_sae
@@ -33,6 +34,7 @@ def _eval(tmp_path, wic_dev, out: str, max_pairs: int, *extra: str):
     return res.output
 
 
+@pytest.mark.slow
 def test_eval_intervals_differences_and_compare(tmp_path, wic_dev):
     text = _eval(tmp_path, wic_dev, "a.json", 80, "--exclude-dense", "0.3", "--memory-budget", "1MiB")
     for heading in ("PS-Eval (the paper's argmax metric)", "Threshold-free", "Top-feature concentration",

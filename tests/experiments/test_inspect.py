@@ -21,6 +21,8 @@ from tests.conftest import SHARED, require_shared
 from tests.data.builders import BAT, PEN, write_coarsewsd
 from tests.experiments.chromium import load_page
 
+pytestmark = pytest.mark.slow
+
 HOOK = "blocks.3.hook_resid_post"
 
 

@@ -25,6 +25,8 @@ from pseval.experiments.sweep_config import load_sweep_config
 from pseval.files import temp_files
 from tests.conftest import REPO, sweep_toml
 
+pytestmark = pytest.mark.slow
+
 N_CELLS = 12  # 4 hooks x (identity, topk, standard) x 1 dataset x 1 readout
 STARTED = re.compile(r"^\[ray\] (?P<hook>\S+): started on \S+ pid (?P<pid>\d+), (?P<gpu>GPU \S+|no GPU), "
                      r"device (?P<device>\S+)$")

@@ -19,6 +19,8 @@ from pseval.experiments.sweep_config import load_sweep_config
 from pseval.integrations.saebench import validate_with_saebench
 from tests.conftest import sweep_toml
 
+pytestmark = pytest.mark.slow
+
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")

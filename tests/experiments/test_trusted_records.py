@@ -23,6 +23,8 @@ from pseval.saes.formats.saelens import load_saelens_v6
 from pseval.saes.topk import TopKSAE
 from tests.conftest import sweep_toml
 
+pytestmark = pytest.mark.slow
+
 PY = [sys.executable, "-m", "pseval.cli"]
 
 

@@ -8,6 +8,8 @@ import io
 import os
 import re
 
+import pytest
+
 from pseval.experiments.evaluate import EvalRequest, run_eval
 from tests.conftest import REPO
 
@@ -27,6 +29,7 @@ def test_readme_block_is_at_most_ten_lines():
     assert len(readme_block().rstrip("\n").splitlines()) <= 10
 
 
+@pytest.mark.slow
 def test_readme_block_runs_and_matches_sae_identity(wic_dev, monkeypatch):
     monkeypatch.chdir(REPO)  # the block's data path is relative to the repository, as in the README
     assert os.path.samefile(REPO / "../shared/data/wic/dev", wic_dev)

@@ -45,6 +45,7 @@ def test_dead_sae_recovers_nothing_of_zero_ablation(tiny_gpt2):
     assert r.kl_sae == pytest.approx(r.kl_zero_ablation, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_masked_lm_with_head(tmp_path, minilm):
     import transformers as tf
 

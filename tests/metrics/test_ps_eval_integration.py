@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pseval.data.pairs import WordInContextPair
@@ -9,6 +10,8 @@ from pseval.data.wic import load_wic
 from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
 from pseval.models.readout import ReadoutConfig
 from pseval.saes import identity_sae
+
+pytestmark = pytest.mark.slow
 
 HOOK = "blocks.3.hook_resid_post"
 

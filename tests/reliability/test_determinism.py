@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -14,6 +15,8 @@ from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score
 from pseval.saes import SAEConfig
 from pseval.saes.topk import TopKSAE
 from tests.conftest import sweep_toml
+
+pytestmark = pytest.mark.slow
 
 
 def test_sweep_twice_gives_identical_metrics(tmp_path, tiny_gpt2_dir, wic_dev):

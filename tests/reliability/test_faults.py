@@ -201,6 +201,7 @@ def test_corrupt_pair_activation_cache_is_recomputed_by_eval(tiny_gpt2_dir, tmp_
     assert not stale.exists()
 
 
+@pytest.mark.slow
 def test_a_write_that_fails_exits_1_keeps_finished_results_and_leaves_no_debris(tiny_gpt2_dir, tmp_path):
     """A real OS write failure (the process's file-size limit, as a full disk would): one line, exit 1."""
     out = tmp_path / "r.json"

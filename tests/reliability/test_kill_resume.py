@@ -9,8 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pseval.experiments.store import ResultsStore
 from tests.conftest import sweep_toml
+
+pytestmark = pytest.mark.slow
 
 
 def test_sigkill_then_resume(tmp_path, tiny_gpt2_dir, wic_dev):

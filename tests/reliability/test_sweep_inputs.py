@@ -246,6 +246,7 @@ def test_cli_refuses_a_bad_config_in_one_line(tmp_path):
     assert not (tmp_path.parent.parent / "x").exists()
 
 
+@pytest.mark.slow
 def test_cli_checks_device_k_and_context_before_anything_is_written(tmp_path, tiny_gpt2_dir, monkeypatch):
     import pseval.models.loading as loading
 
