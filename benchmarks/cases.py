@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,13 +65,13 @@ def timed(fn, repeat: int = 1):
 def b1_reference(lm: LoadedModel) -> dict:
     pairs = load_wic(SHARED / "dev")
     saes = random_saes(4, lm.d_model)
-    ps_eval(lm, pairs[:20], saes)  # warm-up: first-call allocations are not the algorithm's cost
+    cfg = PSEvalConfig(protocol="reference")  # every choice the reference makes: the counts must be its counts
+    ps_eval(lm, pairs[:20], saes, cfg)  # warm-up: first-call allocations are not the algorithm's cost
     t_ref, ref = timed(lambda: reference_ps_eval(lm, pairs, saes, LAYER))
-    t_ours, ours = timed(lambda: ps_eval(lm, pairs, saes), repeat=3)
+    t_ours, ours = timed(lambda: ps_eval(lm, pairs, saes, cfg), repeat=3)
     same = [(r.tp, r.fp, r.tn, r.fn) == (o.confusion.tp, o.confusion.fp, o.confusion.tn, o.confusion.fn)
             for r, o in zip(ref, ours, strict=True)]
     # The ceiling: no PS-Eval can beat one bare batched forward of the valid prompts to the hook's layer.
-    cfg = PSEvalConfig()
     plans = plan_pairs(lm.tokenizer, pairs, cfg.readout, False, lm.max_positions)
     seqs = [pl.input_ids for a, b in plans for pl in (a, b) if a.drop is None and b.drop is None]
     t_floor, _ = timed(lambda: bare_forward(lm, seqs, cfg.max_tokens), repeat=3)
@@ -185,6 +186,37 @@ B8_LOADS = [("saelens", "float32"), ("saelens", "bfloat16"), ("gemma_scope", "fl
             ("dictionary_learning", "float32"), ("dictionary_learning", "bfloat16")]
 
 
+B8_EVAL_WIDTHS = (524_288, 1_048_576)  # MiniLM's d_model 384: 1.5 and 3 GiB of fp32 weights
+
+
+def b8_eval() -> dict:
+    """Load + PS-Eval on WiC dev of wide synthetic TopK SAEs, each `pseval eval` in a fresh process, against the
+    identity run of the same command: peak RSS over the weights, and the extra over the identity run."""
+    helper = [sys.executable, str(Path(__file__).resolve().parent / "sae_load.py")]
+    data = f"wic:{SHARED / 'dev'}"
+
+    def run(*args: str) -> dict:
+        proc = subprocess.run([*helper, *args], capture_output=True, text=True)
+        return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else \
+            {"error": proc.stderr[-1000:]}
+
+    out: dict = {"identity": run("score", "identity", data), "saes": {},
+                 "target": "peak RSS <= 1.2x the weights + 1 GiB"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in B8_EVAL_WIDTHS:
+            folder = Path(tmp) / f"topk-{m}"
+            subprocess.run([*helper, "write", "minilm_topk", str(folder), "384", str(m)], check=True)
+            weights_mib = (2 * 384 * m + m + 384) * 4 / 2**20
+            r = run("score", str(folder), data)
+            if "error" not in r:
+                r.update(weights_mib=weights_mib, peak_over_weights=r["peak_rss_mib"] / weights_mib,
+                         extra_over_identity_mib=r["peak_rss_mib"] - out["identity"].get("peak_rss_mib", 0.0),
+                         budget_mib=1.2 * weights_mib + 1024)
+            out["saes"][str(m)] = r
+            shutil.rmtree(folder)
+    return out
+
+
 def b8_load() -> dict:
     """Peak RSS of loading wide synthetic SAEs, each load in a fresh process that imports only torch and pseval.saes
     (benchmarks/sae_load.py): SAELens-layout JumpReLU, and the same shapes as Gemma Scope npz and
@@ -278,6 +310,9 @@ def main() -> None:
     torch.manual_seed(0)
     if name == "B8-load":  # no model: its peak RSS is the loader's alone
         print(json.dumps({"case": name, **b8_load()}))
+        return
+    if name == "B8-eval":  # each scoring run in its own process
+        print(json.dumps({"case": name, **b8_eval()}))
         return
     if name == "B6":  # its own processes load the model
         result = b6_ray()

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B8-load"]
+ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B8-load", "B8-eval"]
 
 
 def machine() -> dict:
@@ -72,6 +72,18 @@ def summary(results: dict[str, dict]) -> list[str]:
                          f"{x['peak_over_weights']:.2f}x the weights ({x['weights_mib']:,.0f} MiB; "
                          f"{x['load_added_over_weights']:.2f}x above the pre-load RSS), {x['seconds']:.1f}s "
                          "[target <= 1.2x]")
+    if "B8-eval" in results and "saes" in results["B8-eval"]:
+        r = results["B8-eval"]
+        base = r["identity"].get("peak_rss_mib", float("nan"))
+        lines.append(f"B8-eval identity run: peak RSS {base:,.0f} MiB")
+        for m, x in r["saes"].items():
+            if "error" in x:
+                lines.append(f"B8-eval 384x{m} FAILED: {x['error'][-300:]}")
+                continue
+            lines.append(f"B8-eval 384x{m}: load + PS-Eval on WiC dev peak RSS {x['peak_rss_mib']:,.0f} MiB = "
+                         f"{x['peak_over_weights']:.2f}x the weights ({x['weights_mib']:,.0f} MiB), "
+                         f"{x['extra_over_identity_mib']:,.0f} MiB over the identity run, {x['seconds']:.1f}s "
+                         f"[target <= 1.2x weights + 1 GiB = {x['budget_mib']:,.0f} MiB]")
     if "B6" in results and "ratio" in results["B6"]:
         r = results["B6"]
         lines.append(f"B6 {r['workers']} Ray workers vs serial, {r['hooks']} hooks: {r['ratio']:.2f}x "

@@ -2,6 +2,7 @@
 
     python benchmarks/sae_load.py write FORMAT DIR D_IN D_SAE      (saelens | gemma_scope | dictionary_learning)
     python benchmarks/sae_load.py measure PATH DTYPE               (prints one JSON line)
+    python benchmarks/sae_load.py score SAE DATA                   (pseval eval in this process; one JSON line)
 
 The measuring process imports only torch and pseval.saes, so its peak RSS is the loader's plus a fixed base.
 """
@@ -45,10 +46,13 @@ def _stream(shape: tuple[int, ...], positive: bool, seed: int):
     return _random_rows(rows, cols, seed, positive)
 
 
-def write_saelens(out: Path, d: int, m: int) -> None:
-    """cfg.json + sae_weights.safetensors (JumpReLU), the tensor bytes streamed to disk."""
+def write_saelens(out: Path, d: int, m: int, cfg: dict | None = None) -> None:
+    """cfg.json + sae_weights.safetensors (JumpReLU unless `cfg` says otherwise), the tensor bytes streamed to
+    disk."""
     out.mkdir(parents=True, exist_ok=True)
     specs = _tensors("saelens", d, m)
+    if cfg is not None and cfg["architecture"] != "jumprelu":
+        specs.pop("threshold")
     header, offset = {}, 0
     for name, (shape, _) in specs.items():
         n = 4 * int(np.prod(shape))
@@ -61,10 +65,17 @@ def write_saelens(out: Path, d: int, m: int) -> None:
         for seed, (shape, positive) in enumerate(specs.values()):
             for chunk in _stream(shape, positive, seed):
                 f.write(chunk)
-    (out / "cfg.json").write_text(json.dumps({
+    (out / "cfg.json").write_text(json.dumps(cfg or {
         "architecture": "jumprelu", "d_in": d, "d_sae": m, "dtype": "float32", "apply_b_dec_to_input": False,
         "normalize_activations": "none", "metadata": {"model_name": "gemma-2-2b",
                                                       "hook_name": "blocks.12.hook_resid_post"}}))
+
+
+def write_minilm_topk(out: Path, d: int, m: int) -> None:
+    """A TopK SAE for MiniLM's blocks.3.hook_resid_post (B8's scoring half)."""
+    write_saelens(out, d, m, {"architecture": "topk", "d_in": d, "d_sae": m, "k": 32, "dtype": "float32",
+                              "apply_b_dec_to_input": True, "normalize_activations": "none",
+                              "metadata": {"model_name": "minilm", "hook_name": "blocks.3.hook_resid_post"}})
 
 
 def write_gemma_scope(out: Path, d: int, m: int) -> None:
@@ -92,7 +103,8 @@ def write_dictionary_learning(out: Path, d: int, m: int) -> None:
                                                              "submodule_name": "resid_post_layer_3"}}))
 
 
-WRITERS = {"saelens": write_saelens, "gemma_scope": write_gemma_scope, "dictionary_learning": write_dictionary_learning}
+WRITERS = {"saelens": write_saelens, "gemma_scope": write_gemma_scope, "dictionary_learning": write_dictionary_learning,
+           "minilm_topk": write_minilm_topk}
 
 
 def _rss_mib() -> float:
@@ -120,8 +132,20 @@ def measure(path: str, dtype: str) -> dict:
             "load_added_over_weights": (peak - before) / weight_mib}
 
 
+def score(sae: str, data: str) -> dict:
+    """`pseval eval` of one SAE (or `identity`) in this process: its peak RSS and time."""
+    from pseval.cli import main
+
+    t = time.perf_counter()
+    main(["eval", "--sae", sae, "--data", data, "--hook", "blocks.3.hook_resid_post"], standalone_mode=False)
+    return {"sae": sae, "seconds": time.perf_counter() - t,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         WRITERS[sys.argv[2]](Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif sys.argv[1] == "score":
+        print(json.dumps(score(sys.argv[2], sys.argv[3])))
     else:
         print(json.dumps(measure(sys.argv[2], sys.argv[3])))
