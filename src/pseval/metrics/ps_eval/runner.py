@@ -22,7 +22,7 @@ from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import plan_pairs
 from pseval.saes.base import SAE, module_device
-from pseval.saes.conventions import HF, to_sae_input
+from pseval.saes.conventions import HF, head_slice, to_sae_input
 
 
 @dataclass
@@ -226,8 +226,11 @@ def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
     counts = dict(pa.counts)
     counts["all_zero_codes"] = int(codes.zero_1.sum() + codes.zero_2.sum())
     means, cos_enc, cos_dec = _cosines(sae, f1, f2, pa.same_sense)
-    raw = pair_codes(lambda x: x.to(dtype), pa.acts_1, pa.acts_2, pa.acts_1.shape[1], cfg.top_k, cfg.memory_budget,
-                     cfg.encode_chunk)
+    # The ceiling reads what the SAE reads (its convention, its head slice): the share then compares like with like,
+    # and a model wrapped two ways (Hugging Face, processed HookedTransformer) gives one ceiling.
+    d_in = head_slice(pa.acts_1[:1], sae).shape[1]
+    raw = pair_codes(lambda x: to_sae_input(x, sae, pa.convention).to(dtype), pa.acts_1, pa.acts_2, d_in, cfg.top_k,
+                     cfg.memory_budget, cfg.encode_chunk)
     robust = None if cfg.exclude_dense is None else _robust(encode, pa, codes, sae.d_sae, cfg)
     return PSEvalResult(confusion, counts, f1, f2, means, cos_enc, cos_dec, codes=codes, raw=raw, robust=robust,
                         top_k=cfg.top_k, same_sense=pa.same_sense)

@@ -102,7 +102,7 @@ ThresholdFreeMetrics = _with_bounds("ThresholdFreeMetrics", _ThresholdFree,
 
 class _Ceiling(_Flat):
     """The same AUCs on the raw activations at the same readout and pairs (the representation's ceiling), and the
-    SAE's share of it."""
+    SAE's share of it. The raw activations are the SAE's own input: in its activation convention and head slice."""
 
     auc_cosine: float | None = Field(title="Ceiling AUC, cosine", description="AUC of the cosine of the two "
                                      "contexts' raw activations")
