@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B8-load", "B8-eval"]
+ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B7", "B8-load", "B8-eval"]
 
 
 def machine() -> dict:
@@ -62,6 +62,13 @@ def summary(results: dict[str, dict]) -> list[str]:
         for r in b5:
             lines.append(f"B5 {r['pairs']:5d} pairs: {r['seconds']:.1f}s ({r['seconds_per_1k_pairs'] / base:.2f}x the "
                          f"1k-pair time per pair), peak RSS {r['peak_rss_mib']:.0f} MiB")
+    if "B7" in results and "models" in results["B7"]:
+        for model, r in results["B7"]["models"].items():
+            lines.append(f"B7 loss recovered, 8 SAEs vs 1 SAE at one hook, {model} ({r['objective']}): "
+                         f"{r['ratio']:.2f}x ({r['eight_saes_s']:.1f}s vs {r['one_sae_s']:.1f}s; baseline "
+                         f"{r['baseline_s']:.1f}s once per hook, {r['per_sae_s']:.2f}s per SAE) [target <= 1.5x]; "
+                         f"before (a baseline per SAE): {r['before_ratio']:.2f}x, same values to "
+                         f"{r['max_abs_diff_before_after']:.1e}")
     if "B8-load" in results and "loads" in results["B8-load"]:
         r = results["B8-load"]
         for key, x in r["loads"].items():

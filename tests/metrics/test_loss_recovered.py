@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from pseval.data.corpus import wordnet_texts
-from pseval.metrics.loss_recovered import loss_recovered
+from pseval.metrics.loss_recovered import loss_baseline, loss_recovered, score_loss
 from pseval.models.loading import LoadedModel, load_model
+from pseval.models.replay import replay_block
 from pseval.saes import SAEConfig, identity_sae
 from pseval.saes.standard import StandardSAE
 from tests.conftest import tiny_model
@@ -90,3 +91,58 @@ def test_sentence_embedding_loss_matches_an_independent_computation(minilm):
             zero = minilm.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
     expect = 1 - torch.nn.functional.cosine_similarity(clean.double().mean(1), zero.double().mean(1)).item()
     assert r.zero_ablation_loss == pytest.approx(expect, rel=1e-5)
+
+
+def _random_sae(d: int, seed: int) -> StandardSAE:
+    g = torch.Generator().manual_seed(seed)
+    sae = StandardSAE(SAEConfig("standard", d, 2 * d))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return sae
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama"])
+@pytest.mark.parametrize("hook", ["blocks.1.hook_resid_post", "blocks.2.hook_resid_pre", "blocks.1.hook_attn_out",
+                                  "blocks.2.hook_mlp_out"])
+def test_shared_baseline_with_replay_gives_each_sae_its_own_numbers(bpe_tokenizer, family, hook):
+    """Three SAEs scored against one baseline whose runs start after the hook's block give the numbers each SAE gets
+    from its own baseline with every block run (the way it was before)."""
+    lm = LoadedModel(tiny_model(family, vocab_size=len(bpe_tokenizer)), bpe_tokenizer, f"tiny-{family}", "memory")
+    saes = [_random_sae(64, s) for s in range(3)]
+    shared = loss_baseline(lm, hook, _texts(), max_tokens=600)
+    assert shared.replay == replay_block(lm.model, hook) is not None  # the replay was checked and kept
+    assert all(b.resume is not None for b in shared.batches)
+    for sae in saes:
+        got = score_loss(shared, sae)
+        want = score_loss(loss_baseline(lm, hook, _texts(), max_tokens=600, replay=False), sae)
+        for f in ("sae_loss", "clean_loss", "zero_ablation_loss", "mean_ablation_loss", "kl_sae", "kl_zero_ablation",
+                  "loss_recovered_zero", "loss_recovered_mean"):
+            assert getattr(got, f) == pytest.approx(getattr(want, f), rel=1e-5, abs=1e-6), f
+        assert got.tokens == want.tokens > 400 and 0 < got.kl_sae
+
+
+def test_clean_outputs_beyond_the_memory_bound_are_recomputed(tiny_gpt2):
+    """With nothing kept (keep_bytes 0) every clean output is recomputed per SAE: the same numbers."""
+    sae = _random_sae(64, 7)
+    kept = loss_baseline(tiny_gpt2, HOOK, _texts(), max_tokens=800)
+    none_kept = loss_baseline(tiny_gpt2, HOOK, _texts(), max_tokens=800, keep_bytes=0)
+    assert all(b.clean is not None for b in kept.batches) and all(b.clean is None for b in none_kept.batches)
+    assert all(b.resume is None for b in none_kept.batches)
+    a, b = score_loss(kept, sae), score_loss(none_kept, sae)
+    assert a.kl_sae == pytest.approx(b.kl_sae, rel=1e-5) and a.sae_loss == pytest.approx(b.sae_loss, rel=1e-6)
+
+
+def test_one_tokeniser_for_the_activation_stream_and_loss_recovered(tiny_gpt2):
+    """Loss recovered counts the same content tokens, in the same texts and order, as the activation stream."""
+    from pseval.training.activations import StreamConfig, stream_activations
+
+    hook = "blocks.1.hook_resid_post"
+    texts = [t for _, t in zip(range(200), _texts(), strict=False)]
+    base = loss_baseline(tiny_gpt2, hook, iter(texts), max_tokens=10**9)
+    streamed = sum(int(b[hook].shape[0]) for b in stream_activations(tiny_gpt2, iter(texts), [hook],
+                                                                      StreamConfig(max_tokens=10**9)))
+    dropped = sum(1 for t in texts if len(tiny_gpt2.tokenizer(t)["input_ids"]) + 1 < 3)  # BOS + fewer than 2
+    assert dropped == 0 and base.tokens == streamed
+    first = base.batches[0]
+    assert bool((first.input_ids[:, 0] == tiny_gpt2.tokenizer.bos_token_id).all())  # BOS first, as the stream has it

@@ -22,7 +22,7 @@ from pseval.data.selection import PairSelection, select_pairs
 from pseval.data.sources import load_pair_set
 from pseval.data.text import empty_notes
 from pseval.metrics.encoding import cast_sae, scoring_dtype
-from pseval.metrics.loss_recovered import LossRecovered, loss_recovered
+from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.ps_eval.cache import cached_pair_activations
 from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD, most_common_features
 from pseval.metrics.ps_eval.config import PSEvalConfig
@@ -288,14 +288,22 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
         corpus_acts = collect_activations(lm, corpus_texts(corpus.corpus), hooks,
                                           StreamConfig(max_tokens=corpus.recon_tokens), progress=progress)
     records = []
-    for e, cfg_rec, cid in todo:
+    # Loss-recovered baselines: made once per hook, dropped after the hook's last SAE.
+    baselines: dict[str, LossBaseline] = {}
+    last_at_hook = {e.hook: i for i, (e, _, _) in enumerate(todo)}
+    for i, (e, cfg_rec, cid) in enumerate(todo):
         sae = cast_sae(e.sae(), scoring_dtype(cfg.dtype))  # every number of the cell at the scoring dtype
         pa = acts[e.hook]
         res = score_sae(pa, sae, cfg, model_name)
         recon = reconstruction_metrics(sae, corpus_acts[e.hook], budget=cfg.memory_budget) if corpus_acts else None
-        loss = (loss_recovered(lm, sae, e.hook, corpus_texts(corpus.corpus), corpus.loss_tokens, seed=cfg.seed,
-                               budget=cfg.memory_budget)
-                if corpus.loss_tokens > 0 else None)
+        loss = None
+        if corpus.loss_tokens > 0:
+            if e.hook not in baselines:
+                baselines[e.hook] = loss_baseline(lm, e.hook, corpus_texts(corpus.corpus), corpus.loss_tokens,
+                                                  seed=cfg.seed)
+            loss = score_loss(baselines[e.hook], sae, cfg.memory_budget)
+            if last_at_hook[e.hook] == i:
+                del baselines[e.hook]
         rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss)
         if on_record is not None:
             on_record(rec)

@@ -1,12 +1,35 @@
-"""Loss recovered and KL with an SAE spliced into the model, against zero and mean ablation."""
+"""Loss recovered and KL with an SAE spliced into the model, against zero and mean ablation.
+
+Three parts, so that the SAEs at one hook share all the work that does not depend on the SAE:
+1. `prepare_batches`: corpus texts tokenised and batched by the activation stream's `text_batches` (the one
+   tokeniser of corpus text), with the objective's targets;
+2. `loss_baseline`, once per hook, corpus, token budget and seed: the clean run (which also averages the hook's
+   activation, for mean ablation) and the zero- and mean-ablation runs;
+3. `score_loss`, once per SAE: one forward pass per batch with the SAE's reconstruction spliced in.
+`loss_recovered` is the three in a row, for a single SAE.
+
+Memory: KL(P_clean || P_sae) needs the clean distribution at every target token. The baseline keeps the clean
+log-probs of the target tokens only (not of padding or other positions), in float32 on the model's device, batch by
+batch while they fit in `keep_bytes`: targets x vocabulary x 4 bytes, e.g. 201 kB per target for GPT-2's 50,257
+tokens, so the default 1 GiB holds about 5,300 targets. A batch beyond that has its clean log-probs recomputed when
+an SAE is scored (a second forward pass for that batch; the same numbers). Sentence-embedding baselines keep the
+clean embeddings ([texts, d_model] float64) of every batch.
+
+Token budget: `max_tokens` counts content tokens (not special: the tokens the replacement is spliced at), as the
+activation stream counts them; texts are taken batch by batch in the stream's order (sorted by length within each
+window of batches) until the budget is reached, the last text whole. Texts of fewer than 3 tokens are left out.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,8 +37,14 @@ from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, reconstruct
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.extract import pad_batch, pad_token_id
 from pseval.models.loading import LoadedModel
-from pseval.models.splice import spliced
+from pseval.models.replay import output_tensors, recording, replay_block, replaying
+from pseval.models.splice import Replace, spliced
+from pseval.models.tokenize import text_batches
 from pseval.saes.base import SAE
+
+Objective = Literal["next_token", "masked_token", "sentence_embedding"]
+KEEP_CLEAN_BYTES = 2**30  # clean log-probs kept per baseline; beyond it they are recomputed per SAE
+MIN_TEXT_TOKENS = 3
 
 
 class LossRecovered(BaseModel):
@@ -75,123 +104,226 @@ def lm_head_model(lm: LoadedModel) -> tuple[torch.nn.Module | None, str | None]:
     return mlm.to(lm.device).eval(), None
 
 
-def _batches(lm: LoadedModel, texts: Iterable[str], max_tokens: int, context_size: int, batch_texts: int
-             ) -> list[tuple[list[list[int]], list[list[int]]]]:
-    tok = lm.tokenizer
-    bos = getattr(tok, "bos_token_id", None)
-    out, buf, total = [], [], 0
-    for text in texts:
-        enc = tok(text, add_special_tokens=True, truncation=True, max_length=context_size,
-                  return_special_tokens_mask=True)
-        ids, sp = list(enc["input_ids"]), list(enc["special_tokens_mask"])
-        if lm.is_causal and bos is not None and (not ids or ids[0] != bos):
-            ids, sp = [bos, *ids][:context_size], [1, *sp][:context_size]
-        if len(ids) < 3:
+
+
+@dataclass
+class LossBatch:
+    """One padded batch: its inputs, where the replacement is spliced, and what the loss is measured on."""
+
+    input_ids: torch.Tensor  # [B, T] (masked-token objective: with the chosen tokens masked)
+    attn: torch.Tensor  # [B, T]
+    splice: torch.Tensor  # [B, T] bool: content tokens, where the hook's activation is replaced
+    targets: torch.Tensor  # [B, T'] bool over the logits' positions (T' = T - 1 for next token); all False else
+    labels: torch.Tensor  # [n_targets] the token id to predict at each target, in `targets` order
+    clean: torch.Tensor | None = None  # kept clean log-probs [n_targets, vocab] float32, or embeddings [B, d] float64
+    resume: Any = None  # kept clean output of the baseline's replay block: runs start after it
+
+
+def prepare_batches(lm: LoadedModel, texts: Iterable[str], objective: Objective, max_tokens: int,
+                    context_size: int = 128, batch_texts: int = 32, mask_prob: float = 0.15, seed: int = 0
+                    ) -> list[LossBatch]:
+    """Texts batched by the activation stream's tokeniser until `max_tokens` content tokens, with their targets."""
+    dev = lm.device
+    pad = pad_token_id(lm)
+    gen = torch.Generator().manual_seed(seed)
+    out: list[LossBatch] = []
+    total = 0
+    for ids, special in text_batches(lm, texts, context_size, batch_texts):
+        rows = [r for r in range(len(ids)) if len(ids[r]) >= MIN_TEXT_TOKENS]
+        counts = [len(special[r]) - sum(special[r]) for r in rows]
+        keep = 0
+        while keep < len(rows) and total < max_tokens:  # whole texts until the budget is reached
+            total += counts[keep]
+            keep += 1
+        if keep == 0:
+            if total >= max_tokens:
+                break
             continue
-        buf.append((ids, sp))
-        total += len(ids)
-        if len(buf) == batch_texts:
-            out.append(([b[0] for b in buf], [b[1] for b in buf]))
-            buf = []
-        if total >= max_tokens:
-            break
-    if buf:
-        out.append(([b[0] for b in buf], [b[1] for b in buf]))
+        input_ids, attn = pad_batch([ids[r] for r in rows[:keep]], pad, dev)
+        sp, _ = pad_batch([special[r] for r in rows[:keep]], 1, dev)
+        content = attn.bool() & ~sp.bool()
+        if objective == "next_token":
+            targets = attn[:, 1:].bool()
+            labels = input_ids[:, 1:][targets]
+        elif objective == "masked_token":
+            targets = (torch.rand(content.shape, generator=gen) < mask_prob).to(dev) & content
+            labels = input_ids[targets]
+            input_ids = input_ids.masked_fill(targets, lm.tokenizer.mask_token_id)
+        else:
+            targets = torch.zeros_like(content)
+            labels = input_ids.new_zeros(0)
+        out.append(LossBatch(input_ids, attn, content, targets, labels))
     return out
 
 
+@dataclass
+class LossBaseline:
+    """What every SAE at one hook is scored against: the prepared batches, clean outputs and ablation losses."""
+
+    hook: str
+    objective: Objective
+    model: nn.Module  # the model with its LM head (or the encoder, for sentence_embedding)
+    is_causal: bool
+    batches: list[LossBatch] = field(default_factory=list)
+    replay: int | None = None  # the block whose clean output the runs resume from (models.replay), or None
+    mean: torch.Tensor | None = None  # the hook's mean activation over content tokens [d] float32
+    tokens: int = 0
+    reason: str | None = None
+    available: bool = True
+    clean_loss: float = math.nan
+    zero_ablation_loss: float = math.nan
+    mean_ablation_loss: float = math.nan
+    kl_zero_ablation: float = math.nan
+
+    @property
+    def count(self) -> int:
+        """What the losses are averaged over: target tokens, or texts for sentence_embedding."""
+        if self.objective == "sentence_embedding":
+            return sum(b.input_ids.shape[0] for b in self.batches)
+        return sum(b.labels.numel() for b in self.batches)
+
+
 @torch.inference_mode()
-def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], max_tokens: int = 20_000,
-                   context_size: int = 128, batch_texts: int = 32, mask_prob: float = 0.15,
-                   seed: int = 0, budget: int = DEFAULT_MEMORY_BUDGET) -> LossRecovered:
-    """Next-token CE (causal LMs) or masked-token CE (masked LMs) with the SAE, zero and mean ablation spliced in.
+def loss_baseline(lm: LoadedModel, hook: str, texts: Iterable[str], max_tokens: int = 20_000,
+                  context_size: int = 128, batch_texts: int = 32, mask_prob: float = 0.15, seed: int = 0,
+                  keep_bytes: int = KEEP_CLEAN_BYTES, replay: bool = True) -> LossBaseline:
+    """Clean, zero- and mean-ablation losses at `hook`: next-token CE (causal LMs), masked-token CE (masked LMs).
 
     An encoder that ships no masked-LM head (MiniLM) falls back to its own output: the loss is the cosine distance
     1 - cos(e_clean, e_spliced) of the mean-pooled sentence embedding, averaged over texts (clean loss 0, no KL).
+    With `replay`, every later run of a batch starts after the hook's block (the blocks before it return their
+    clean output, kept within `keep_bytes`), once the first batch showed this gives the clean output unchanged.
     """
-    objective = "next_token" if lm.is_causal else "masked_token"
+    objective: Objective = "next_token" if lm.is_causal else "masked_token"
     head, reason = lm_head_model(lm)
     if head is None and lm.is_causal:
-        return LossRecovered(available=False, reason=reason, objective=objective, tokens=0)
+        return LossBaseline(hook, objective, lm.model, True, reason=reason, available=False)
     if head is None:
         objective, reason = "sentence_embedding", f"{reason}; measured on the mean-pooled sentence embedding instead"
-    dev = lm.device
-    batches = _batches(lm, texts, max_tokens, context_size, batch_texts)
-    pad = pad_token_id(lm)
-    gen = torch.Generator().manual_seed(seed)
-    prepared = []
-    for ids, special in batches:
-        input_ids, attn = pad_batch(ids, pad, dev)
-        sp, _ = pad_batch(special, 1, dev)
-        content = attn.bool() & ~sp.bool()
-        if objective == "sentence_embedding":
-            labels, target_mask = input_ids, content
-        elif lm.is_causal:
-            labels = input_ids[:, 1:].clone()
-            target_mask = attn[:, 1:].bool()
-        else:
-            chosen = (torch.rand(content.shape, generator=gen) < mask_prob).to(dev) & content
-            labels = input_ids.clone()
-            target_mask = chosen
-            input_ids = input_ids.masked_fill(chosen, lm.tokenizer.mask_token_id)
-        prepared.append((input_ids, attn, content, labels, target_mask))
-
-    # Mean of the hook's activation over content tokens, for mean ablation.
-    total = None
-    count = 0
-    state: dict[str, torch.Tensor] = {}
-
-    def on_act(_name: str, h: torch.Tensor) -> None:
-        nonlocal total, count
-        s = h[state["m"]].double().sum(0)
-        total = s if total is None else total + s
-        count += int(state["m"].sum())
-
+    batches = prepare_batches(lm, texts, objective, max_tokens, context_size, batch_texts, mask_prob, seed)
     model = head if head is not None else lm.model
-    with hooked(model, [hook], on_act) as run:
-        for input_ids, attn, content, _, _ in prepared:
-            state["m"] = content
-            run(**model_inputs(input_ids, attn, lm.is_causal))
-    mean = (total / max(count, 1)).float() if total is not None else None
+    base = LossBaseline(hook, objective, model, lm.is_causal, batches, replay_block(model, hook) if replay else None,
+                        reason=reason)
+    base.tokens = (sum(int(b.splice.sum()) for b in batches) if objective == "sentence_embedding"
+                   else base.count)
+    if base.count == 0:
+        base.available, base.reason = False, "no target tokens in the texts"
+        return base
+    # One clean pass: the outputs every SAE is compared with, the hook's mean, and zero ablation on the same batch.
+    state = {"total": torch.zeros((), dtype=torch.float64)}
 
-    def forward(input_ids: torch.Tensor, attn: torch.Tensor, replace: object | None) -> Any:
-        if replace is None:
-            return model(**model_inputs(input_ids, attn, lm.is_causal))
-        with spliced(model, hook, replace, lambda: state["m"]):  # type: ignore[arg-type]
-            return model(**model_inputs(input_ids, attn, lm.is_causal))
+    def add_to_mean(_name: str, h: torch.Tensor) -> None:
+        state["total"] = state["total"] + h[state["mask"]].double().sum(0)
 
-    if objective == "sentence_embedding":
-        return _embedding_recovered(prepared, forward, state, mean, sae, reason, budget)
+    n_content, kept, checked = 0, 0, False
+    clean_sum = zero_sum = kl_zero = 0.0
+    for b in batches:
+        state["mask"] = b.splice
+        with ExitStack() as stack:  # not around the ablated runs
+            run = stack.enter_context(hooked(model, [hook], add_to_mean, stop_early=False))
+            recorded = stack.enter_context(recording(model, base.replay)) if base.replay is not None else []
+            clean = _outputs(base, b, run(**model_inputs(b.input_ids, b.attn, base.is_causal)))
+        n_content += int(b.splice.sum())
+        if recorded and kept + _nbytes(recorded[0]) <= keep_bytes:
+            b.resume, kept = recorded[0], kept + _nbytes(recorded[0])
+            if not checked and not _replay_matches(base, b, clean):  # blocks that do more than pass it on
+                base.replay, b.resume, kept = None, None, 0
+            checked = True
+        if objective != "sentence_embedding":
+            clean_sum += _loss_sums(base, b, clean, clean)[0]
+        z, kl = _loss_sums(base, b, _run(base, b, lambda h: torch.zeros_like(h)), clean)
+        zero_sum += z
+        kl_zero += kl
+        if objective == "sentence_embedding" or kept + clean.nbytes <= keep_bytes:
+            b.clean, kept = clean, kept + clean.nbytes
+    base.mean = mean = (state["total"] / max(n_content, 1)).float()
+    base.clean_loss = 0.0 if objective == "sentence_embedding" else clean_sum / base.count
+    base.zero_ablation_loss = zero_sum / base.count
+    base.kl_zero_ablation = kl_zero / base.count
+    base.mean_ablation_loss = _average(base, lambda h: mean.to(h.dtype).expand_as(h), with_kl=False)[0]
+    return base
 
-    def losses(replace: object | None) -> tuple[float, int, list[torch.Tensor]]:
-        ce, n, logps = 0.0, 0, []
-        for input_ids, attn, content, labels, target_mask in prepared:
-            state["m"] = content
-            logits = forward(input_ids, attn, replace).logits
-            if lm.is_causal:
-                logits = logits[:, :-1]
-            lp = F.log_softmax(logits.float(), dim=-1)[target_mask]
-            ce += float(-lp.gather(1, labels[target_mask][:, None]).sum())
-            n += int(target_mask.sum())
-            logps.append(lp)
-        return ce / max(n, 1), n, logps
 
-    clean, n, clean_lp = losses(None)
-    if n == 0:
-        return LossRecovered(available=False, reason="no target tokens in the texts", objective=objective, tokens=0)
-    with_sae, _, sae_lp = losses(_sae_replace(sae, dev, budget))
-    zero, _, zero_lp = losses(lambda h: torch.zeros_like(h))
-    mean_abl, _, _ = losses(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
+@torch.inference_mode()
+def score_loss(base: LossBaseline, sae: SAE, budget: int = DEFAULT_MEMORY_BUDGET) -> LossRecovered:
+    """Loss recovered and KL of one SAE against a hook's baseline: one forward pass per batch with the SAE's
+    reconstruction (encoded in chunks of `budget` bytes) spliced in at the content tokens."""
+    if not base.available:
+        return LossRecovered(available=False, reason=base.reason, objective=base.objective, tokens=0)
+    dev = base.batches[0].input_ids.device
+    with_sae, kl = _average(base, _sae_replace(sae, dev, budget), with_kl=True)
+    return LossRecovered(available=True, reason=base.reason, objective=base.objective, tokens=base.tokens,
+                         clean_loss=base.clean_loss, sae_loss=with_sae, zero_ablation_loss=base.zero_ablation_loss,
+                         mean_ablation_loss=base.mean_ablation_loss,
+                         loss_recovered_zero=_recovered(base.zero_ablation_loss, with_sae, base.clean_loss),
+                         loss_recovered_mean=_recovered(base.mean_ablation_loss, with_sae, base.clean_loss),
+                         kl_sae=kl, kl_zero_ablation=base.kl_zero_ablation)
 
-    def kl(lps: list[torch.Tensor]) -> float:
-        return float(sum(F.kl_div(q, p, log_target=True, reduction="sum") for p, q in zip(clean_lp, lps,
-                                                                                            strict=True))) / n
 
-    return LossRecovered(available=True, objective=objective, tokens=n, clean_loss=clean, sae_loss=with_sae,
-                         zero_ablation_loss=zero, mean_ablation_loss=mean_abl,
-                         loss_recovered_zero=_recovered(zero, with_sae, clean),
-                         loss_recovered_mean=_recovered(mean_abl, with_sae, clean), kl_sae=kl(sae_lp),
-                         kl_zero_ablation=kl(zero_lp))
+def loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: Iterable[str], max_tokens: int = 20_000,
+                   context_size: int = 128, batch_texts: int = 32, mask_prob: float = 0.15,
+                   seed: int = 0, budget: int = DEFAULT_MEMORY_BUDGET) -> LossRecovered:
+    """Loss recovered of a single SAE: its hook's baseline, then the SAE scored against it."""
+    base = loss_baseline(lm, hook, texts, max_tokens, context_size, batch_texts, mask_prob, seed)
+    return score_loss(base, sae, budget)
+
+
+def _forward(base: LossBaseline, b: LossBatch, replace: Replace | None) -> Any:
+    with ExitStack() as stack:
+        if b.resume is not None and base.replay is not None:
+            stack.enter_context(replaying(base.model, base.replay, b.resume))
+        if replace is not None:
+            stack.enter_context(spliced(base.model, base.hook, replace, lambda: b.splice))
+        return base.model(**model_inputs(b.input_ids, b.attn, base.is_causal))
+
+
+def _nbytes(output: Any) -> int:
+    return sum(t.nbytes for t in output_tensors(output))
+
+
+def _replay_matches(base: LossBaseline, b: LossBatch, clean: torch.Tensor) -> bool:
+    """Whether a run resumed from the recorded block output gives the clean output, leaving the record intact."""
+    before = [t.clone() for t in output_tensors(b.resume)]
+    again = _run(base, b, None)
+    return (torch.allclose(again, clean, rtol=1e-5, atol=1e-6)
+            and all(torch.equal(x, y) for x, y in zip(before, output_tensors(b.resume), strict=True)))
+
+
+def _outputs(base: LossBaseline, b: LossBatch, out: Any) -> torch.Tensor:
+    """What the loss compares: log-probs at the target tokens [n, vocab] float32, or the sentence embedding."""
+    if base.objective == "sentence_embedding":
+        return _mean_pool(out.last_hidden_state, b.attn)
+    logits = out.logits[:, :-1] if base.is_causal else out.logits
+    return F.log_softmax(logits[b.targets].float(), dim=-1)
+
+
+def _run(base: LossBaseline, b: LossBatch, replace: Replace | None) -> torch.Tensor:
+    return _outputs(base, b, _forward(base, b, replace))
+
+
+def _loss_sums(base: LossBaseline, b: LossBatch, out: torch.Tensor, clean: torch.Tensor | None
+               ) -> tuple[float, float]:
+    """The batch's summed loss and summed KL(P_clean || P) (NaN for sentence_embedding, or without `clean`)."""
+    if base.objective == "sentence_embedding":
+        return float((1 - F.cosine_similarity(out, clean, dim=-1)).sum()), math.nan
+    ce = float(-out.gather(1, b.labels[:, None]).double().sum())
+    if clean is None:
+        return ce, math.nan
+    # Each target's KL summed over the vocabulary in float32, the targets in float64: no float32 sum of the batch
+    # whose rounding would depend on the order of its rows.
+    return ce, float(F.kl_div(out, clean, log_target=True, reduction="none").sum(-1).double().sum())
+
+
+def _average(base: LossBaseline, replace: Replace, with_kl: bool) -> tuple[float, float]:
+    """Mean loss and mean KL over the baseline's batches with `replace` spliced in."""
+    loss = kl = 0.0
+    for b in base.batches:
+        needs_clean = with_kl or base.objective == "sentence_embedding"
+        clean = (b.clean if b.clean is not None else _run(base, b, None)) if needs_clean else None
+        batch_loss, batch_kl = _loss_sums(base, b, _run(base, b, replace), clean)
+        loss += batch_loss
+        kl += batch_kl
+    return loss / base.count, kl / base.count
 
 
 def _recovered(ablated: float, with_sae: float, clean: float) -> float:
@@ -204,34 +336,6 @@ def _sae_replace(sae: SAE, dev: torch.device, budget: int) -> Callable[[torch.Te
     encoded in chunks of `budget` bytes."""
     sae_dev = sae.to(dev)
     return lambda h: reconstruct(sae_dev, h, budget)
-
-
-def _embedding_recovered(prepared: list, forward: Callable[..., Any], state: dict[str, torch.Tensor],
-                         mean: torch.Tensor | None, sae: SAE, reason: str | None, budget: int) -> LossRecovered:
-    """Loss recovered with loss = 1 - cos(clean, spliced) of the attention-masked mean of the last hidden state."""
-    clean_emb = []
-    for input_ids, attn, content, _, _ in prepared:
-        state["m"] = content
-        clean_emb.append(_mean_pool(forward(input_ids, attn, None).last_hidden_state, attn))
-    tokens = sum(int(p[2].sum()) for p in prepared)
-    n_texts = sum(e.shape[0] for e in clean_emb)
-
-    def distance(replace: Callable[[torch.Tensor], torch.Tensor]) -> float:
-        total = 0.0
-        for (input_ids, attn, content, _, _), clean in zip(prepared, clean_emb, strict=True):
-            state["m"] = content
-            emb = _mean_pool(forward(input_ids, attn, replace).last_hidden_state, attn)
-            total += float((1 - F.cosine_similarity(emb, clean, dim=-1)).sum())
-        return total / max(n_texts, 1)
-
-    dev = prepared[0][0].device if prepared else torch.device("cpu")
-    with_sae = distance(_sae_replace(sae, dev, budget))
-    zero = distance(lambda h: torch.zeros_like(h))
-    mean_abl = distance(lambda h: mean.to(h.dtype).expand_as(h))  # type: ignore[union-attr]
-    return LossRecovered(available=True, reason=reason, objective="sentence_embedding", tokens=tokens, clean_loss=0.0,
-                         sae_loss=with_sae, zero_ablation_loss=zero, mean_ablation_loss=mean_abl,
-                         loss_recovered_zero=_recovered(zero, with_sae, 0.0),
-                         loss_recovered_mean=_recovered(mean_abl, with_sae, 0.0))
 
 
 def _mean_pool(hidden: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 
 from pseval.data.pairs import WordInContextPair
 from pseval.errors import ConfigError
+from pseval.models.tokenize import bos_to_prepend
 
 Position = Literal["template", "context"]
 MultiToken = Literal["first", "last", "mean", "drop"]
@@ -76,10 +77,9 @@ def _tokenise(tokenizer: Any, texts: Sequence[str], add_bos: bool) -> list[tuple
     enc = tokenizer(list(texts), add_special_tokens=True, return_offsets_mapping=True,
                     return_special_tokens_mask=True, truncation=False)
     out = []
-    bos = getattr(tokenizer, "bos_token_id", None)
     for ids, offs, special in zip(enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True):
         ids, offs, special = list(ids), [tuple(o) for o in offs], list(special)
-        if add_bos and bos is not None and (not ids or ids[0] != bos):
+        if (bos := bos_to_prepend(tokenizer, add_bos, ids)) is not None:
             ids, offs, special = [bos, *ids], [(0, 0), *offs], [1, *special]
         out.append((ids, offs, special))
     return out

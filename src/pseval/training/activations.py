@@ -18,6 +18,7 @@ from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomi
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.extract import pad_batch, pad_token_id
 from pseval.models.loading import LoadedModel
+from pseval.models.tokenize import text_batches
 
 
 @dataclass(frozen=True)
@@ -41,38 +42,6 @@ def check_context_size(context_size: int, max_positions: int, model: str) -> Non
                           f"positions); expected context_size <= {max_positions}")
 
 
-SORT_WINDOW = 16  # batches tokenised together and sorted by length, so padding stays small
-
-
-def _text_batches(lm: LoadedModel, texts: Iterable[str], cfg: StreamConfig) -> Iterator[tuple[list[list[int]],
-                                                                                              list[list[int]]]]:
-    tok = lm.tokenizer
-    bos = getattr(tok, "bos_token_id", None)
-
-    def encode(window: list[str]) -> Iterator[tuple[list[list[int]], list[list[int]]]]:
-        enc = tok(window, add_special_tokens=True, truncation=True, max_length=cfg.context_size,
-                  return_special_tokens_mask=True)
-        ids, special = [list(x) for x in enc["input_ids"]], [list(x) for x in enc["special_tokens_mask"]]
-        if lm.is_causal and bos is not None:
-            for i in range(len(ids)):
-                if not ids[i] or ids[i][0] != bos:
-                    ids[i] = [bos, *ids[i]][: cfg.context_size]
-                    special[i] = [1, *special[i]][: cfg.context_size]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), cfg.batch_texts):
-            chunk = order[start:start + cfg.batch_texts]
-            yield [ids[i] for i in chunk], [special[i] for i in chunk]
-
-    buf: list[str] = []
-    for text in texts:
-        buf.append(text)
-        if len(buf) == cfg.batch_texts * SORT_WINDOW:
-            yield from encode(buf)
-            buf = []
-    if buf:
-        yield from encode(buf)
-
-
 @torch.inference_mode()
 def stream_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[str],
                        cfg: StreamConfig | None = None, progress: bool = False) -> Iterator[dict[str, torch.Tensor]]:
@@ -89,7 +58,7 @@ def stream_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[st
 
     bar = tqdm(total=cfg.max_tokens, desc="activations", unit="tok", disable=not progress, leave=False)
     with hooked(lm.model, hooks, on_activation) as run:
-        for ids, special in _text_batches(lm, texts, cfg):
+        for ids, special in text_batches(lm, texts, cfg.context_size, cfg.batch_texts):
             input_ids, attn = pad_batch(ids, pad, lm.device)
             mask = attn.bool()
             if cfg.exclude_special_tokens:

@@ -15,7 +15,7 @@ import torch
 from pseval.data.corpus import corpus_texts
 from pseval.errors import ConfigError
 from pseval.files import file_lock, write_json_atomic
-from pseval.metrics.loss_recovered import LossRecovered, loss_recovered
+from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.ps_eval.schema import TrainingMetrics
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
 from pseval.models.loading import LoadedModel, load_model
@@ -268,8 +268,9 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
                                      progress=progress, checkpoint_dir=req.checkpoint_dir(hook),
                                      checkpoint_every=req.checkpoint_every, keys=keys,
                                      heldout=held[:FVU_PROBE_TOKENS])
+            baselines: dict[int, LossBaseline] = {}  # loss recovered's, per seed, shared by the hook's SAEs
             for job, key, (sae, tlog) in zip(jobs, keys, trained, strict=True):
-                _save(req, lm, job, key, sae, tlog, held)
+                _save(req, lm, job, key, sae, tlog, held, baselines)
             remove_checkpoint(req.checkpoint_dir(hook))
             (req.checkpoint_dir(hook) / RUN_FILE).unlink(missing_ok=True)
         del acts
@@ -284,13 +285,18 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
 
 
 def _save(req: TrainRequest, lm: LoadedModel, job: TrainJob, key: dict[str, Any], sae: SAE, tlog: TrainLog,
-          held: torch.Tensor) -> None:
-    """Save the SAE with its run key, then the metrics file that marks it finished."""
+          held: torch.Tensor, baselines: dict[int, LossBaseline]) -> None:
+    """Save the SAE with its run key, then the metrics file that marks it finished; `baselines` holds the hook's
+    loss-recovered baselines by seed, made here on first use."""
     sae.cfg.metadata.extra["training_key"] = key
     save_sae(sae, job.folder)
     recon = reconstruction_metrics(sae, held)
-    loss = (loss_recovered(lm, sae, job.hook, corpus_texts(req.corpus), req.loss_tokens, seed=job.config.seed)
-            if req.loss_tokens > 0 else None)
+    loss = None
+    if req.loss_tokens > 0:
+        seed = job.config.seed
+        if seed not in baselines:
+            baselines[seed] = loss_baseline(lm, job.hook, corpus_texts(req.corpus), req.loss_tokens, seed=seed)
+        loss = score_loss(baselines[seed], sae)
     conv = convergence(tlog.fvu_history, tlog.steps)
     training = TrainingMetrics(steps=tlog.steps, tokens=tlog.tokens, dead_fraction=tlog.dead_fraction,
                                converged=conv.converged, fvu_probe_tokens=min(held.shape[0], FVU_PROBE_TOKENS),
