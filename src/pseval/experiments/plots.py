@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -76,17 +76,8 @@ def versus_expansion(rows: Sequence[CellRow], title: str) -> bytes | None:
     sel = by_hook[hook]
     if len({r.expansion for r in sel}) < 2:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("f1", "specificity"), strict=True):
-        for arch in sorted({r.architecture for r in sel}):
-            pts = sorted((r.expansion, r.metrics[metric]) for r in sel if r.architecture == arch)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=MARKERS.get(arch, "o"), label=arch)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("expansion ratio (d_sae / d_model)")
-        ax.set_ylabel(metric)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{title} at {hook}")
-    return _png(fig)
+    return _lines(sel, ("f1", "specificity"), lambda r: r.architecture, lambda r: r.expansion,
+                  "expansion ratio (d_sae / d_model)", f"{title} at {hook}", log2_x=True)
 
 
 def versus_layer(rows: Sequence[CellRow], sae: str, title: str) -> bytes | None:
@@ -94,15 +85,23 @@ def versus_layer(rows: Sequence[CellRow], sae: str, title: str) -> bytes | None:
     sel = [r for r in rows if r.sae == sae and r.layer is not None]
     if len({r.layer for r in sel}) < 2:
         return None
+    return _lines(sel, ("specificity", "f1"), lambda r: r.component, lambda r: r.layer, "layer", f"{title}: {sae}")
+
+
+def _lines(sel: Sequence[CellRow], metrics: tuple[str, str], group: Callable[[CellRow], str],
+           x: Callable[[CellRow], float | int | None], xlabel: str, title: str, log2_x: bool = False) -> bytes:
+    """One panel per metric, one line per group (architecture markers where the group is one)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("specificity", "f1"), strict=True):
-        for comp in sorted({r.component for r in sel}):
-            pts = sorted((r.layer, r.metrics[metric]) for r in sel if r.component == comp)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=comp)
-        ax.set_xlabel("layer")
+    for ax, metric in zip(axes, metrics, strict=True):
+        for g in sorted({group(r) for r in sel}):
+            pts = sorted((x(r), r.metrics[metric]) for r in sel if group(r) == g)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=MARKERS.get(g, "o"), label=g)
+        if log2_x:
+            ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{title}: {sae}")
+    fig.suptitle(title)
     return _png(fig)
 
 
