@@ -23,6 +23,7 @@ from pseval.cli import main
 from pseval.errors import ConfigError, PsevalError
 from pseval.experiments.sweep_config import load_sweep_config
 from pseval.saes.registry import architectures
+from tests.reliability.sweep_toml import SWEEP_TOML
 
 MISSING = "/nonexistent-pseval-fuzz/sentinel"
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
@@ -154,40 +155,8 @@ def test_fuzz_data_specs_on_the_command_line(spec):
 
 # --- sweep TOML fields ---------------------------------------------------------------------------------------------
 
-BASE = """\
-name = "study"
-model = "minilm"
-device = "cpu"
-seed = 0
-executor = "serial"
-
-[activations]
-corpus = "wordnet-definitions"
-train_tokens = 3000
-heldout_tokens = 500
-context_size = 64
-
-[train]
-lr = 0.001
-batch_size = 128
-
-[[grid]]
-hooks = ["blocks.0.hook_resid_post"]
-architectures = ["topk", "standard"]
-expansions = [2]
-k = [8]
-sparsity_coeff = { standard = [2.0] }
-identity = true
-
-[eval]
-datasets = ["wordnet:max_per_lemma=2"]
-readouts = ["template"]
-multi_token = "drop"
-protocol = "pseval"
-balance = "reference"
-max_pairs = 60
-loss_recovered_tokens = 0
-"""
+BASE = SWEEP_TOML.replace('seed = 0\n', 'seed = 0\nexecutor = "serial"\n', 1).replace(
+    'datasets = ["jsonl:pairs.jsonl"]', 'datasets = ["wordnet:max_per_lemma=2"]')
 # TOML path as the error names it, and how to read the value back from the SweepConfig
 FIELDS = {
     "name": ("name", lambda c: c.name), "model": ("model", lambda c: c.model),

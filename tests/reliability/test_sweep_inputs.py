@@ -14,42 +14,11 @@ from pseval.cli import main
 from pseval.errors import ConfigError
 from pseval.experiments.sweep_config import load_sweep_config
 from tests.conftest import WIC_DEV, require_shared
+from tests.reliability.sweep_toml import SWEEP_TOML
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
-BASE = """\
-name = "study"
-model = "minilm"
-device = "cpu"
-seed = 0
-
-[activations]
-corpus = "wordnet-definitions"
-train_tokens = 3000
-heldout_tokens = 500
-context_size = 64
-
-[train]
-lr = 0.001
-batch_size = 128
-
-[[grid]]
-hooks = ["blocks.0.hook_resid_post"]
-architectures = ["topk", "standard"]
-expansions = [2]
-k = [8]
-sparsity_coeff = { standard = [2.0] }
-identity = true
-
-[eval]
-datasets = ["jsonl:pairs.jsonl"]
-readouts = ["template"]
-multi_token = "drop"
-protocol = "pseval"
-balance = "reference"
-max_pairs = 60
-loss_recovered_tokens = 0
-"""
+BASE = SWEEP_TOML
 
 
 def _set(line_start: str, new: str):
