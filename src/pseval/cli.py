@@ -132,7 +132,8 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
 @click.option("--sae", "saes", multiple=True, default=("identity",), show_default=True,
               help="`identity` or an SAE folder (repeatable; all share one forward pass).")
 @click.option("--data", "data_spec", type=DATA_SPEC, default="wordnet:max_per_lemma=2,balance=1", show_default=True,
-              help="wic:PATH, wordnet[:opts], hf:NAME[:SPLIT], jsonl:PATH, csv:PATH.")
+              help="wic:PATH, wordnet[:opts], coarsewsd:PATH[:opts], hf:NAME[:SPLIT], jsonl:PATH, csv:PATH "
+              "(README: Data specs).")
 @click.option("--readout", type=click.Choice(get_args(Position)), default="template", show_default=True)
 @click.option("--multi-token", type=click.Choice(get_args(MultiToken)), default="drop", show_default=True,
               help="Targets split into several tokens; `drop` is the reference's behaviour.")
