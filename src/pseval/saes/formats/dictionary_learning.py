@@ -20,11 +20,6 @@ _SUBMODULE_RE = re.compile(r"(resid|attn|mlp)[a-z_]*?_?(?:layer_?)?(\d+)")
 _COMPONENT = {"resid": "hook_resid_post", "attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 
 
-def load_state_dict(path: Path) -> dict[str, Any]:
-    """torch.load with weights_only=True (a checkpoint can never run code), memory-mapped where possible."""
-    return load_torch_state(path)
-
-
 def _need(sd: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
     missing = [k for k in keys if k not in sd]
     if missing:
@@ -73,7 +68,7 @@ def load_dictionary_learning(folder: str | Path, dtype: str | torch.dtype = DEFA
     if cls not in CLASSES:
         raise SAEFormatError(f"{cfg_path}: dict_class {cls!r} is not supported (known: {', '.join(CLASSES)})")
     arch, apply_b_dec, names, extras = CLASSES[cls]
-    sd = load_state_dict(p / "ae.pt")
+    sd = load_torch_state(p / "ae.pt")
     src = str(p / "ae.pt")
     _need(sd, tuple(names.values()), p / "ae.pt")
     unexpected = sorted(set(sd) - set(names.values()) - set(extras))

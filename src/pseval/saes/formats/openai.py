@@ -16,8 +16,7 @@ from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
 from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata
-from pseval.saes.formats.dictionary_learning import load_state_dict
-from pseval.saes.tensor_io import DEFAULT_DTYPE, place
+from pseval.saes.tensor_io import DEFAULT_DTYPE, load_torch_state, place
 
 WEIGHTS = ("pre_bias", "encoder.weight", "latent_bias", "decoder.weight")
 # Entries their state_dict() saves besides the weights: activation name and state, training statistics.
@@ -29,7 +28,7 @@ def load_openai(path: str | Path, hook_name: str | None = None, normalize: bool 
                 dtype: str | torch.dtype = DEFAULT_DTYPE, device: str | torch.device = "cpu") -> SAE:
     """Read an OpenAI autoencoder; `normalize` None follows their rule (layer norm exactly for TopK)."""
     p = Path(path)
-    sd = load_state_dict(p)
+    sd = load_torch_state(p)
     missing = [k for k in WEIGHTS if k not in sd]
     if missing:
         raise SAEFormatError(f"{p}: missing key(s) {', '.join(missing)}")
