@@ -82,14 +82,37 @@ def stream_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[st
     bar.close()
 
 
+_FIRST_ROWS = 1 << 16  # rows of a first buffer when the token budget is larger
+
+
 def collect_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[str], cfg: StreamConfig | None = None,
                         progress: bool = False) -> dict[str, torch.Tensor]:
-    """All streamed activations concatenated in memory: {hook: [N, d]}."""
-    parts: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
+    """All streamed activations concatenated in memory: {hook: [N, d]}.
+
+    Each hook's rows are written into one buffer as they come (sized to the token budget, grown by doubling when the
+    budget is unbounded), not kept as batches and concatenated at the end: that held every hook's activations twice.
+    """
+    cfg = cfg or StreamConfig()
+    bufs: dict[str, torch.Tensor] = {}
+    n = 0
     for batch in stream_activations(lm, texts, hooks, cfg, progress):
+        rows = next(iter(batch.values())).shape[0] if batch else 0
         for h in hooks:
-            parts[h].append(batch[h])
-    return {h: torch.cat(v) if v else torch.zeros((0, lm.d_model)) for h, v in parts.items()}
+            buf = bufs.get(h)
+            if buf is None or n + rows > buf.shape[0]:
+                cap = min(cfg.max_tokens, max(2 * (n + rows), _FIRST_ROWS))
+                grown = torch.empty((cap, batch[h].shape[1]), dtype=batch[h].dtype)
+                if buf is not None:
+                    grown[:n] = buf[:n]
+                bufs[h] = buf = grown
+            buf[n:n + rows] = batch[h]
+        n += rows
+    out = {}
+    for h in hooks:  # a buffer larger than what the corpus gave is copied down (one at a time) to release the rest
+        buf = bufs.pop(h, None)
+        out[h] = torch.zeros((0, lm.d_model)) if buf is None else buf[:n].clone() if buf.shape[0] > n else buf
+        del buf
+    return out
 
 
 def cache_key(model: str, hook: str, corpus: str, cfg: StreamConfig) -> str:
