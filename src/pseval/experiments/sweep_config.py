@@ -20,8 +20,8 @@ from pseval.data.corpus import check_corpus
 from pseval.data.sources import normalise_spec
 from pseval.devices import parse_device
 from pseval.errors import ConfigError, PsevalError
-from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, ScoringDtype, parse_bytes
-from pseval.metrics.ps_eval.config import Protocol
+from pseval.metrics.encoding import ScoringDtype, parse_bytes
+from pseval.metrics.ps_eval.config import Protocol, PSEvalConfig
 from pseval.models.readout import MultiToken, Position
 from pseval.saes.registry import architectures
 from pseval.training.activations import check_context_size
@@ -121,12 +121,13 @@ class EvalSection(_Section):
     balance: Balance = "reference"
     max_pairs: PositiveInt = DEFAULT_MAX_PAIRS
     loss_recovered_tokens: NonNegativeInt = 0
-    top_k: PositiveInt = 8
-    exclude_dense: Annotated[float, Field(gt=0, lt=1)] | None = None
-    dtype: ScoringDtype = "float32"
-    n_boot: PositiveInt = 1000
-    bootstrap_seed: Seed = 0
-    memory_budget: PositiveInt | str = DEFAULT_MEMORY_BUDGET  # bytes or "512MiB": how work is cut, not a result
+    # Scoring defaults are PS-Eval's own (one place: PSEvalConfig).
+    top_k: PositiveInt = PSEvalConfig.top_k
+    exclude_dense: Annotated[float, Field(gt=0, lt=1)] | None = PSEvalConfig.exclude_dense
+    dtype: ScoringDtype = PSEvalConfig.dtype
+    n_boot: PositiveInt = PSEvalConfig.n_boot
+    bootstrap_seed: Seed = PSEvalConfig.bootstrap_seed
+    memory_budget: PositiveInt | str = PSEvalConfig.memory_budget  # bytes or "512MiB": how work is cut, not a result
 
     @field_validator("memory_budget")
     @classmethod
@@ -221,12 +222,12 @@ class SweepConfig:
     balance: str = "reference"
     max_pairs: int | None = DEFAULT_MAX_PAIRS
     loss_recovered_tokens: int = 0
-    top_k: int = 8
-    exclude_dense: float | None = None
-    dtype: str = "float32"
-    n_boot: int = 1000
-    bootstrap_seed: int = 0
-    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    top_k: int = PSEvalConfig.top_k
+    exclude_dense: float | None = PSEvalConfig.exclude_dense
+    dtype: str = PSEvalConfig.dtype
+    n_boot: int = PSEvalConfig.n_boot
+    bootstrap_seed: int = PSEvalConfig.bootstrap_seed
+    memory_budget: int = PSEvalConfig.memory_budget
     source: str | None = None
     executor: str = "serial"  # where the work runs (serial or ray), not what it computes
     ray_address: str | None = None
