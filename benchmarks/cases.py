@@ -21,11 +21,11 @@ from reference_ps_eval import reference_ps_eval  # noqa: E402
 from pseval.data.pairs import WordInContextPair  # noqa: E402
 from pseval.data.wic import load_wic  # noqa: E402
 from pseval.data.wordnet_pairs import WordNetPairOptions, wordnet_pairs  # noqa: E402
-from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae  # noqa: E402
-from pseval.metrics.ps_eval.cache import cached_pair_activations  # noqa: E402
 from pseval.models.extract import length_batches, pad_batch  # noqa: E402
 from pseval.models.loading import LoadedModel, load_model  # noqa: E402
 from pseval.models.readout import plan_pairs  # noqa: E402
+from pseval.ps_eval import PSEvalConfig, collect_pair_activations, score_sae  # noqa: E402
+from pseval.ps_eval.cache import cached_pair_activations  # noqa: E402
 from pseval.saes import SAEConfig, SAEMetadata, get_sae_class  # noqa: E402
 from pseval.saes.topk import TopKSAE  # noqa: E402
 from pseval.training.trainer import TrainConfig, train_saes  # noqa: E402
@@ -273,9 +273,9 @@ def b6_ray() -> dict:
     import os
     import secrets
 
-    from pseval.experiments.store import ResultsStore
-    from pseval.experiments.sweep import run_sweep
-    from pseval.experiments.sweep_config import load_sweep_config
+    from pseval.study.store import ResultsStore
+    from pseval.study.sweep import run_sweep
+    from pseval.study.sweep_config import load_sweep_config
 
     def quiet(_: str) -> None:
         pass

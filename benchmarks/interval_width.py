@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from pseval.experiments.cell_rows import row_from_record
-from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
-from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.statistics import bootstrap_metrics
 from pseval.models.loading import load_model
+from pseval.ps_eval import PSEvalConfig
+from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae
+from pseval.study.cell_rows import row_from_record
 
 SPEC = "wordnet:max_per_lemma=2,balance=1,seed=0"  # configs/paper-minilm.toml's WordNet set
 

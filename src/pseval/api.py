@@ -22,19 +22,19 @@ from typing import Any
 
 import torch
 
+from pseval.cli.eval import DEFAULT_DATA, record_row, spec_entry, table_columns
 from pseval.errors import ConfigError, MissingResourceError
-from pseval.experiments.evaluate import DEFAULT_DATA, record_row, spec_entry, table_columns
-from pseval.experiments.pipeline import CorpusMetrics, SAEEntry, prepare_pairs
-from pseval.experiments.pipeline import evaluate as run_pipeline
-from pseval.integrations.objects import adapt_sae
-from pseval.integrations.transformer_lens import check_tl_hook, is_hooked_transformer, wrap_hooked_transformer
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, parse_bytes
-from pseval.metrics.ps_eval.config import PSEvalConfig
-from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel, load_model, wrap_model
+from pseval.models.transformer_lens import check_tl_hook, is_hooked_transformer, wrap_hooked_transformer
+from pseval.ps_eval.pipeline import CorpusMetrics, SAEEntry, prepare_pairs
+from pseval.ps_eval.pipeline import evaluate as run_pipeline
+from pseval.ps_eval.record import PSEvalRecord
+from pseval.ps_eval.settings import PSEvalConfig
 from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae
+from pseval.saes.objects import adapt_sae
 from pseval.tables import html_table, text_table
 
 

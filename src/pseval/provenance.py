@@ -10,7 +10,15 @@ from typing import Any
 
 import torch
 
-from pseval import __version__
+
+def pseval_version() -> str:
+    """The installed pseval's version (read from the package metadata, not from `pseval`: no arrow back up)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pseval")
+    except PackageNotFoundError:  # a source tree without installation
+        return "0.0.0+unknown"
 
 
 def git_commit() -> str | None:
@@ -27,6 +35,6 @@ def provenance() -> dict[str, Any]:
     """Versions and time stamp recorded in every result file."""
     import transformers
 
-    return {"pseval_version": __version__, "git_commit": git_commit(), "torch_version": torch.__version__,
+    return {"pseval_version": pseval_version(), "git_commit": git_commit(), "torch_version": torch.__version__,
             "transformers_version": transformers.__version__, "python": platform.python_version(),
             "datetime_epoch_millis": int(time.time() * 1000)}

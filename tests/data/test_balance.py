@@ -6,7 +6,7 @@ import pytest
 
 from pseval.data.balance import BALANCE_RULES, balance_pairs, canonical_balance
 from pseval.errors import ConfigError
-from pseval.metrics.ps_eval.config import PSEvalConfig
+from pseval.ps_eval.settings import PSEvalConfig
 
 # File order: S = same sense, D = different; lower case = invalid (dropped by the readout).
 ORDER = "SsDSDsSDS"

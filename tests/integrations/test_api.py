@@ -128,7 +128,7 @@ def test_object_gives_the_records_of_its_file(scored, kind):
 
 
 def test_object_fingerprint_follows_weights_and_hyperparameters():
-    from pseval.integrations.objects import adapt_sae
+    from pseval.saes.objects import adapt_sae
 
     a, b = _random_(SparseOutModule(), 4), _random_(SparseOutModule(), 4)
     fa, fb = adapt_sae(a, HOOK).fingerprint, adapt_sae(b, HOOK).fingerprint

@@ -210,9 +210,9 @@ def _gpt2_sae(seed: int, centred: bool):
 
 
 def test_hooked_transformer_activations_are_hugging_faces_under_its_convention(gpt2_pair):
-    from pseval.integrations.transformer_lens import wrap_hooked_transformer
     from pseval.models.extract import extract_positions
     from pseval.models.loading import wrap_model
+    from pseval.models.transformer_lens import wrap_hooked_transformer
 
     hf, tok, processed, raw = gpt2_pair
     lm_hf, lm_tl, lm_raw = wrap_model(hf, tok), wrap_hooked_transformer(processed), wrap_hooked_transformer(raw)

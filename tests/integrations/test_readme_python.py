@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from pseval.experiments.evaluate import EvalRequest, run_eval
+from pseval.cli.eval import EvalRequest, run_eval
 from tests.conftest import REPO
 
 START, END = "<!-- notebook-flow:", "<!-- /notebook-flow -->"

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from pseval.errors import ConfigError
-from pseval.experiments.pipeline import cell_id, config_record
 from pseval.metrics.encoding import BYTES_PER_LATENT, ROW_ALIGN, chunk_rows, parse_bytes, reconstruct
-from pseval.metrics.ps_eval import PSEvalConfig, score_sae
-from pseval.metrics.ps_eval.cache import cache_key
-from pseval.metrics.ps_eval.runner import PairActivations
 from pseval.metrics.reconstruction import reconstruction_metrics
+from pseval.ps_eval import PSEvalConfig, score_sae
+from pseval.ps_eval.cache import cache_key
+from pseval.ps_eval.pipeline import cell_id, config_record
+from pseval.ps_eval.scoring import PairActivations
 from pseval.saes import SAEConfig, get_sae_class, identity_sae, save_sae
 from pseval.saes.conventions import from_sae_output, to_sae_input
 from pseval.saes.loading import load_sae
@@ -92,7 +92,7 @@ def test_chunked_encode_changes_nothing(arch, tmp_path):
 
 def test_budget_is_in_no_key():
     from pseval.data.pairs import WordInContextPair
-    from pseval.experiments.pipeline import prepare_pairs
+    from pseval.ps_eval.pipeline import prepare_pairs
 
     pairs = [WordInContextPair("bank", "n", "a bank", "the bank", None, None, True, "x")]
     data = prepare_pairs("memory", None, 0, pairs)

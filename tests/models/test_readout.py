@@ -147,7 +147,7 @@ def test_reference_match_config():
 
 
 def test_protocol_reference_sets_every_choice_and_refuses_conflicts():
-    from pseval.metrics.ps_eval.config import PSEvalConfig
+    from pseval.ps_eval.settings import PSEvalConfig
 
     cfg = PSEvalConfig(protocol="reference", balance="paper")
     assert (cfg.readout.match, cfg.readout.too_long, cfg.readout.position, cfg.balance) == \

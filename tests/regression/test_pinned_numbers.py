@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
-from pseval.metrics.ps_eval import PSEvalConfig
+from pseval.ps_eval import PSEvalConfig
+from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.saes import identity_sae
 
 pytestmark = pytest.mark.slow

@@ -161,7 +161,7 @@ def _raise(exc: BaseException):
 
 
 def test_unexpected_error_is_one_line_naming_the_command_and_input(monkeypatch):
-    import pseval.experiments.evaluate as evaluate
+    import pseval.cli.eval as evaluate
 
     monkeypatch.setattr(evaluate, "run_eval", _raise(RuntimeError("boom\nsecond line")))
     res = invoke(["eval", "--max-pairs", "5"])
@@ -172,7 +172,7 @@ def test_unexpected_error_is_one_line_naming_the_command_and_input(monkeypatch):
 
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_debug_shows_the_traceback(monkeypatch, how):
-    import pseval.experiments.evaluate as evaluate
+    import pseval.cli.eval as evaluate
 
     monkeypatch.setattr(evaluate, "run_eval", _raise(RuntimeError("boom")))
     args, env = (["--debug", "eval"], {}) if how == "flag" else (["eval"], {"PSEVAL_DEBUG": "1"})
@@ -182,7 +182,7 @@ def test_debug_shows_the_traceback(monkeypatch, how):
 
 
 def test_pseval_errors_exit_2_and_output_errors_exit_1(monkeypatch):
-    import pseval.experiments.evaluate as evaluate
+    import pseval.cli.eval as evaluate
     from pseval.errors import ConfigError
     from pseval.files import OutputError
 
@@ -201,7 +201,7 @@ def test_pseval_errors_exit_2_and_output_errors_exit_1(monkeypatch):
 
 def test_valid_values_pass(paths, monkeypatch):
     """The accepted forms: token counts in exponent and underscore notation, devices in any case."""
-    import pseval.experiments.evaluate as evaluate
+    import pseval.cli.eval as evaluate
 
     seen = {}
 

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from pseval.cli import main
 from pseval.data.wic import load_wic
-from pseval.experiments.store import ResultsStore
-from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
+from pseval.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
 from pseval.saes import SAEConfig
 from pseval.saes.topk import TopKSAE
+from pseval.study.store import ResultsStore
 from tests.conftest import sweep_toml
 
 pytestmark = pytest.mark.slow

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from pseval.cli import main
 from pseval.errors import ConfigError, PsevalError
-from pseval.experiments.sweep_config import load_sweep_config
 from pseval.saes.registry import architectures
+from pseval.study.sweep_config import load_sweep_config
 from tests.reliability.sweep_toml import SWEEP_TOML
 
 MISSING = "/nonexistent-pseval-fuzz/sentinel"

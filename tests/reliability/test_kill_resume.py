@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pseval.experiments.store import ResultsStore
+from pseval.study.store import ResultsStore
 from tests.conftest import sweep_toml
 
 pytestmark = pytest.mark.slow

@@ -145,8 +145,8 @@ def test_errors_are_pseval_errors():
 
 def test_hook_and_width_mismatches(minilm, tmp_path):
     from pseval.data.pairs import WordInContextPair
-    from pseval.metrics.ps_eval import collect_pair_activations, score_sae
     from pseval.models.hooks import resolve_hook
+    from pseval.ps_eval import collect_pair_activations, score_sae
 
     with pytest.raises(HookError, match=r"blocks\.0\.hook_resid_pre.*blocks\.0\.hook_resid_post"):
         resolve_hook(minilm.model, "blocks.2.resid")
@@ -159,9 +159,9 @@ def test_hook_and_width_mismatches(minilm, tmp_path):
 
 def test_nan_activations_name_the_pairs(bpe_tokenizer):
     from pseval.data.pairs import WordInContextPair
-    from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations
     from pseval.models.loading import LoadedModel
     from pseval.models.readout import ReadoutConfig
+    from pseval.ps_eval import PSEvalConfig, collect_pair_activations
     from tests.conftest import tiny_model
 
     model = tiny_model("gpt2", vocab_size=len(bpe_tokenizer))
@@ -176,8 +176,8 @@ def test_nan_activations_name_the_pairs(bpe_tokenizer):
 
 def test_target_missing_from_context_is_counted_by_id(minilm):
     from pseval.data.rows import pairs_from_rows
-    from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations
     from pseval.models.readout import ReadoutConfig
+    from pseval.ps_eval import PSEvalConfig, collect_pair_activations
 
     pairs = pairs_from_rows([ROW, {**ROW, "context_2": "a loan from the lender", "id": "no-bank"}], "mem")
     assert pairs[1].span_2 is None

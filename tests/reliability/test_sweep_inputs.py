@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pseval.cli import main
 from pseval.errors import ConfigError
-from pseval.experiments.sweep_config import load_sweep_config
+from pseval.study.sweep_config import load_sweep_config
 from tests.conftest import WIC_DEV, require_shared
 from tests.reliability.sweep_toml import SWEEP_TOML
 

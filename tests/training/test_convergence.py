@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from pseval.metrics.ps_eval.schema import TrainingMetrics
+from pseval.ps_eval.record import TrainingMetrics
 from pseval.saes import SAEMetadata
 from pseval.training.trainer import (
     CONVERGENCE_MAX_DROP,

@@ -23,17 +23,17 @@ from typing import Any, get_args
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from pseval.cli.eval import DEFAULT_DATA
 from pseval.errors import ConfigError, MissingResourceError
-from pseval.experiments.evaluate import DEFAULT_DATA
 from pseval.files import check_writable, write_atomic
-from pseval.metrics.ps_eval.config import PSEvalConfig
-from pseval.metrics.ps_eval.schema import (
+from pseval.ps_eval.record import (
     NOT_SAE_BENCH,
     PairOutcome,
     PSEvalConfigRecord,
     PSEvalMetricCategories,
     PSEvalRecord,
 )
+from pseval.ps_eval.settings import PSEvalConfig
 
 
 def _sae_bench() -> Any:
@@ -167,9 +167,9 @@ def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, An
     import torch
 
     from pseval.api import as_loaded_model, sae_entries
-    from pseval.experiments.evaluate import spec_entry
-    from pseval.experiments.pipeline import evaluate, prepare_pairs
+    from pseval.cli.eval import spec_entry
     from pseval.models.loading import load_model
+    from pseval.ps_eval.pipeline import evaluate, prepare_pairs
     from pseval.saes.loading import load_sae
 
     if config.llm_dtype not in _DTYPES:

@@ -39,7 +39,7 @@ FAMILIES: dict[str, FamilySpec] = {
     "phi3": _LLAMA,
     "gemma2": _GEMMA_SANDWICH, "gemma3": _GEMMA_SANDWICH, "gemma3_text": _GEMMA_SANDWICH,
     "bert": _BERT, "roberta": _BERT, "xlm-roberta": _BERT, "electra": _BERT,
-    # A HookedTransformer wrapped by pseval.integrations.transformer_lens: its own blocks and hook points.
+    # A HookedTransformer wrapped by pseval.models.transformer_lens: its own blocks and hook points.
     "transformer_lens": FamilySpec(("model.blocks",), "hook_attn_out", "hook_mlp_out", "attn.hook_z"),
 }
 

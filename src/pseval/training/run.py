@@ -16,9 +16,9 @@ from pseval.data.corpus import corpus_texts
 from pseval.errors import ConfigError
 from pseval.files import file_lock, write_json_atomic
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
-from pseval.metrics.ps_eval.schema import TrainingMetrics
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
 from pseval.models.loading import LoadedModel, load_model
+from pseval.ps_eval.record import TrainingMetrics
 from pseval.run_keys import key_id, require_same
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEMetadata

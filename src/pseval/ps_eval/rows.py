@@ -1,0 +1,199 @@
+"""Tables of PS-Eval records with their intervals, and paired differences between records on the same pairs.
+
+`pseval eval`, `pseval compare` and the demo print these; every interval shown is the record's own (95%,
+pairs resampled with the record's bootstrap_resamples and bootstrap_seed), and a difference's interval comes from
+resampling both records' pairs together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pseval.errors import ConfigError
+from pseval.metrics.statistics import Interval
+from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
+from pseval.ps_eval.intervals import PairArrays, paired_intervals
+from pseval.ps_eval.record import PSEvalRecord
+from pseval.tables import fmt
+
+CONFUSION = ("accuracy", "precision", "recall", "specificity", "f1")
+
+
+def with_ci(value: Any, low: Any, high: Any) -> str:
+    """`0.563 [0.515, 0.611]`; the bare value when the interval is unknown."""
+    if value is None:
+        return "-"
+    if low is None or high is None:
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _ci(cat: Any, bounds: Any, field: str) -> str:
+    """A field of a category with its interval, from the category itself or its `_intervals` companion."""
+    if cat is None:
+        return "-"
+    src = bounds if bounds is not None else cat
+    return with_ci(getattr(cat, field), getattr(src, f"{field}_low", None), getattr(src, f"{field}_high", None))
+
+
+def _head(r: PSEvalRecord, label: str | None = None) -> dict[str, Any]:
+    return {"sae": label or r.sae_name, "hook": r.eval_config.hook_name,
+            "pairs": r.eval_result_metrics.counts.pairs_scored}
+
+
+def _labelled(records: Sequence[PSEvalRecord], labels: Sequence[str] | None) -> list[tuple[PSEvalRecord, str | None]]:
+    return list(zip(records, labels or [None] * len(records), strict=True))
+
+
+def argmax_rows(records: Sequence[PSEvalRecord], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The paper's argmax PS-Eval, every metric with its interval, and the confusion counts."""
+    rows = []
+    for r, label in _labelled(records, labels):
+        m = r.eval_result_metrics
+        rows.append({**_head(r, label), **{c: _ci(m.ps_eval, m.ps_eval_intervals, c) for c in CONFUSION},
+                     **{c: getattr(m.ps_eval, c) for c in ("tp", "fp", "tn", "fn")}})
+    return rows
+
+
+ARGMAX_COLUMNS = ("sae", "hook", "pairs", *CONFUSION, "tp", "fp", "tn", "fn")
+
+
+def threshold_free_rows(records: Sequence[PSEvalRecord], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """ROC-AUCs of the code cosine and top-k Jaccard, the raw-activation ceiling and the SAE's share, PS-Eval@k."""
+    rows = []
+    for r, label in _labelled(records, labels):
+        m = r.eval_result_metrics
+        tf, ce, at = m.threshold_free, m.ceiling, m.ps_eval_at_k
+        rows.append({**_head(r, label), "k": tf.top_k, "AUC cosine": _ci(tf, None, "auc_cosine"),
+                     "AUC Jaccard@k": _ci(tf, None, "auc_jaccard"), "ceiling AUC cosine": _ci(ce, None, "auc_cosine"),
+                     "share of ceiling": _ci(ce, None, "share_cosine"),
+                     "ceiling AUC Jaccard@k": _ci(ce, None, "auc_jaccard"),
+                     "PS-Eval@k F1": _ci(at, m.ps_eval_at_k_intervals, "f1"),
+                     "PS-Eval@k specificity": _ci(at, m.ps_eval_at_k_intervals, "specificity")})
+    return rows
+
+
+THRESHOLD_FREE_COLUMNS = ("sae", "hook", "k", "AUC cosine", "AUC Jaccard@k", "ceiling AUC cosine", "share of ceiling",
+                          "ceiling AUC Jaccard@k", "PS-Eval@k F1", "PS-Eval@k specificity")
+
+
+def concentration_rows(records: Sequence[PSEvalRecord], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """How far one feature drives the argmax: distinct top features, the most common one's share of contexts and of
+    the "same" predictions, the effective number, and the flag."""
+    rows = []
+    for r, label in _labelled(records, labels):
+        c = r.eval_result_metrics.concentration
+        rows.append({"sae": label or r.sae_name, "hook": r.eval_config.hook_name, "distinct": c.distinct_top_features,
+                     "top feature": c.top_feature, "share of contexts": _ci(c, None, "top_feature_share"),
+                     "effective number": _ci(c, None, "effective_top_features"),
+                     "same predictions by it": f"{c.same_predictions_top_feature} of {c.same_predictions}",
+                     "flag": f"DOMINATED (> {DOMINANCE_THRESHOLD:g})" if c.dominated else ""})
+    return rows
+
+
+CONCENTRATION_COLUMNS = ("sae", "hook", "distinct", "top feature", "share of contexts", "effective number",
+                         "same predictions by it", "flag")
+
+
+def robust_rows(records: Sequence[PSEvalRecord], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The dense-feature-robust variant of the records that have it."""
+    rows = []
+    for r, label in _labelled(records, labels):
+        m = r.eval_result_metrics
+        rb = m.ps_eval_robust
+        if rb is None:
+            continue
+        rows.append({**_head(r, label), "exclude dense >": rb.exclude_dense, "latents left out": rb.excluded_latents,
+                     **{c: _ci(rb, m.ps_eval_robust_intervals, c) for c in ("f1", "specificity", "recall",
+                                                                             "precision")}})
+    return rows
+
+
+ROBUST_COLUMNS = ("sae", "hook", "pairs", "exclude dense >", "latents left out", "f1", "specificity", "recall",
+                  "precision")
+
+
+@dataclass
+class Comparison:
+    """Every statistic of each record and, for each record after the first, its paired difference to the first."""
+
+    names: list[str]
+    per_record: list[dict[str, Interval]]
+    differences: list[dict[str, Interval]]  # differences[i - 1]: record i minus record 0
+    n_boot: int
+    seed: int
+    notes: list[str]
+
+
+def check_same_pairs(records: Sequence[PSEvalRecord], names: Sequence[str]) -> None:
+    """A ConfigError naming the records that were not scored on the same pairs (ids, order and labels)."""
+    first = records[0]
+    ids0 = [(d.pair_id, d.same_sense) for d in first.eval_result_details]
+    for r, name in zip(records[1:], names[1:], strict=True):
+        a, b = first.eval_config, r.eval_config
+        ids = [(d.pair_id, d.same_sense) for d in r.eval_result_details]
+        if ids == ids0:
+            continue
+        why = []
+        if a.dataset_hash != b.dataset_hash:
+            why.append(f"dataset_hash {a.dataset_hash[:12]} vs {b.dataset_hash[:12]}")
+        if a.selection_hash != b.selection_hash:
+            why.append(f"selection_hash {a.selection_hash[:12]} vs {b.selection_hash[:12]}")
+        diff = next((i for i, (x, y) in enumerate(zip(ids0, ids, strict=False)) if x != y), min(len(ids0), len(ids)))
+        why.append(f"{len(ids0)} vs {len(ids)} scored pairs, first difference at pair #{diff}")
+        raise ConfigError(f"{names[0]} and {name} were not scored on the same pairs ({'; '.join(why)}): paired "
+                          "differences need the same pairs (same data, selection, readout and balancing)")
+
+
+def compare_records(records: Sequence[PSEvalRecord], names: Sequence[str], n_boot: int | None = None,
+                    seed: int | None = None) -> Comparison:
+    """Paired differences of every statistic against the first record (resamples and seed: the first record's
+    unless given). A statistic whose definition differs between two records (top_k, exclude_dense) is left out of
+    their difference, with a note."""
+    if not records:
+        raise ConfigError("nothing to compare")
+    check_same_pairs(records, names)
+    cfg0 = records[0].eval_config
+    n_boot = cfg0.bootstrap_resamples if n_boot is None else n_boot
+    seed = cfg0.bootstrap_seed if seed is None else seed
+    cells = [PairArrays.from_details(r.eval_result_details) for r in records]
+    per_record, diffs = paired_intervals(cells, [(i, 0) for i in range(1, len(cells))], n_boot, seed)
+    notes = []
+    for i, r in enumerate(records[1:], start=1):
+        c = r.eval_config
+        drop = []
+        if c.top_k != cfg0.top_k:
+            drop += ["ps_eval_at_k.", "threshold_free.auc_jaccard", "ceiling.auc_jaccard", "ceiling.share_jaccard"]
+            notes.append(f"{names[i]}: top_k {c.top_k} vs {cfg0.top_k}: top-k statistics not compared")
+        if c.exclude_dense != cfg0.exclude_dense:
+            drop.append("ps_eval_robust.")
+            notes.append(f"{names[i]}: exclude_dense {c.exclude_dense} vs {cfg0.exclude_dense}: robust variant not "
+                         "compared")
+        diffs[i - 1] = {k: v for k, v in diffs[i - 1].items() if not any(k.startswith(d) for d in drop)}
+    return Comparison(list(names), per_record, diffs, n_boot, seed, notes)
+
+
+DIFFERENCE_STATS = {"Δ F1": "ps_eval.f1", "Δ specificity": "ps_eval.specificity",
+                    "Δ AUC cosine": "threshold_free.auc_cosine", "Δ AUC Jaccard@k": "threshold_free.auc_jaccard",
+                    "Δ PS-Eval@k F1": "ps_eval_at_k.f1", "Δ robust F1": "ps_eval_robust.f1"}
+
+
+def difference_rows(comparison: Comparison) -> list[dict[str, Any]]:
+    """One row per record after the first: its headline statistics minus the first's, with paired intervals
+    (`*`: the interval excludes 0)."""
+    rows = []
+    for name, diff in zip(comparison.names[1:], comparison.differences, strict=True):
+        row: dict[str, Any] = {"record": name, "minus": comparison.names[0]}
+        for col, key in DIFFERENCE_STATS.items():
+            iv = diff.get(key)
+            row[col] = "-" if iv is None else with_ci(iv.value, iv.low, iv.high) + (" *" if iv.excludes_zero()
+                                                                                    else "")
+        rows.append(row)
+    return rows
+
+
+def difference_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The difference columns that hold something."""
+    return ("record", "minus", *(c for c in DIFFERENCE_STATS if any(r.get(c) not in (None, "-") for r in rows)))

@@ -1,0 +1,181 @@
+"""Matplotlib figures of a sweep (headless Agg backend), returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from pseval.errors import MissingResourceError
+from pseval.metrics.statistics import Interval
+from pseval.study.cell_rows import CellRow, short_dataset
+
+try:
+    import matplotlib
+    import matplotlib.ticker
+except ImportError as exc:  # an optional extra: say which, rather than a bare ModuleNotFoundError
+    raise MissingResourceError("figures (pseval report, the demo's report.html) need matplotlib: "
+                               "pip install 'pseval[plots]'") from exc
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MARKERS = {"standard": "o", "topk": "s", "batchtopk": "D", "jumprelu": "^", "gated": "v", "identity": "*"}
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def pareto(rows: Sequence[CellRow], title: str) -> bytes | None:
+    """MSE vs L0 of every trained SAE, coloured by F1 and by specificity."""
+    trained = [r for r in rows if r.recon.get("l0") and r.architecture != "identity"]
+    if not trained:
+        return None
+    # MSE is only comparable within one hook: plot the hook with the most trained SAEs.
+    counts: dict[str, int] = defaultdict(int)
+    for r in trained:
+        counts[r.hook] += 1
+    hook = max(counts, key=lambda h: counts[h])
+    pts = [r for r in trained if r.hook == hook]
+    title = f"{title} at {hook}"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric in zip(axes, ("f1", "specificity"), strict=True):
+        vals = [r.metrics[metric] for r in pts]
+        for arch in sorted({r.architecture for r in pts}):
+            sel = [i for i, r in enumerate(pts) if r.architecture == arch]
+            sc = ax.scatter([pts[i].recon["l0"] for i in sel], [pts[i].recon["mse_per_token"] for i in sel],
+                            c=[vals[i] for i in sel], cmap="viridis", vmin=min(vals), vmax=max(vals) + 1e-9,
+                            marker=MARKERS.get(arch, "o"), s=60, edgecolors="k", label=arch)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("L0 (active latents per token)")
+        ax.set_ylabel("MSE per token")
+        ax.set_title(f"coloured by {metric}")
+        fig.colorbar(sc, ax=ax, label=metric)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def versus_expansion(rows: Sequence[CellRow], title: str) -> bytes | None:
+    """F1 and specificity vs expansion ratio, one line per architecture (at the hook with most widths)."""
+    by_hook: dict[str, list[CellRow]] = defaultdict(list)
+    for r in rows:
+        if r.architecture != "identity":
+            by_hook[r.hook].append(r)
+    if not by_hook:
+        return None
+    hook = max(by_hook, key=lambda h: len({r.expansion for r in by_hook[h]}) * 100 + len(by_hook[h]))
+    sel = by_hook[hook]
+    if len({r.expansion for r in sel}) < 2:
+        return None
+    return _lines(sel, ("f1", "specificity"), lambda r: r.architecture, lambda r: r.expansion,
+                  "expansion ratio (d_sae / d_model)", f"{title} at {hook}", log2_x=True)
+
+
+def versus_layer(rows: Sequence[CellRow], sae: str, title: str) -> bytes | None:
+    """Specificity and F1 vs layer, one line per component, for one SAE label."""
+    sel = [r for r in rows if r.sae == sae and r.layer is not None]
+    if len({r.layer for r in sel}) < 2:
+        return None
+    return _lines(sel, ("specificity", "f1"), lambda r: r.component, lambda r: r.layer, "layer", f"{title}: {sae}")
+
+
+def _lines(sel: Sequence[CellRow], metrics: tuple[str, str], group: Callable[[CellRow], str],
+           x: Callable[[CellRow], float | int | None], xlabel: str, title: str, log2_x: bool = False) -> bytes:
+    """One panel per metric, one line per group (architecture markers where the group is one)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, metrics, strict=True):
+        for g in sorted({group(r) for r in sel}):
+            pts = sorted((x(r), r.metrics[metric]) for r in sel if group(r) == g)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=MARKERS.get(g, "o"), label=g)
+        if log2_x:
+            ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def confusion_grid(rows: Sequence[CellRow], title: str, limit: int = 6) -> bytes | None:
+    """Confusion matrices of up to `limit` cells."""
+    sel = list(rows)[:limit]
+    if not sel:
+        return None
+    fig, axes = plt.subplots(1, len(sel), figsize=(2.6 * len(sel), 2.8), squeeze=False)
+    for ax, r in zip(axes[0], sel, strict=True):
+        m = np.array([[r.metrics["tp"], r.metrics["fn"]], [r.metrics["fp"], r.metrics["tn"]]], dtype=float)
+        ax.imshow(m, cmap="Blues")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{int(v)}", ha="center", va="center")
+        ax.set_xticks([0, 1], ["same feat.", "diff. feat."], fontsize=7)
+        ax.set_yticks([0, 1], ["same sense", "diff. sense"], fontsize=7)
+        ax.set_title(f"{r.sae}\n{r.hook}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
+def cosine_histograms(rows: Sequence[CellRow], title: str, limit: int = 4) -> bytes | None:
+    """Encoder and decoder cosine of the two top features, same-sense vs different-sense pairs."""
+    sel = [r for r in rows if r.architecture != "identity" and r.cos_enc.size][:limit]
+    if not sel:
+        return None
+    fig, axes = plt.subplots(2, len(sel), figsize=(3.2 * len(sel), 5), squeeze=False)
+    for j, r in enumerate(sel):
+        for i, (name, vals) in enumerate((("encoder", r.cos_enc), ("decoder", r.cos_dec))):
+            ax = axes[i][j]
+            bins = np.linspace(-1, 1, 41)
+            ax.hist(vals[r.same_sense], bins=bins, alpha=0.6, label="same sense", density=True)
+            ax.hist(vals[~r.same_sense], bins=bins, alpha=0.6, label="different sense", density=True)
+            ax.set_title(f"{name} cos: {r.sae}\n{r.hook}", fontsize=7)
+            ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
+def metrics_vs_reconstruction(rows: Sequence[CellRow], intervals: Sequence[Mapping[str, Interval]],
+                              title: str) -> bytes | None:
+    """F1 and specificity (with their 95% intervals) against MSE and L0, one colour per dataset; SAEs without
+    reconstruction metrics (identity) as a horizontal line with their interval as a band."""
+    if not rows:
+        return None
+    datasets = sorted({r.dataset for r in rows})
+    colours = {d: plt.get_cmap("tab10")(i % 10) for i, d in enumerate(datasets)}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), squeeze=False)
+    for i, metric in enumerate(("f1", "specificity")):
+        for j, (x_key, x_label) in enumerate((("mse_per_token", "MSE per token"),
+                                              ("l0", "L0 (active latents per token)"))):
+            ax = axes[i][j]
+            for r, iv in zip(rows, intervals, strict=True):
+                ci, colour = iv[metric], colours[r.dataset]
+                label = f"{r.sae} ({short_dataset(r.dataset)})"
+                x = r.recon.get(x_key)
+                if x is None or not np.isfinite(x):
+                    ax.axhline(ci.value, color=colour, ls="--", lw=1, label=label)
+                    if np.isfinite(ci.low) and np.isfinite(ci.high):
+                        ax.axhspan(ci.low, ci.high, color=colour, alpha=0.12)
+                    continue
+                err = [[max(0.0, ci.value - ci.low)], [max(0.0, ci.high - ci.value)]] \
+                    if np.isfinite(ci.low) and np.isfinite(ci.high) else None
+                # Each dataset's points a little apart, so intervals of one SAE on two datasets do not overlap.
+                x *= 1 + 0.015 * (datasets.index(r.dataset) - (len(datasets) - 1) / 2)
+                ax.errorbar([x], [ci.value], yerr=err, fmt=MARKERS.get(r.architecture, "o"), color=colour,
+                            ms=8, mec="k", capsize=4, label=label)
+                ax.annotate(r.sae, (x, ci.value), textcoords="offset points", xytext=(6, 4), fontsize=7)
+            if x_key == "l0":
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(f"{metric} (95% CI)")
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _png(fig)

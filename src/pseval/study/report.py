@@ -1,0 +1,382 @@
+"""`pseval report RESULTS`: Markdown summary and a self-contained HTML report with plots and the claims."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pseval.errors import ConfigError, PsevalError
+from pseval.files import write_atomic, write_json_atomic, write_text_atomic
+from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
+from pseval.metrics.statistics import bootstrap_metrics, breakdown
+from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
+from pseval.study import plots
+from pseval.study.cell_rows import CellRow, rows_from_records, short_dataset
+from pseval.study.claims import Claim, evaluate_claims
+from pseval.study.store import SWEEP_FILE, ResultsStore
+from pseval.tables import fmt, markdown_table
+from pseval.training.trainer import CONVERGENCE_MAX_DROP
+
+
+@dataclass
+class Panel:
+    """The cells of one (dataset, readout), their claims and figures."""
+
+    dataset: str
+    readout: str
+    rows: list[CellRow]
+    claims: list[Claim] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """Heading text."""
+        return f"{short_dataset(self.dataset)}, {self.readout} readout"
+
+
+def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list[Panel]:
+    """Group cells by panel, evaluate claims and draw figures."""
+    rows = rows_from_records(store.records())
+    if not rows:
+        raise ConfigError(f"{store.root}: no finished cells with per-pair data (run `pseval sweep` first)")
+    groups: dict[tuple[str, str], list[CellRow]] = defaultdict(list)
+    for r in rows:
+        groups[r.panel].append(r)
+    panels = []
+    for (ds, ro), grp in sorted(groups.items()):
+        grp.sort(key=lambda r: (r.layer if r.layer is not None else -1, r.component, r.architecture, r.expansion,
+                                r.sae))
+        p = Panel(ds, ro, grp, evaluate_claims(grp, n_boot, seed))
+        figs = {
+            "pareto": plots.pareto(grp, f"MSE vs L0 ({p.title})"),
+            "expansion": plots.versus_expansion(grp, "PS-Eval vs dictionary size"),
+            "confusion": plots.confusion_grid([r for r in grp if r.architecture != "identity"] or grp,
+                                              f"Confusion matrices ({p.title})"),
+            "cosines": plots.cosine_histograms(grp, f"Top-feature cosines ({p.title})"),
+        }
+        multi_layer = sorted({r.sae for r in grp if len({x.layer for x in grp if x.sae == r.sae}) > 1})
+        for sae in multi_layer[:3]:
+            figs[f"layers_{sae}"] = plots.versus_layer(grp, sae, "PS-Eval vs layer")
+        p.figures = {k: v for k, v in figs.items() if v}
+        panels.append(p)
+    return panels
+
+
+def _cell_intervals(r: CellRow, n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
+    """(low, high) of F1 and specificity: the record's own when it used the report's resamples, else recomputed."""
+    if r.extra.get("bootstrap") == (n_boot, seed):
+        iv = r.extra["intervals"]
+        return {m: (iv[f"{m}_low"], iv[f"{m}_high"]) for m in ("f1", "specificity")}
+    ci = bootstrap_metrics(r.same_sense, r.same_feature, n_boot, seed)
+    return {m: (ci[m].low, ci[m].high) for m in ("f1", "specificity")}
+
+
+def _concentration(r: CellRow) -> str:
+    """The most common top feature's share of contexts, flagged when one feature dominates."""
+    c = r.extra.get("concentration")
+    if not c:
+        return "-"
+    return f"{fmt(c['top_feature_share'])} (#{c['top_feature']})" + (" DOMINATED" if c["dominated"] else "")
+
+
+def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
+    out = []
+    for r in panel.rows:
+        ci = _cell_intervals(r, n_boot, seed)
+        out.append({"hook": r.hook, "sae": r.sae, "pairs": len(r.same_sense),
+                    "F1 [95% CI]": f"{fmt(r.metrics['f1'])} [{fmt(ci['f1'][0])}, {fmt(ci['f1'][1])}]",
+                    "specificity [95% CI]": f"{fmt(r.metrics['specificity'])} [{fmt(ci['specificity'][0])}, "
+                                            f"{fmt(ci['specificity'][1])}]",
+                    "precision": r.metrics["precision"], "recall": r.metrics["recall"],
+                    "accuracy": r.metrics["accuracy"], "top feature share": _concentration(r),
+                    "MSE": r.recon.get("mse_per_token"), "FVU": r.recon.get("fvu"),
+                    "L0": r.recon.get("l0"), "dead": r.recon.get("dead_fraction"),
+                    "loss rec.": r.loss_recovered.get("loss_recovered_zero") if r.loss_recovered else None,
+                    "converged": converged_mark(r)})
+    return out
+
+
+CELL_COLUMNS = ("hook", "sae", "pairs", "F1 [95% CI]", "specificity [95% CI]", "precision", "recall", "accuracy",
+                "top feature share", "MSE", "FVU", "L0", "dead", "loss rec.", "converged")
+CONCENTRATION_NOTE = (f"top feature share = the share of contexts whose argmax is the most common feature (#id); "
+                      f"DOMINATED above {DOMINANCE_THRESHOLD:g}: that cell's recall and F1 come largely from one "
+                      "feature, not from separated senses")
+def converged_mark(row: CellRow) -> str:
+    """'yes', 'NO' (held-out FVU still falling at the end of training), or '-' (not measured / not trained)."""
+    return "-" if row.converged is None else ("yes" if row.converged else "NO")
+
+
+def convergence_note(panel: Panel) -> str:
+    """Which cells rest on SAEs that had not converged, and the rule."""
+    bad = sorted({f"{r.sae} at {r.hook}" for r in panel.rows if r.converged is False})
+    rule = (f"converged = NO: the SAE's held-out FVU still fell by more than {CONVERGENCE_MAX_DROP:.0%} over its "
+            "last fifth of training steps; '-': not measured")
+    return f"{len(bad)} SAE(s) not converged ({', '.join(bad)}); {rule}." if bad else f"Every SAE converged ({rule})."
+
+
+@dataclass
+class InspectLink:
+    """A per-sense inspection page of one panel's best or worst SAE (or why it could not be written)."""
+
+    role: str
+    row: CellRow
+    word: str
+    path: Path | None = None
+    error: str | None = None
+
+
+def inspect_pages(panels: list[Panel], out_dir: Path,
+                  log: Callable[[str], Any] = print) -> dict[int, list[InspectLink]]:
+    """Write `pseval inspect` pages for the best and worst SAE by F1 of each panel (identity left out), for the
+    panel's most frequent target word in the best cell; a page that cannot be made says why instead."""
+    from pseval.models.loading import load_model
+    from pseval.models.readout import ReadoutConfig
+    from pseval.ps_eval.settings import PSEvalConfig
+    from pseval.saes.loading import load_sae
+    from pseval.study.inspect import inspect_cell
+
+    models: dict[str, Any] = {}
+    out: dict[int, list[InspectLink]] = {}
+    for n, p in enumerate(panels):
+        cands = [r for r in p.rows if r.architecture != "identity" and math.isfinite(r.metrics["f1"])]
+        if not cands:
+            continue
+        best = max(cands, key=lambda r: r.metrics["f1"])
+        worst = min(cands, key=lambda r: r.metrics["f1"])
+        counts = Counter(best.targets)
+        word = min(counts, key=lambda w: (-counts[w], w)) if counts else ""
+        links = []
+        for role, r in (("best F1", best), ("worst F1", worst))[: 1 if best is worst else 2]:
+            link = InspectLink(role, r, word)
+            folder = out_dir / "inspect" / _safe(f"{short_dataset(p.dataset)}_{p.readout}")
+            try:
+                x = r.extra
+                if x["model"] not in models:
+                    models[x["model"]] = load_model(x["model"])
+                cfg = PSEvalConfig(readout=ReadoutConfig(position=r.readout, multi_token=x["multi_token"],
+                                                         template=x["template"], too_long=x["too_long"]),
+                                   balance=x["balance"], protocol=x["protocol"])
+                link.path, _ = inspect_cell(models[x["model"]], x["model"], load_sae(x["source"]), r.sae,
+                                            x["source"], r.hook, p.dataset, cfg, word, folder)
+            except (PsevalError, OSError, KeyError, ValueError) as exc:
+                link.error = f"{type(exc).__name__}: {exc}"
+                log(f"[report] no inspection page for {r.sae} at {r.hook}: {link.error}")
+            links.append(link)
+        out[n] = links
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def _inspect_lines(links: list[InspectLink], out_dir: Path) -> tuple[list[str], str]:
+    """Markdown lines and HTML of a panel's inspection links."""
+    md, h = [], []
+    for link in links:
+        r = link.row
+        what = f"{link.role}: {r.sae} at {r.hook} (F1 {fmt(r.metrics['f1'])}), word '{link.word}'"
+        if link.path is None:
+            md.append(f"- {what}: not written ({link.error})")
+            h.append(f"<li>{html.escape(what)}: not written ({html.escape(str(link.error))})</li>")
+        else:
+            rel = link.path.relative_to(out_dir).as_posix()
+            md.append(f"- [{what}]({rel})")
+            h.append(f"<li><a href='{html.escape(rel)}'>{html.escape(what)}</a></li>")
+    return md, f"<ul>{''.join(h)}</ul>"
+
+
+def loss_note(panel: Panel) -> str:
+    """What the 'loss rec.' column measured: the objectives (and why, when it is not the LM's own loss)."""
+    seen = {(r.loss_recovered.get("objective"), r.loss_recovered.get("reason")) for r in panel.rows
+            if r.loss_recovered}
+    if not seen:
+        return ""
+    parts = [f"{obj}" + (f" ({why})" if why else "") for obj, why in sorted(seen, key=str)]
+    return "loss rec. = (L_zero-ablation - L_SAE) / (L_zero-ablation - L_clean), objective: " + "; ".join(parts)
+
+
+CLAIM_COLUMNS = ("claim", "verdict", "test", "statistic", "p", "comparisons", "evidence")
+
+
+def claims_table(claims: list[Claim]) -> list[dict]:
+    """Rows of the claims table: the verdict (marked if it rests on unconverged SAEs), its one test, the evidence."""
+    return [{"claim": c.statement, "verdict": c.verdict_label, "test": c.test or "-",
+             "statistic": f"{c.statistic} = {c.value:+.3f}" if c.statistic else "-",
+             "p": "-" if c.p_value is None else f"{c.p_value:.3g}", "comparisons": c.comparisons,
+             "evidence": "; ".join(c.evidence[:4]) + (f"; ... ({len(c.evidence)} lines)"
+                                                     if len(c.evidence) > 4 else "")} for c in claims]
+
+
+def _pos_rows(panel: Panel) -> list[dict]:
+    out = []
+    for r in panel.rows:
+        if r.architecture == "identity" or not r.pos:
+            continue
+        for pos, m in breakdown(r.same_sense, r.same_feature, list(r.pos)).items():
+            out.append({"hook": r.hook, "sae": r.sae, "pos": pos, **m})
+    return out[:40]
+
+
+def _target_rows(panel: Panel, limit: int = 30) -> tuple[str, list[dict]]:
+    """Per-target-word metrics of the panel's best-F1 SAE: the words with the most pairs."""
+    cands = [r for r in panel.rows if r.architecture != "identity" and len(r.targets) == len(r.same_sense)]
+    if not cands:
+        return "", []
+    best = max(cands, key=lambda r: r.metrics["f1"])
+    rows = [{"target": w, **m} for w, m in breakdown(best.same_sense, best.same_feature, best.targets).items()]
+    rows.sort(key=lambda r: (-r["pairs"], r["target"]))
+    return f"{best.sae} at {best.hook}", rows[:limit]
+
+
+def write_target_csv(panels: list[Panel], path: Path) -> None:
+    """Every cell's metrics per target word, one CSV row each."""
+    cols = ("dataset", "readout", "hook", "sae", "target", "pairs", *METRIC_COLUMNS)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(cols)
+    for p in panels:
+        for r in p.rows:
+            if len(r.targets) != len(r.same_sense):
+                continue
+            for word, m in breakdown(r.same_sense, r.same_feature, r.targets).items():
+                w.writerow([p.dataset, p.readout, r.hook, r.sae, word, m["pairs"], *(m[c] for c in METRIC_COLUMNS)])
+    write_text_atomic(buf.getvalue(), path)
+
+
+def _html_table(rows: list[dict], cols: tuple[str, ...]) -> str:
+    """An HTML table of formatted, escaped values."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in cols) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+@dataclass
+class PanelView:
+    """Everything one panel shows, rendered alike to Markdown and HTML."""
+
+    panel: Panel
+    figures: list[tuple[str, str, bytes]]  # (name, file name under figures/, PNG)
+    cells: list[dict]
+    notes: list[str]
+    inspections: list[InspectLink]
+    target_title: str
+    target_rows: list[dict]
+    pos_rows: list[dict]
+
+
+TARGET_COLUMNS = ("target", "pairs", "accuracy", "f1", "specificity", "recall")
+POS_COLUMNS = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")
+INSPECT_TITLE = "Per-sense inspection of the best and worst SAE"
+HTML_HEAD = ("<!doctype html><html><head><meta charset='utf-8'><title>PS-Eval sweep report</title><style>"
+             "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "th{background:#eee}.holds{color:#070}.does-not-hold{color:#b00}.inconclusive{color:#a60}"
+             "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>")
+
+
+def panel_view(p: Panel, n_boot: int, seed: int, inspections: list[InspectLink]) -> PanelView:
+    """The tables, notes and figures of one panel."""
+    stem = _safe(f"{short_dataset(p.dataset)}_{p.readout}")
+    figures = [(name, f"{stem}_{_safe(name)}.png", png) for name, png in p.figures.items()]
+    who, target_rows = _target_rows(p)
+    title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; every cell and "
+             "word in by_target.csv)")
+    return PanelView(p, figures, _cell_rows(p, n_boot, seed),
+                     [". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x), convergence_note(p)],
+                     inspections, title, target_rows, _pos_rows(p))
+
+
+def render_markdown(header: str, views: list[PanelView], out_dir: Path) -> str:
+    """report.md: figures referenced from figures/."""
+    md = ["# PS-Eval sweep report", ""] + ([header, ""] if header else [])
+    for v in views:
+        md += [f"## {v.panel.title}", "", "### Claims", "", markdown_table(claims_table(v.panel.claims),
+                                                                          CLAIM_COLUMNS), "", "### Figures", ""]
+        md += [line for name, fname, _ in v.figures for line in (f"![{name}](figures/{fname})", "")]
+        md += ["### Every cell", "", markdown_table(v.cells, CELL_COLUMNS), ""]
+        md += [line for note in v.notes for line in (note, "")]
+        if v.inspections:
+            md += [f"### {INSPECT_TITLE}", "", *_inspect_lines(v.inspections, out_dir)[0], ""]
+        if v.target_rows:
+            md += [f"### {v.target_title}", "", markdown_table(v.target_rows, TARGET_COLUMNS), ""]
+        if v.pos_rows:
+            md += ["### By part of speech", "", markdown_table(v.pos_rows, POS_COLUMNS), ""]
+    return "\n".join(md)
+
+
+def render_html(header: str, views: list[PanelView], out_dir: Path) -> str:
+    """report.html: self-contained, figures embedded."""
+    h = [HTML_HEAD] + ([f"<p>{html.escape(header)}</p>"] if header else [])
+    for v in views:
+        p = v.panel
+        h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr>"
+                 + "".join(f"<th>{col}</th>" for col in CLAIM_COLUMNS) + "</tr>")
+        for c, t in zip(p.claims, claims_table(p.claims), strict=True):
+            ev = "<br>".join(html.escape(e) for e in c.evidence) or "-"
+            h.append(f"<tr><td>{html.escape(c.statement)}</td><td class='{c.verdict.replace(' ', '-')}'>"
+                     f"{html.escape(t['verdict'])}</td>"
+                     + "".join(f"<td>{html.escape(fmt(t[col]))}</td>" for col in CLAIM_COLUMNS[2:-1])
+                     + f"<td>{ev}</td></tr>")
+        h.append("</table><h3>Figures</h3>")
+        h += [f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>"
+              for name, _, png in v.figures]
+        h.append(f"<h3>Every cell</h3>{_html_table(v.cells, CELL_COLUMNS)}"
+                 + "".join(f"<p>{html.escape(note)}</p>" for note in v.notes))
+        if v.inspections:
+            h.append(f"<h3>{INSPECT_TITLE}</h3>{_inspect_lines(v.inspections, out_dir)[1]}")
+        if v.target_rows:
+            h.append(f"<h3>{html.escape(v.target_title)}</h3>{_html_table(v.target_rows, TARGET_COLUMNS)}")
+        if v.pos_rows:
+            h.append(f"<h3>By part of speech</h3>{_html_table(v.pos_rows, POS_COLUMNS)}")
+    h.append("</body></html>")
+    return "\n".join(h)
+
+
+def _header(store: ResultsStore, panels: list[Panel], n_boot: int, seed: int) -> str:
+    """The sweep's settings, versions and the commits its cells were computed at."""
+    cfg = store.settings() or {}
+    if not cfg:
+        return ""
+    info = json.loads((store.root / SWEEP_FILE).read_text()) if (store.root / SWEEP_FILE).is_file() else {}
+    # A resumed sweep can hold cells from several versions: name each, not just the one that started it.
+    commits = sorted({r.git_commit for p in panels for r in p.rows})
+    return (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
+            f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; pseval {info.get('pseval_version')}, "
+            f"cells computed at commit(s) {', '.join(commits)}. Intervals: 95% percentile bootstrap over pairs "
+            f"({n_boot} resamples, seed {seed}).")
+
+
+def write_sweep_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
+                       seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
+    """Write report.md (with figures/*.png), report.html (images embedded), claims.json and by_target.csv;
+    returns the two report paths.
+
+    With `inspect`, per-sense inspection pages of each panel's best and worst SAE are written to inspect/ and
+    linked (this loads the model)."""
+    store = ResultsStore(results)
+    out_dir = Path(out) if out else store.root / "report"
+    panels = build_panels(store, n_boot, seed)
+    inspections = inspect_pages(panels, out_dir, log) if inspect else {}
+    views = [panel_view(p, n_boot, seed, inspections.get(n, [])) for n, p in enumerate(panels)]
+    for v in views:
+        for _, fname, png in v.figures:
+            write_atomic(out_dir / "figures" / fname, lambda fh, png=png: fh.write(png), binary=True)
+    header = _header(store, panels, n_boot, seed)
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    write_text_atomic(render_markdown(header, views, out_dir), md_path)
+    write_text_atomic(render_html(header, views, out_dir), html_path)
+    write_target_csv(panels, out_dir / "by_target.csv")
+    write_json_atomic({f"{p.dataset}|{p.readout}": [c.to_dict() for c in p.claims] for p in panels},
+                      out_dir / "claims.json")
+    return md_path, html_path

@@ -1,0 +1,109 @@
+"""The results store of a sweep: a folder owned by one config, one record file per finished cell, written once."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pseval.errors import DataFormatError
+from pseval.files import remove_stale_temp_files, temp_files, write_atomic, write_json_atomic
+from pseval.provenance import provenance
+from pseval.ps_eval.record import PSEvalRecord, read_record
+from pseval.run_keys import key_id, require_same
+
+SWEEP_FILE = "sweep.json"
+# Folders the store owns: `--overwrite` removes these and nothing else the folder may hold.
+OWNED = ("cells", "saes", "pair_activations", "report", "locks")
+
+
+def cell_file_stem(record: PSEvalRecord) -> str:
+    """Readable file stem of a cell: hook, SAE, readout, then its id (which alone makes it unique)."""
+    cfg = record.eval_config
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{cfg.hook_name}__{record.sae_name}__{cfg.readout}")
+    return f"{stem}__{record.cell_id}"
+
+
+class ResultsStore:
+    """A folder holding `sweep.json` (the one config it belongs to) and `cells/*.json` (one record per cell)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.cells_dir = self.root / "cells"
+        self._done: set[str] | None = None
+
+    def _ids_on_disk(self) -> set[str]:
+        if not self.cells_dir.is_dir():
+            return set()
+        return {p.stem.rsplit("__", 1)[-1] for p in self.cells_dir.glob("*.json")}
+
+    def has(self, cell_id: str) -> bool:
+        """Whether the cell is finished (written by this or any other process)."""
+        if self._done is None or cell_id not in self._done:
+            self._done = self._ids_on_disk()
+        return cell_id in self._done
+
+    def put(self, record: PSEvalRecord) -> bool:
+        """Write a finished cell once: False (and nothing written) when it is already there."""
+        text = record.to_json()
+        wrote = write_atomic(self.cells_dir / f"{cell_file_stem(record)}.json", lambda fh: fh.write(text),
+                             exclusive=True)
+        if self._done is not None:
+            self._done.add(record.cell_id)
+        return wrote
+
+    def records(self) -> Iterator[PSEvalRecord]:
+        """Every finished cell, in file-name order; a corrupt or old-layout file raises an error naming it."""
+        if not self.cells_dir.is_dir():
+            return
+        for p in sorted(self.cells_dir.glob("*.json")):
+            try:
+                data = json.loads(p.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise DataFormatError(f"corrupt result file ({exc})", p) from exc
+            yield read_record(data, str(p))
+
+    def leftover_temp_files(self) -> list[Path]:
+        """Temp files in the cells folder (live writers' and debris)."""
+        return temp_files(self.cells_dir)
+
+    def clean_temp(self) -> None:
+        """Remove the debris of killed writes anywhere in the store; live writers' temp files are left alone."""
+        if self.root.is_dir():
+            for folder in [self.root, *(p for p in self.root.rglob("*") if p.is_dir())]:
+                remove_stale_temp_files(folder)
+
+    def settings(self) -> dict[str, Any] | None:
+        """The settings of the config this folder belongs to, or None for a new folder."""
+        p = self.root / SWEEP_FILE
+        if not p.is_file():
+            return None
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if "settings" not in data:
+            raise DataFormatError("written by an older pseval (no `settings`); run the sweep in a new --out folder, "
+                                  "or pass --overwrite to discard this folder's results", p)
+        return data["settings"]
+
+    def claim(self, settings: dict[str, Any], overwrite: bool = False) -> None:
+        """Make this folder the config's, or check that it already is: a different config is refused with the
+        differing fields (or, with `overwrite`, the folder's results are discarded first)."""
+        if overwrite:
+            self.clear()
+        record = {"settings": settings, "settings_key": key_id(settings), **provenance()}
+        if write_json_atomic(record, self.root / SWEEP_FILE, exclusive=True):
+            return  # first claim (exclusive: of two processes starting at once, one wins)
+        old = self.settings()
+        assert old is not None
+        require_same(f"the sweep folder {self.root}", old, json.loads(json.dumps(settings, default=str)),
+                     "A sweep folder belongs to one config: run this config with another --out folder, or pass "
+                     "--overwrite to discard this folder's results and start afresh.")
+
+    def clear(self) -> None:
+        """Remove everything the store owns (cells, SAEs, caches, report, sweep.json), nothing else."""
+        for name in OWNED:
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        (self.root / SWEEP_FILE).unlink(missing_ok=True)
+        self._done = None

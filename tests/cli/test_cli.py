@@ -1,0 +1,151 @@
+"""The command line as a user runs it: eval on real WiC with MiniLM, clear errors, and the demo job."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pseval.cli import main
+from pseval.cli.demo import record_intervals
+from pseval.ps_eval.record import PSEvalRecord
+from pseval.saes import SAEConfig, SAEMetadata, save_sae
+from pseval.saes.topk import TopKSAE
+from pseval.tables import fmt
+from tests.study.chromium import load_page
+
+
+def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "80", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "identity" in res.output and "specificity" in res.output
+    rec = json.loads(out.read_text())
+    assert rec["eval_type_id"] == "ps_eval" and rec["schema_version"] == 3
+    m, c = rec["eval_result_metrics"]["ps_eval"], rec["eval_result_metrics"]["counts"]
+    assert set(m) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn"}
+    assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["pairs_scored"] == len(rec["eval_result_details"])
+    assert c["pairs_read"] == 80 == rec["eval_config"]["pairs_selected"]
+    assert rec["eval_config"]["hook_name"] == "blocks.3.hook_resid_post"
+    assert len(rec["eval_config"]["dataset_hash"]) == 64 and rec["pseval_version"]
+    outcomes = [d["outcome"] for d in rec["eval_result_details"]]
+    assert outcomes.count("TP") == m["tp"] and outcomes.count("TN") == m["tn"]
+
+
+@pytest.mark.slow
+def test_eval_reports_standard_metrics(tmp_path, wic_dev):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "30", "--recon-tokens", "800",
+                                    "--loss-tokens", "200", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "fvu" in res.output and "is on the sentence_embedding objective" in res.output
+    rec = json.loads(out.read_text())["eval_result_metrics"]
+    assert rec["reconstruction"]["fvu"] < 1e-9 and rec["reconstruction"]["tokens"] == 800  # identity: exact
+    lr = rec["loss_recovered"]
+    assert lr["objective"] == "sentence_embedding" and "masked-LM head" in lr["reason"]
+    assert abs(lr["loss_recovered_zero"] - 1.0) < 1e-4  # identity changes nothing
+
+
+def test_eval_several_saes_share_a_pass(tmp_path, wic_dev, monkeypatch):
+    import pseval.models.loading as loading
+
+    real_load, forwards = loading.load_model, []
+
+    def counting_load(*args, **kwargs):
+        lm = real_load(*args, **kwargs)
+        lm.model.register_forward_pre_hook(lambda *_: forwards.append(1))
+        return lm
+
+    monkeypatch.setattr(loading, "load_model", counting_load)
+    sae = TopKSAE(SAEConfig("topk", 384, 768, k=8,
+                            metadata=SAEMetadata(model_name="minilm", hook_name="blocks.2.hook_attn_out")))
+    save_sae(sae, tmp_path / "sae")
+    args = ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "40", "--sae", "identity"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    alone = len(forwards)
+    forwards.clear()
+    outdir = tmp_path / "out"
+    res = CliRunner().invoke(main, [*args, "--sae", str(tmp_path / "sae"), "--out", str(outdir)])
+    assert res.exit_code == 0, res.output
+    # A second SAE at another hook costs no forward pass: every hook is read in the same passes.
+    assert alone > 0 and len(forwards) == alone
+    files = sorted(p.name for p in outdir.iterdir())
+    # identity at the default hook, the SAE at the hook it records
+    assert files == ["identity__blocks.3.hook_resid_post.json", "sae__blocks.2.hook_attn_out.json"]
+
+
+def test_clear_errors(tmp_path, wic_dev):
+    sae = TopKSAE(SAEConfig("topk", 100, 200, k=4))
+    save_sae(sae, tmp_path / "small")
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "10", "--sae",
+                                    str(tmp_path / "small"), "--hook", "blocks.1.hook_mlp_out"])
+    assert res.exit_code == 2 and "d_in=100 does not match the width 384" in res.output
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--hook", "blocks.9.hook_mlp_out"])
+    assert res.exit_code == 2 and "6 blocks" in res.output
+    res = CliRunner().invoke(main, ["eval", "--data", "wac:/x"])
+    assert res.exit_code == 2 and "unknown data spec" in res.output
+
+
+@pytest.mark.slow
+def test_demo_small(tmp_path, wic_dev):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--train-tokens", "6000", "--max-wordnet-pairs",
+                                    "150", "--wic", str(wic_dev)])
+    assert res.exit_code == 0, res.output
+    report = (out / "report.md").read_text()
+    assert "| WiC dev |" in report and f"`wic:{wic_dev}`" in report  # readable label, full spec once
+    for name in ("identity", "topk-x8-k32", "relu-x8-l1_2"):
+        assert name in report and name in res.output
+        assert (out / "results" / "wic" / f"{name}__blocks.3.hook_resid_post.json").is_file()
+    assert (out / "saes" / "topk-x8-k32" / "cfg.json").is_file()
+    # The picture beside report.md: one embedded PNG, every SAE x dataset with its F1 interval, loads in Chromium.
+    page = (out / "report.html").read_text()
+    (png,) = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert page.count("<tr><td>") == 3 * 2 and "F1 [95% CI]" in page
+    for name in ("identity", "topk-x8-k32", "relu-x8-l1_2"):
+        rec = json.loads((out / "results" / "wic" / f"{name}__blocks.3.hook_resid_post.json").read_text())
+        ci = record_intervals(PSEvalRecord.model_validate(rec))["f1"]
+        assert ci.low <= rec["eval_result_metrics"]["ps_eval"]["f1"] <= ci.high
+        assert f"{fmt(ci.value)} [{fmt(ci.low)}, {fmt(ci.high)}]" in page
+    assert "http" not in page.replace("data:image", "")  # self-contained
+    assert load_page(out / "report.html", tmp_path) == []
+
+
+@pytest.mark.slow
+def test_readme_gpt2_small_res_jb_command_offline(tmp_path, tiny_gpt2_dir, wic_dev):
+    """The README's gpt2-small-res-jb command, with a tiny GPT-2, a local SAE folder in that release's layout
+    (SAELens pre-6 cfg) and a local copy of the PS-Eval dataset layout, instead of the Hub."""
+    from safetensors.torch import save_file
+
+    from pseval.data.wic import load_wic
+
+    sae_dir = tmp_path / "GPT2-Small-SAEs-Reformatted" / "blocks.1.hook_resid_pre"
+    sae_dir.mkdir(parents=True)
+    (sae_dir / "cfg.json").write_text(json.dumps({
+        "model_name": "gpt2-small", "hook_point": "blocks.1.hook_resid_pre", "hook_point_layer": 1, "d_in": 64,
+        "d_sae": 256, "dtype": "torch.float32", "context_size": 128, "lr": 4e-4, "l1_coefficient": 8e-5,
+        "dataset_path": "Skylion007/openwebtext"}))
+    g = torch.Generator().manual_seed(0)
+    save_file({"W_enc": torch.randn(64, 256, generator=g), "b_enc": torch.zeros(256),
+               "W_dec": torch.randn(256, 64, generator=g), "b_dec": torch.zeros(64)},
+              str(sae_dir / "sae_weights.safetensors"))
+    rows = [{"target_word": p.target, "context_1": p.context_1, "context_2": p.context_2,
+             "label": int(p.same_sense)} for p in load_wic(wic_dev)[:60]]
+    data = tmp_path / "wic_ps_eval.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "r.json"
+    # The tiny model stands in for gpt2-small: pseval must say the SAE was trained on another model.
+    with pytest.warns(UserWarning, match="trained on model 'gpt2-small'"):
+        res = CliRunner().invoke(main, ["eval", "--model", str(tiny_gpt2_dir), "--sae", str(sae_dir), "--data",
+                                        f"jsonl:{data}", "--multi-token", "last", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.read_text())
+    assert rec["eval_config"]["hook_name"] == "blocks.1.hook_resid_pre"
+    assert rec["sae_cfg_dict"]["metadata"]["activation_convention"] == "tl_centered"
+    counts = rec["eval_result_metrics"]["counts"]
+    assert counts["pairs_read"] == 60 and counts["pairs_scored"] > 0

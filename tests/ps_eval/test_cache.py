@@ -1,0 +1,34 @@
+"""The readout-activation cache returns exactly what a fresh collection gives, without running the model."""
+
+from __future__ import annotations
+
+import torch
+
+from pseval.data.wic import load_wic
+from pseval.ps_eval import PSEvalConfig, score_sae
+from pseval.ps_eval.cache import cached_pair_activations
+from pseval.saes import identity_sae
+
+HOOKS = ["blocks.2.hook_attn_out", "blocks.4.hook_resid_post"]
+
+
+def test_cache_round_trip(minilm, wic_dev, tmp_path, monkeypatch):
+    pairs = load_wic(wic_dev)[:50]
+    cfg = PSEvalConfig()
+    first = cached_pair_activations(minilm, "minilm", pairs, HOOKS, cfg, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+
+    def boom(*a, **k):
+        raise AssertionError("the model ran although everything was cached")
+
+    monkeypatch.setattr(minilm.model, "forward", boom)
+    second = cached_pair_activations(minilm, "minilm", pairs, HOOKS, cfg, tmp_path)
+    for hook in HOOKS:
+        a, b = first[hook], second[hook]
+        assert torch.equal(a.acts_1, b.acts_1) and torch.equal(a.acts_2, b.acts_2)
+        assert torch.equal(a.same_sense, b.same_sense) and a.pair_index == b.pair_index and a.counts == b.counts
+        assert score_sae(a, identity_sae(384)).metrics == score_sae(b, identity_sae(384)).metrics
+    other = cached_pair_activations  # a different readout is a different entry
+    monkeypatch.undo()
+    other(minilm, "minilm", pairs, HOOKS[:1], PSEvalConfig(seed=1, balance="exact"), tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3
