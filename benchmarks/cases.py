@@ -24,7 +24,7 @@ from pseval.data.wordnet_pairs import WordNetPairOptions, wordnet_pairs  # noqa:
 from pseval.models.extract import length_batches, pad_batch  # noqa: E402
 from pseval.models.loading import LoadedModel, load_model  # noqa: E402
 from pseval.models.readout import plan_pairs  # noqa: E402
-from pseval.ps_eval import PSEvalConfig, collect_pair_activations, score_sae  # noqa: E402
+from pseval.ps_eval import PSEvalSettings, collect_pair_activations, score_sae  # noqa: E402
 from pseval.ps_eval.cache import cached_pair_activations  # noqa: E402
 from pseval.saes import SAEConfig, SAEMetadata, get_sae_class  # noqa: E402
 from pseval.saes.topk import TopKSAE  # noqa: E402
@@ -46,7 +46,7 @@ def random_saes(n: int, d: int, expansion: int = 8, k: int = 32, seed: int = 0) 
     return [TopKSAE(SAEConfig("topk", d, d * expansion, k=k)).eval() for _ in range(n)]
 
 
-def ps_eval(lm: LoadedModel, pairs: list[WordInContextPair], saes: list, cfg: PSEvalConfig | None = None):
+def ps_eval(lm: LoadedModel, pairs: list[WordInContextPair], saes: list, cfg: PSEvalSettings | None = None):
     """pseval's whole PS-Eval: plan, one batched forward, encode, metrics."""
     pa = collect_pair_activations(lm, pairs, [HOOK], cfg)[HOOK]
     return [score_sae(pa, s, cfg) for s in saes]
@@ -65,7 +65,7 @@ def timed(fn, repeat: int = 1):
 def b1_reference(lm: LoadedModel) -> dict:
     pairs = load_wic(SHARED / "dev")
     saes = random_saes(4, lm.d_model)
-    cfg = PSEvalConfig(protocol="reference")  # every choice the reference makes: the counts must be its counts
+    cfg = PSEvalSettings(protocol="reference")  # every choice the reference makes: the counts must be its counts
     ps_eval(lm, pairs[:20], saes, cfg)  # warm-up: first-call allocations are not the algorithm's cost
     t_ref, ref = timed(lambda: reference_ps_eval(lm, pairs, saes, LAYER))
     t_ours, ours = timed(lambda: ps_eval(lm, pairs, saes, cfg), repeat=3)
@@ -94,7 +94,7 @@ def bare_forward(lm: LoadedModel, seqs: list[tuple[int, ...]], max_tokens: int) 
 def b2_floor(lm: LoadedModel) -> dict:
     pairs = load_wic(SHARED / "train") + load_wic(SHARED / "dev")
     saes = random_saes(1, lm.d_model)
-    cfg = PSEvalConfig()
+    cfg = PSEvalSettings()
     plans = plan_pairs(lm.tokenizer, pairs, cfg.readout, False, lm.max_positions)
     seqs = [pl.input_ids for a, b in plans for pl in (a, b) if a.drop is None and b.drop is None]
     t_floor, _ = timed(lambda: bare_forward(lm, seqs, cfg.max_tokens), repeat=2)
@@ -109,10 +109,10 @@ def b3_amortisation(lm: LoadedModel) -> dict:
     t1, _ = timed(lambda: ps_eval(lm, pairs, one), repeat=3)
     t16, _ = timed(lambda: ps_eval(lm, pairs, sixteen), repeat=3)
     with tempfile.TemporaryDirectory() as cache:
-        cached_pair_activations(lm, "minilm", pairs, [HOOK], PSEvalConfig(), cache)
+        cached_pair_activations(lm, "minilm", pairs, [HOOK], PSEvalSettings(), cache)
 
         def from_cache():
-            pa = cached_pair_activations(lm, "minilm", pairs, [HOOK], PSEvalConfig(), cache)[HOOK]
+            pa = cached_pair_activations(lm, "minilm", pairs, [HOOK], PSEvalSettings(), cache)[HOOK]
             return score_sae(pa, one[0])
 
         t_cached, _ = timed(from_cache, repeat=5)

@@ -14,13 +14,13 @@ import json
 
 from pseval.metrics.statistics import bootstrap_metrics
 from pseval.models.loading import load_model
-from pseval.ps_eval import PSEvalConfig
+from pseval.ps_eval import PSEvalSettings
 from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae
 from pseval.study.cell_rows import row_from_record
 
-SPEC = "wordnet:max_per_lemma=2,balance=1,seed=0"  # configs/paper-minilm.toml's WordNet set
+SPEC = "wordnet:max_per_lemma=2,equal_classes=1,seed=0"  # configs/paper-minilm.toml's WordNet set
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for n in (int(s) for s in args.sizes.split(",")):
             data = prepare_pairs(args.spec, n, seed)
-            for rec in evaluate(lm, "minilm", entries, data, PSEvalConfig(seed=seed)):
+            for rec in evaluate(lm, "minilm", entries, data, PSEvalSettings(seed=seed)):
                 ci = bootstrap_metrics(*row_from_record(rec).pair, 1000, 0)["f1"]
                 print(json.dumps({"max_pairs": n, "seed": seed, "sae": rec.sae_name,
                                   "available": data.selection.available,

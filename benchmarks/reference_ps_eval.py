@@ -3,7 +3,7 @@
 Per pair and per SAE: one full forward of each prompt, the reference's string token matching (`" " + word` must be
 one of the prompt's token strings; the first token after BOS whose string contains the word is found and its LAST
 occurrence read, the pair dropped when it occurs once), the argmax read from a per-token table, and the reference's
-balancing (label-0 rows, then only the first cnt_0 label-1 rows of the file). pseval's `PSEvalConfig(protocol=
+balancing (label-0 rows, then only the first cnt_0 label-1 rows of the file). pseval's `PSEvalSettings(protocol=
 "reference")` must give the same confusion counts.
 """
 

@@ -39,8 +39,9 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
 @pytest.mark.slow
 def test_eval_reports_standard_metrics(tmp_path, wic_dev):
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "30", "--recon-tokens", "800",
-                                    "--loss-tokens", "200", "--out", str(out)])
+    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "30",
+                                    "--reconstruction-tokens", "800", "--loss-recovered-tokens", "200",
+                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "fvu" in res.output and "is on the sentence_embedding objective" in res.output
     rec = json.loads(out.read_text())["eval_result_metrics"]

@@ -6,7 +6,7 @@ import pytest
 
 from pseval.data.balance import BALANCE_RULES, balance_pairs, canonical_balance
 from pseval.errors import ConfigError
-from pseval.ps_eval.settings import PSEvalConfig
+from pseval.ps_eval.settings import PSEvalSettings
 
 # File order: S = same sense, D = different; lower case = invalid (dropped by the readout).
 ORDER = "SsDSDsSDS"
@@ -39,8 +39,8 @@ def test_reference_can_score_fewer_same_than_different_and_never_reads_invalid_r
 def test_names_and_errors():
     assert set(BALANCE_RULES) == {"reference", "paper", "valid-prefix", "exact", "none"}
     assert canonical_balance("paper") == "reference"
-    assert PSEvalConfig(balance="paper").balance == "reference" == PSEvalConfig().balance
+    assert PSEvalSettings(balance="paper").balance == "reference" == PSEvalSettings().balance
     with pytest.raises(ConfigError, match="valid-prefix"):
-        PSEvalConfig(balance="equal")  # type: ignore[arg-type]
+        PSEvalSettings(balance="equal")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="3 labels for 2"):
         balance_pairs([True, False, True], [True, True], "none")

@@ -113,7 +113,7 @@ def test_real_wordnet_pair_counts(wordnet_source):
     assert 75_000 < counts["different"] < 95_000
     coarse = label_counts(wordnet_pairs(WordNetPairOptions(coarse=True), wordnet_source))
     assert coarse["same"] == counts["same"] and coarse["different"] < counts["different"]
-    a = wordnet_pairs(WordNetPairOptions(pos=("v",), max_pairs_per_lemma=3, balance=True, seed=1), wordnet_source)
-    b = wordnet_pairs(WordNetPairOptions(pos=("v",), max_pairs_per_lemma=3, balance=True, seed=1), wordnet_source)
+    a = wordnet_pairs(WordNetPairOptions(pos=("v",), max_pairs_per_lemma=3, equal_classes=True, seed=1), wordnet_source)
+    b = wordnet_pairs(WordNetPairOptions(pos=("v",), max_pairs_per_lemma=3, equal_classes=True, seed=1), wordnet_source)
     assert a == b and label_counts(a)["same"] == label_counts(a)["different"]
     assert all(p.pos == "v" for p in a)

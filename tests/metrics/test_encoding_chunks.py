@@ -10,7 +10,7 @@ import torch
 from pseval.errors import ConfigError
 from pseval.metrics.encoding import BYTES_PER_LATENT, ROW_ALIGN, chunk_rows, parse_bytes, reconstruct
 from pseval.metrics.reconstruction import reconstruction_metrics
-from pseval.ps_eval import PSEvalConfig, score_sae
+from pseval.ps_eval import PSEvalSettings, score_sae
 from pseval.ps_eval.cache import cache_key
 from pseval.ps_eval.pipeline import cell_id, config_record
 from pseval.ps_eval.scoring import PairActivations
@@ -62,8 +62,8 @@ def test_chunk_rows_counts_d_sae_and_pairs():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_chunked_encode_changes_nothing(arch, tmp_path):
     sae, pa = _sae(arch, tmp_path), _pairs()
-    whole = PSEvalConfig(exclude_dense=0.3, memory_budget=2**30, encode_chunk=10**6)
-    tiny = PSEvalConfig(exclude_dense=0.3, memory_budget=1)  # the smallest chunks: 8 pairs, the last one padded
+    whole = PSEvalSettings(exclude_dense=0.3, memory_budget=2**30, encode_chunk=10**6)
+    tiny = PSEvalSettings(exclude_dense=0.3, memory_budget=1)  # the smallest chunks: 8 pairs, the last one padded
     assert chunk_rows(sae.d_sae, tiny.memory_budget, per_row=2) == ROW_ALIGN // 2 < N // 4
     a, b = score_sae(pa, sae, whole), score_sae(pa, sae, tiny)
     assert torch.equal(a.features_1, b.features_1) and torch.equal(a.features_2, b.features_2)
@@ -96,11 +96,11 @@ def test_budget_is_in_no_key():
 
     pairs = [WordInContextPair("bank", "n", "a bank", "the bank", None, None, True, "x")]
     data = prepare_pairs("memory", None, 0, pairs)
-    small, big = PSEvalConfig(memory_budget=1), PSEvalConfig(memory_budget=2**34)
+    small, big = PSEvalSettings(memory_budget=1), PSEvalSettings(memory_budget=2**34)
     assert cell_id(config_record("m", "h", data, small), "f") == cell_id(config_record("m", "h", data, big), "f")
     assert cache_key("m", "h", "d", small) == cache_key("m", "h", "d", big)
     # Settings that change the numbers change the cell, not the collected activations.
-    for changed in (PSEvalConfig(top_k=4), PSEvalConfig(dtype="bfloat16"), PSEvalConfig(n_boot=200),
-                    PSEvalConfig(exclude_dense=0.2), PSEvalConfig(bootstrap_seed=1)):
+    for changed in (PSEvalSettings(top_k=4), PSEvalSettings(dtype="bfloat16"), PSEvalSettings(bootstrap_resamples=200),
+                    PSEvalSettings(exclude_dense=0.2), PSEvalSettings(bootstrap_seed=1)):
         assert cell_id(config_record("m", "h", data, changed), "f") != cell_id(config_record("m", "h", data, big), "f")
         assert cache_key("m", "h", "d", changed) == cache_key("m", "h", "d", big)

@@ -147,19 +147,18 @@ def test_reference_match_config():
 
 
 def test_protocol_reference_sets_every_choice_and_refuses_conflicts():
-    from pseval.ps_eval.settings import PSEvalConfig
+    from pseval.ps_eval.settings import PSEvalSettings
 
-    cfg = PSEvalConfig(protocol="reference", balance="paper")
-    assert (cfg.readout.match, cfg.readout.too_long, cfg.readout.position, cfg.balance) == \
-        ("reference", "skip", "template", "reference")
-    assert PSEvalConfig().readout.match == "offsets" and PSEvalConfig().protocol == "pseval"
-    for bad, field in ((dict(balance="exact"), "balance='exact'"),
-                       (dict(readout=ReadoutConfig(multi_token="last")), "multi_token='last'"),
-                       (dict(readout=ReadoutConfig(template="{context} {target_word}")), "template")):
+    cfg = PSEvalSettings(protocol="reference", balance="paper")
+    r = cfg.readout_config()
+    assert (r.match, r.too_long, r.position, cfg.balance) == ("reference", "skip", "template", "reference")
+    assert PSEvalSettings().readout_config().match == "offsets" and PSEvalSettings().protocol == "pseval"
+    for bad, field in ((dict(balance="exact"), "balance='exact'"), (dict(multi_token="last"), "multi_token='last'"),
+                       (dict(template="{context} {target_word}"), "template")):
         with pytest.raises(ConfigError, match=field):
-            PSEvalConfig(protocol="reference", **bad)
+            PSEvalSettings(protocol="reference", **bad)
     with pytest.raises(ConfigError, match="pseval, reference"):
-        PSEvalConfig(protocol="paper")  # type: ignore[arg-type]
+        PSEvalSettings(protocol="paper")  # type: ignore[arg-type]
 
 
 def test_reference_match_drops_over_long_prompts_instead_of_truncating(minilm):

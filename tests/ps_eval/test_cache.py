@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pseval.data.wic import load_wic
-from pseval.ps_eval import PSEvalConfig, score_sae
+from pseval.ps_eval import PSEvalSettings, score_sae
 from pseval.ps_eval.cache import cached_pair_activations
 from pseval.saes import identity_sae
 
@@ -14,7 +14,7 @@ HOOKS = ["blocks.2.hook_attn_out", "blocks.4.hook_resid_post"]
 
 def test_cache_round_trip(minilm, wic_dev, tmp_path, monkeypatch):
     pairs = load_wic(wic_dev)[:50]
-    cfg = PSEvalConfig()
+    cfg = PSEvalSettings()
     first = cached_pair_activations(minilm, "minilm", pairs, HOOKS, cfg, tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
 
@@ -30,5 +30,5 @@ def test_cache_round_trip(minilm, wic_dev, tmp_path, monkeypatch):
         assert score_sae(a, identity_sae(384)).metrics == score_sae(b, identity_sae(384)).metrics
     other = cached_pair_activations  # a different readout is a different entry
     monkeypatch.undo()
-    other(minilm, "minilm", pairs, HOOKS[:1], PSEvalConfig(seed=1, balance="exact"), tmp_path)
+    other(minilm, "minilm", pairs, HOOKS[:1], PSEvalSettings(seed=1, balance="exact"), tmp_path)
     assert len(list(tmp_path.iterdir())) == 3

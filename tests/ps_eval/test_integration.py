@@ -7,8 +7,7 @@ import torch
 
 from pseval.data.pairs import WordInContextPair
 from pseval.data.wic import load_wic
-from pseval.models.readout import ReadoutConfig
-from pseval.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
+from pseval.ps_eval import PSEvalSettings, collect_pair_activations, score_sae
 from pseval.saes import identity_sae
 
 pytestmark = pytest.mark.slow
@@ -72,7 +71,7 @@ def test_context_readout_and_tiny_causal_model(bpe_tokenizer):
              WordInContextPair("bank", "n", "the bank of the river", "on the bank of a lake", (4, 8), (7, 11),
                                True, "b"),
              WordInContextPair("bank", "n", "the river", "a bank", None, (2, 6), True, "c")]
-    cfg = PSEvalConfig(readout=ReadoutConfig(position="context", multi_token="mean"), balance="none")
+    cfg = PSEvalSettings(readout="context", multi_token="mean", balance="none")
     pa = collect_pair_activations(lm, pairs, ["blocks.1.hook_resid_post"], cfg)["blocks.1.hook_resid_post"]
     assert pa.counts["dropped"] == {"target_not_in_context": 1}
     assert pa.acts_1.shape == (2, 64)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pseval.metrics.statistics import resample_indices, resample_weights
-from pseval.ps_eval import PSEvalConfig, score_sae
+from pseval.ps_eval import PSEvalSettings, score_sae
 from pseval.ps_eval.intervals import NO_INTERVAL, paired_intervals
 from pseval.ps_eval.scoring import sae_encoder
 from tests.metrics.test_encoding_chunks import ARCHS, _pairs, _sae
@@ -46,7 +46,7 @@ def test_paired_difference_of_a_cell_with_itself_is_exactly_zero():
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_argmax_equals_fp32_but_for_near_ties(arch, dtype, tmp_path, capsys):
     sae, pa = _sae(arch, tmp_path), _pairs()
-    a, b = score_sae(pa, sae), score_sae(pa, sae, PSEvalConfig(dtype=dtype))
+    a, b = score_sae(pa, sae), score_sae(pa, sae, PSEvalSettings(dtype=dtype))
     assert sae.W_enc.dtype == torch.float32  # the caller's SAE is not converted
     f32, f16 = torch.cat([a.features_1, a.features_2]), torch.cat([b.features_1, b.features_2])
     with torch.no_grad():

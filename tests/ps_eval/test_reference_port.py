@@ -20,7 +20,7 @@ import torch
 from pseval.data.pairs import WordInContextPair
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import ReadoutConfig, plan_pairs, prompt_and_span, span_to_tokens
-from pseval.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
+from pseval.ps_eval import PSEvalSettings, collect_pair_activations, score_sae
 from pseval.saes import SAEConfig, identity_sae
 from pseval.saes.topk import TopKSAE
 from tests.conftest import tiny_model
@@ -247,7 +247,7 @@ def test_protocol_reference_equals_the_port_exactly(lm, survey, sae_kind):
     sae = identity_sae(64) if sae_kind == "identity" else TopKSAE(SAEConfig("topk", 64, 32, k=4)).eval()
     port = reference_main(_rows(), _HookedGPT2(lm.model, lm.tokenizer), [_RefSAE(sae)])
 
-    cfg = PSEvalConfig(protocol="reference")
+    cfg = PSEvalSettings(protocol="reference")
     pa = collect_pair_activations(lm, _pairs(), [HOOK], cfg)[HOOK]
     res = score_sae(pa, sae, cfg)
     c, counts = res.confusion, res.counts
@@ -269,9 +269,15 @@ def test_protocol_reference_equals_the_port_exactly(lm, survey, sae_kind):
     assert set(dropped) == {"multi_token", "reference_single_occurrence"}
 
 
+class _ReferenceMatchValidPrefix(PSEvalSettings):
+    """The reference's token matching with the valid-prefix balance (no protocol gives this pair of choices)."""
+
+    def readout_config(self) -> ReadoutConfig:
+        return ReadoutConfig(match="reference", too_long="skip")
+
+
 def test_reference_balance_scores_fewer_same_sense_than_valid_prefix(lm):
-    cfgs = [PSEvalConfig(protocol="reference"),
-            PSEvalConfig(readout=ReadoutConfig(match="reference", too_long="skip"), balance="valid-prefix")]
+    cfgs = [PSEvalSettings(protocol="reference"), _ReferenceMatchValidPrefix(balance="valid-prefix")]
     scored = [collect_pair_activations(lm, _pairs(), [HOOK], cfg)[HOOK].counts for cfg in cfgs]
     assert scored[0]["pairs_valid"] == scored[1]["pairs_valid"]
     assert scored[0]["scored_different"] == scored[1]["scored_different"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pseval.metrics.statistics import bits, bootstrap_metrics
-from pseval.ps_eval import PSEvalConfig, score_sae
+from pseval.ps_eval import PSEvalSettings, score_sae
 from pseval.ps_eval.codes import top_k_sets
 from pseval.ps_eval.concentration import most_common_features
 from pseval.ps_eval.scoring import PairActivations
@@ -64,7 +64,7 @@ def test_random_features_give_chance_auc_inside_the_interval():
         same = torch.rand(200, generator=gen) < 0.5  # labels unrelated to the contexts
         torch.manual_seed(seed)
         res = score_sae(PairActivations("h", a1, a2, same, list(range(200)), {}),
-                        StandardSAE(SAEConfig("standard", D_IN, 64)), PSEvalConfig(n_boot=300))
+                        StandardSAE(SAEConfig("standard", D_IN, 64)), PSEvalSettings(bootstrap_resamples=300))
         ci = res.intervals(n_boot=300, seed=seed)
         for k in contains:
             contains[k] += ci[k].low <= 0.5 <= ci[k].high
@@ -90,7 +90,7 @@ def test_interval_shrinks_as_pairs_grow():
 
 def test_one_always_on_feature_concentration_and_the_robust_variant():
     pa, s1, s2 = _sense_pairs(200, seed=1)
-    res = score_sae(pa, _planted_sae(always_on=True), PSEvalConfig(exclude_dense=0.5))
+    res = score_sae(pa, _planted_sae(always_on=True), PSEvalSettings(exclude_dense=0.5))
     # The paper's metric: latent 8 wins every context, every pair is "same".
     assert set(res.features_1.tolist()) == set(res.features_2.tolist()) == {SENSES}
     assert res.confusion.recall == 1.0 and res.confusion.specificity == 0.0
@@ -120,7 +120,7 @@ def test_top_k_sets_jaccard_and_at_k_by_hand():
     a1, a2 = rows[:, 0], rows[:, 1]
     assert top_k_sets(a1, 2).nonzero().tolist() == [[0, 0], [0, 1], [1, 0], [1, 1], [3, 0], [3, 2], [4, 5]]
     same = torch.tensor([True, False, False, True, True])
-    res = score_sae(PairActivations("h", a1, a2, same, list(range(5)), {}), identity_sae(6), PSEvalConfig(top_k=2))
+    res = score_sae(PairActivations("h", a1, a2, same, list(range(5)), {}), identity_sae(6), PSEvalSettings(top_k=2))
     assert res.codes.jaccard.tolist() == [round(1 / 3, 6), 0.0, 0.0, 1.0, 0.5]
     # The argmax is over signed values (row 3: -0.5 at index 2, and the zero at index 1 beats every negative entry);
     # only codes with every entry exactly 0 are counted as all-zero.

@@ -195,8 +195,8 @@ def test_records_validate_with_saebench_and_no_block_repeats_another(tmp_path, w
     save_sae(sae, tmp_path / "topk")
     out, bench = tmp_path / "out", tmp_path / "bench"
     res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "40", "--sae", "identity",
-                                    "--sae", str(tmp_path / "topk"), "--recon-tokens", "300", "--out", str(out),
-                                    "--saebench-dir", str(bench)])
+                                    "--sae", str(tmp_path / "topk"), "--reconstruction-tokens", "300", "--out",
+                                    str(out), "--saebench-dir", str(bench)])
     assert res.exit_code == 0, res.output
     files = sorted(out.glob("*.json"))
     assert len(files) == 2

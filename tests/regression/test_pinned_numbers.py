@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pseval.ps_eval import PSEvalConfig
+from pseval.ps_eval import PSEvalSettings
 from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.saes import identity_sae
 
@@ -31,7 +31,7 @@ KEPT_CONFIG = ("model_name", "hook_name", "dataset_hash", "max_pairs", "seed", "
 def _numbers(minilm, wic_dev) -> dict:
     sae = identity_sae(minilm.d_model, "minilm", HOOK)
     (rec,) = evaluate(minilm, "minilm", [SAEEntry.of(sae, "identity", HOOK, "identity", "identity:384")],
-                      prepare_pairs(f"wic:{wic_dev}", None, 0), PSEvalConfig())
+                      prepare_pairs(f"wic:{wic_dev}", None, 0), PSEvalSettings())
     data = json.loads(rec.to_json())
     return {"eval_config": {k: data["eval_config"][k] for k in KEPT_CONFIG},
             "eval_result_metrics": data["eval_result_metrics"], "cell_id": data["cell_id"],

@@ -72,8 +72,10 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("eval-out-is-file", ["eval", "--out", "{file}"], (r"'--out'", r"a-file: exists and is a file, expected a folder")),
     ("eval-saebench-dir", ["eval", "--saebench-dir", "{file}"], (r"'--saebench-dir'", r"exists and is a file")),
     ("eval-cache", ["eval", "--cache", "{file}/c"], (r"'--cache'", r"a-file is not a folder")),
-    ("eval-recon-tokens", ["eval", "--recon-tokens", "-5"], (r"'--recon-tokens'", r"'-5' is below the minimum 0")),
-    ("eval-loss-tokens", ["eval", "--loss-tokens", "1.5"], (r"'--loss-tokens'", r"'1.5' is not a whole number")),
+    ("eval-reconstruction-tokens", ["eval", "--reconstruction-tokens", "-5"],
+     (r"'--reconstruction-tokens'", r"'-5' is below the minimum 0")),
+    ("eval-loss-recovered-tokens", ["eval", "--loss-recovered-tokens", "1.5"],
+     (r"'--loss-recovered-tokens'", r"'1.5' is not a whole number")),
     ("eval-corpus-kind", ["eval", "--corpus", "books"], (r"'--corpus'", r"unknown corpus 'books'", r"file:PATH")),
     ("eval-corpus-file", ["eval", "--corpus", "file:{missing}"], (r"'--corpus'", r"missing.*text file not found")),
     ("eval-hook-typo", ["eval", "--hook", "blocks.3.hook_resid"],
@@ -120,7 +122,8 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("demo-wordnet-pairs", ["demo", "--out", "{out}", "--max-wordnet-pairs", "0"],
      (r"'--max-wordnet-pairs'", r"not in the range x>=1")),
     ("demo-wic", ["demo", "--out", "{out}", "--wic", "{missing}"], (r"'--wic'", r"WiC split folder not found")),
-    ("report-n-boot", ["report", "{out}", "--n-boot", "0"], (r"'--n-boot'", r"0 is not in the range x>=1")),
+    ("report-n-boot", ["report", "{out}", "--bootstrap-resamples", "0"],
+     (r"'--bootstrap-resamples'", r"0 is not in the range x>=1")),
     ("report-missing", ["report", "{missing}"], (r"'RESULTS'", r"missing' does not exist")),
     ("sweep-missing", ["sweep", "{missing}"], (r"'CONFIG'", r"missing' does not exist")),
     ("sweep-folder", ["sweep", "{out}"], (r"'CONFIG'", r"out' is a directory")),
@@ -209,10 +212,12 @@ def test_valid_values_pass(paths, monkeypatch):
         seen.update(vars(req))
 
     monkeypatch.setattr(evaluate, "run_eval", run_eval)
-    res = invoke(["eval", "--max-pairs", "7", "--recon-tokens", "2e3", "--loss-tokens", "1_000", "--device", " CPU ",
+    res = invoke(["eval", "--max-pairs", "7", "--reconstruction-tokens", "2e3", "--loss-recovered-tokens", "1_000",
+                  "--device", " CPU ",
                   "--seed", str(2**32 - 1), "--hook", "blocks.0.hook_mlp_out", "--hook", "blocks.0.hook_mlp_out",
                   "--out", f"{paths['out']}/r.json"])
     assert res.exit_code == 0, res.output
-    assert seen["max_pairs"] == 7 and seen["recon_tokens"] == 2000 and seen["loss_tokens"] == 1000
-    assert seen["device"] == "cpu" and seen["seed"] == 2**32 - 1 and seen["hooks"] == ["blocks.0.hook_mlp_out"]
+    cfg = seen["settings"]
+    assert cfg.max_pairs == 7 and cfg.reconstruction_tokens == 2000 and cfg.loss_recovered_tokens == 1000
+    assert seen["device"] == "cpu" and cfg.seed == 2**32 - 1 and seen["hooks"] == ["blocks.0.hook_mlp_out"]
     assert seen["out"] == Path(paths["out"]) / "r.json" and not Path(paths["out"]).exists()

@@ -181,8 +181,8 @@ def _cases():
          r"max_per_lemma=-1 must be at least 1"),
         ("spec-wordnet-not-integer", lambda t: normalise_spec("wordnet:max_per_lemma=lots"), ConfigError,
          r"max_per_lemma='lots' is not an integer"),
-        ("spec-wordnet-bool", lambda t: normalise_spec("wordnet:balance=maybe"), ConfigError,
-         r"wordnet option balance='maybe' is not a boolean"),
+        ("spec-wordnet-bool", lambda t: normalise_spec("wordnet:equal_classes=maybe"), ConfigError,
+         r"wordnet option equal_classes='maybe' is not a boolean"),
         ("spec-wordnet-pos", lambda t: normalise_spec("wordnet:pos=nxz"), ConfigError,
          r"wordnet option pos has unknown tag\(s\) \['x', 'z'\]"),
         ("spec-wordnet-empty-value", lambda t: normalise_spec("wordnet:pos="), ConfigError,
@@ -359,11 +359,12 @@ def test_spec_forms_of_one_dataset_share_one_canonical_string(tmp_path, monkeypa
              f"wic:{dev / 'dev.data.txt'}", " wic:wic/dev "]
     assert {normalise_spec(f) for f in forms} == {f"wic:{dev.resolve()}"}
     assert load_pair_set("wic:wic/dev/").spec == load_pair_set(f"wic:{dev}").spec
-    wn = ["wordnet", "wordnet:", "wordnet:pos=nvar", "wordnet:pos=rvan,coarse=0,balance=no",
+    wn = ["wordnet", "wordnet:", "wordnet:pos=nvar", "wordnet:pos=rvan,coarse=0,equal_classes=no",
           "wordnet:seed=7", "wordnet: pos = nvar , "]
     assert {normalise_spec(f) for f in wn} == {"wordnet"}
-    assert normalise_spec("wordnet:balance=true,pos=vn,max_per_lemma=3") == \
-        normalise_spec("wordnet:max_per_lemma=3,pos=nv,balance=1,seed=0") == "wordnet:pos=nv,max_per_lemma=3,balance=1"
+    assert normalise_spec("wordnet:equal_classes=true,pos=vn,max_per_lemma=3") == \
+        normalise_spec("wordnet:max_per_lemma=3,pos=nv,equal_classes=1,seed=0") == \
+        "wordnet:pos=nv,max_per_lemma=3,equal_classes=1"
     root = _c20(tmp_path)
     c20 = [f"coarsewsd:{root}", f"coarsewsd:{root}/", "coarsewsd:c20:split=test,seed=0",
            "coarsewsd:c20:words=pen+bat,max_per_word=50", "coarsewsd:./c20:"]
@@ -383,8 +384,8 @@ def test_a_different_dataset_gets_a_different_string(tmp_path):
 
 
 def test_wordnet_pos_order_gives_the_same_pairs():
-    a = load_pair_set("wordnet:pos=vr,max_per_lemma=1,balance=1")
-    b = load_pair_set("wordnet:pos=rv,balance=1,max_per_lemma=1")
+    a = load_pair_set("wordnet:pos=vr,max_per_lemma=1,equal_classes=1")
+    b = load_pair_set("wordnet:pos=rv,equal_classes=1,max_per_lemma=1")
     assert a.spec == b.spec and a.pairs == b.pairs
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pseval.cli import main
 from pseval.data.wic import load_wic
-from pseval.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
+from pseval.ps_eval import PSEvalSettings, collect_pair_activations, score_sae
 from pseval.saes import SAEConfig
 from pseval.saes.topk import TopKSAE
 from pseval.study.store import ResultsStore
@@ -43,7 +43,7 @@ def test_ps_eval_independent_of_batch_size(minilm, wic_dev):
     sae = TopKSAE(SAEConfig("topk", 384, 1536, k=16))
     results = []
     for max_tokens in (64, 100_000):
-        cfg = PSEvalConfig(max_tokens=max_tokens, encode_chunk=7 if max_tokens == 64 else 4096)
+        cfg = PSEvalSettings(batch_tokens=max_tokens, encode_chunk=7 if max_tokens == 64 else 4096)
         pa = collect_pair_activations(minilm, pairs, ["blocks.2.hook_mlp_out"], cfg)["blocks.2.hook_mlp_out"]
         results.append((pa, score_sae(pa, sae, cfg)))
     (pa1, r1), (pa2, r2) = results

@@ -82,7 +82,8 @@ ARCHS = tuple(a for a in architectures() if a != "identity")  # the registry is 
 # (command, option) -> the rule an accepted value must satisfy, written independently of the implementation
 RULES = {
     ("eval", "--max-pairs"): _int(1), ("eval", "--seed"): _int(0, 2**32 - 1),
-    ("eval", "--recon-tokens"): _count(0), ("eval", "--loss-tokens"): _count(0), ("eval", "--device"): _device,
+    ("eval", "--reconstruction-tokens"): _count(0), ("eval", "--loss-recovered-tokens"): _count(0),
+    ("eval", "--device"): _device,
     ("eval", "--readout"): _one_of("template", "context"),
     ("eval", "--multi-token"): _one_of("first", "last", "mean", "drop"),
     ("eval", "--balance"): _one_of("reference", "paper", "valid-prefix", "exact", "none"),
@@ -91,7 +92,7 @@ RULES = {
     ("train", "--expansion"): _int(1), ("train", "--k"): _int(1), ("train", "--checkpoint-every"): _int(1),
     ("train", "--seed"): _int(0, 2**32 - 1), ("train", "--arch"): _one_of(*ARCHS), ("train", "--device"): _device,
     ("demo", "--train-tokens"): _count(1), ("demo", "--max-wordnet-pairs"): _int(1),
-    ("report", "--n-boot"): _int(1), ("report", "--seed"): _int(0, 2**32 - 1),
+    ("report", "--bootstrap-resamples"): _int(1), ("report", "--bootstrap-seed"): _int(0, 2**32 - 1),
 }
 # What follows the fuzzed option: it always fails, naming itself.
 SENTINELS = {"eval": (["--data", f"jsonl:{MISSING}.jsonl"], "'--data'"),
@@ -174,10 +175,10 @@ FIELDS = {
     "sparsity_coeff": ("[[grid]] #1.sparsity_coeff", lambda c: c.grids[0].sparsity_coeff),
     "identity": ("[[grid]] #1.identity", lambda c: c.grids[0].identity),
     "datasets": ("[eval].datasets", None), "readouts": ("[eval].readouts", lambda c: c.readouts),
-    "multi_token": ("[eval].multi_token", lambda c: c.multi_token),
-    "protocol": ("[eval].protocol", lambda c: c.protocol), "balance": ("[eval].balance", None),
-    "max_pairs": ("[eval].max_pairs", lambda c: c.max_pairs),
-    "loss_recovered_tokens": ("[eval].loss_recovered_tokens", lambda c: c.loss_recovered_tokens),
+    "multi_token": ("[eval].multi_token", lambda c: c.eval.multi_token),
+    "protocol": ("[eval].protocol", lambda c: c.eval.protocol), "balance": ("[eval].balance", None),
+    "max_pairs": ("[eval].max_pairs", lambda c: c.eval.max_pairs),
+    "loss_recovered_tokens": ("[eval].loss_recovered_tokens", lambda c: c.eval.loss_recovered_tokens),
 }
 
 
@@ -233,7 +234,7 @@ def test_fuzz_sweep_toml_fields(field, value, toml_dir):
     if field == "device":
         assert cfg.device == parse_device(value)
     elif field == "balance":
-        assert cfg.balance == canonical_balance(value)
+        assert cfg.eval.balance == canonical_balance(value)
     elif read is not None:
         got = read(cfg)
         same_type = type(got) is type(value) or (type(value) is int and type(got) is float)

@@ -21,7 +21,7 @@ def test_sigkill_then_resume(tmp_path, tiny_gpt2_dir, wic_dev):
     cfg = tmp_path / "kill.toml"
     # Two datasets x two readouts: evaluation spans several panels, so the kill lands between cells.
     cfg.write_text(sweep_toml(tiny_gpt2_dir, wic_dev, name="kill",
-                              datasets=f'["wic:{wic_dev}", "wordnet:pos=v,max_per_lemma=2,balance=1"]',
+                              datasets=f'["wic:{wic_dev}", "wordnet:pos=v,max_per_lemma=2,equal_classes=1"]',
                               readouts='["template", "context"]'))
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "pseval.cli", "sweep", str(cfg), "--out", str(out)]

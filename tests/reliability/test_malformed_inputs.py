@@ -160,8 +160,7 @@ def test_hook_and_width_mismatches(minilm, tmp_path):
 def test_nan_activations_name_the_pairs(bpe_tokenizer):
     from pseval.data.pairs import WordInContextPair
     from pseval.models.loading import LoadedModel
-    from pseval.models.readout import ReadoutConfig
-    from pseval.ps_eval import PSEvalConfig, collect_pair_activations
+    from pseval.ps_eval import PSEvalSettings, collect_pair_activations
     from tests.conftest import tiny_model
 
     model = tiny_model("gpt2", vocab_size=len(bpe_tokenizer))
@@ -171,17 +170,16 @@ def test_nan_activations_name_the_pairs(bpe_tokenizer):
     pairs = [WordInContextPair("bank", "n", "the bank", "a bank", (4, 8), (2, 6), True, "src:7")]
     with pytest.raises(PsevalError, match=r"NaN/inf activations at blocks\.1\.hook_resid_post.*src:7"):
         collect_pair_activations(lm, pairs, ["blocks.1.hook_resid_post"],
-                                 PSEvalConfig(readout=ReadoutConfig(multi_token="last"), balance="none"))
+                                 PSEvalSettings(multi_token="last", balance="none"))
 
 
 def test_target_missing_from_context_is_counted_by_id(minilm):
     from pseval.data.rows import pairs_from_rows
-    from pseval.models.readout import ReadoutConfig
-    from pseval.ps_eval import PSEvalConfig, collect_pair_activations
+    from pseval.ps_eval import PSEvalSettings, collect_pair_activations
 
     pairs = pairs_from_rows([ROW, {**ROW, "context_2": "a loan from the lender", "id": "no-bank"}], "mem")
     assert pairs[1].span_2 is None
-    cfg = PSEvalConfig(readout=ReadoutConfig(position="context", multi_token="last"), balance="none")
+    cfg = PSEvalSettings(readout="context", multi_token="last", balance="none")
     pa = collect_pair_activations(minilm, pairs, ["blocks.1.hook_resid_post"], cfg)["blocks.1.hook_resid_post"]
     assert pa.counts["dropped"] == {"target_not_in_context": 1}
     assert pa.counts["dropped_examples"] == {"target_not_in_context": ["mem:no-bank"]}

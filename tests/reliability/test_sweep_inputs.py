@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from pseval.cli import main
 from pseval.errors import ConfigError
+from pseval.ps_eval.settings import PSEvalSettings
 from pseval.study.sweep_config import load_sweep_config
 from tests.conftest import WIC_DEV, require_shared
 from tests.reliability.sweep_toml import SWEEP_TOML
@@ -62,7 +63,8 @@ CASES = [
     ("unknown-top", lambda t: t.replace("[train]", "[training]"),
      r"unknown key 'training'; allowed: name, model, device, seed, executor, ray_address, activations, train, grid, "
      r"eval"),
-    ("unknown-eval", _add("[eval]", "foo = 1"), r"\[eval\]: unknown key 'foo'; allowed: datasets, readouts"),
+    ("unknown-eval", _add("[eval]", "foo = 1"),
+     r"\[eval\]: unknown key 'foo'; allowed: protocol, readout, .*, datasets, readouts$"),
     ("unknown-grid", _add("[[grid]]", "width = 3"), r"\[\[grid\]\] #1: unknown key 'width'; allowed: hooks,"),
     ("seed-negative", _set("seed =", "seed = -1"), r"^seed = -1: expected an integer >= 0$"),
     ("seed-float", _set("seed =", "seed = 1.5"), r"^seed = 1\.5: expected an integer$"),
@@ -187,15 +189,16 @@ def test_settings_hold_what_decides_results(tmp_path):
     """The folder claim keys on settings(): where and how a sweep runs are not in them; every result field is."""
     cfg = load_sweep_config(_write(tmp_path, BASE.replace('seed = 0', 'seed = 0\nexecutor = "serial"')))
     s = cfg.settings()
-    assert not {"device", "source", "executor", "ray_address", "memory_budget"} & set(s)
+    assert not {"device", "source", "executor", "ray_address"} & set(s)
     assert set(s) == {"name", "model", "seed", "corpus", "train_tokens", "heldout_tokens", "context_size", "lr",
-                      "batch_size", "grids", "datasets", "readouts", "multi_token", "protocol", "balance",
-                      "max_pairs", "loss_recovered_tokens", "top_k", "exclude_dense", "dtype", "n_boot",
-                      "bootstrap_seed"}
+                      "batch_size", "grids", "datasets", "readouts", "eval"}
+    # Every PS-Eval setting that changes a number, and none that only cuts the work.
+    assert set(s["eval"]) == set(PSEvalSettings.affecting("activations", "scores"))
+    assert not {"memory_budget", "batch_tokens", "encode_chunk"} & set(s["eval"])
     assert s["grids"] == [{"hooks": ["blocks.0.hook_resid_post"], "architectures": ["topk", "standard"],
                            "expansions": [2], "k": [8], "sparsity_coeff": {"standard": [2.0]}, "identity": True}]
     paper = load_sweep_config(_write(tmp_path, BASE.replace('balance = "reference"', 'balance = "paper"')))
-    assert paper.balance == "reference" and paper.settings() == s  # the alias is one setting
+    assert paper.eval.balance == "reference" and paper.settings() == s  # the alias is one setting
 
 
 def test_shipped_configs_parse():

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from pseval.cli import main
 from pseval.models.extract import extract_positions
 from pseval.models.readout import plan_readouts, prompt_and_span
-from pseval.ps_eval.settings import PSEvalConfig
+from pseval.ps_eval.settings import PSEvalSettings
 from pseval.saes.config import SAEConfig
 from pseval.saes.standard import StandardSAE
 from pseval.study.inspect import WordInspection, concentration, inspect_word, sense_contexts
@@ -77,7 +77,7 @@ def _readout(lm, texts_spans, word, cfg):
 
 def test_planted_per_sense_features_on_coarsewsd(minilm, tmp_path):
     root = require_shared(SHARED / "data" / "coarsewsd20")
-    cfg = PSEvalConfig()
+    cfg = PSEvalSettings()
     senses = sense_contexts(f"coarsewsd:{root}", "apple")
     names = list(senses.descriptions)
     assert names == ["apple_apple_inc.", "apple_apple"]  # class order of classes_map.txt

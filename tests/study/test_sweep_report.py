@@ -45,7 +45,7 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     again = CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(out)])
     assert "0 cell(s) evaluated, 12 already in the store" in again.output
 
-    rep = CliRunner().invoke(main, ["report", str(out), "--n-boot", "200"])
+    rep = CliRunner().invoke(main, ["report", str(out), "--bootstrap-resamples", "200"])
     assert rep.exit_code == 0, rep.output
     report_dir = out / "report"
     figures = sorted((report_dir / "figures").glob("*.png"))

@@ -12,11 +12,12 @@ import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn, get_args
+from typing import Any, NoReturn
 
 import click
 from click.core import ParameterSource
 
+from pseval.cli.options import click_type, settings_options, take_settings
 from pseval.cli.types import (
     ARCHITECTURE,
     CORPUS,
@@ -31,12 +32,9 @@ from pseval.cli.types import (
     FiniteFloat,
     OutputPath,
 )
-from pseval.data.balance import BALANCE_RULES
+from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import PsevalError
 from pseval.files import OutputError
-from pseval.metrics.encoding import SCORING_DTYPES, parse_bytes
-from pseval.models.readout import MultiToken, Position, TooLong
-from pseval.ps_eval.settings import PROTOCOLS
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -131,63 +129,28 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
               help="Hook point(s), e.g. blocks.3.hook_resid_post (repeatable).")
 @click.option("--sae", "saes", multiple=True, default=("identity",), show_default=True,
               help="`identity` or an SAE folder (repeatable; all share one forward pass).")
-@click.option("--data", "data_spec", type=DATA_SPEC, default="wordnet:max_per_lemma=2,balance=1", show_default=True,
+@click.option("--data", "data_spec", type=DATA_SPEC, default=DEFAULT_DATA, show_default=True,
               help="wic:PATH, wordnet[:opts], coarsewsd:PATH[:opts], hf:NAME[:SPLIT], jsonl:PATH, csv:PATH "
-              "(README: Data specs).")
-@click.option("--readout", type=click.Choice(get_args(Position)), default="template", show_default=True)
-@click.option("--multi-token", type=click.Choice(get_args(MultiToken)), default="drop", show_default=True,
-              help="Targets split into several tokens; `drop` is the reference's behaviour.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="pseval", show_default=True,
-              help="`reference`: every choice of the reference code (template readout, its token matching, "
-                   "multi-token targets dropped, its balancing); see the README.")
-@click.option("--balance", type=click.Choice(BALANCE_RULES), default="reference", show_default=True,
-              help="Class balancing; `reference` (alias `paper`) is the reference code's rule.")
-@click.option("--too-long", type=click.Choice(get_args(TooLong)), default="truncate", show_default=True)
-@click.option("--max-pairs", type=POSITIVE, default=None, help="Score a seeded random subset of this many pairs.")
-@click.option("--seed", type=SEED, default=0, show_default=True)
+              "(docs/data.md).")
 @click.option("--device", type=DEVICE, default="cpu", show_default=True)
 @click.option("--out", type=OutputPath(json_file_ok=True), default=None,
               help="JSON file (a list when several SAE/hook cells) or a folder (one file per cell).")
 @click.option("--saebench-dir", type=OutputPath(), default=None,
               help="Also write SAEBench-named files ({release}_{sae_id}_eval_results.json) into this folder.")
-@click.option("--corpus", type=CORPUS, default="wordnet-definitions", show_default=True,
-              help="Text for the standard metrics (see `pseval train --help`).")
-@click.option("--recon-tokens", type=Count(0), default=0, show_default=True,
-              help="Tokens of --corpus for MSE, FVU, L0 and dead fraction next to PS-Eval (0: skip).")
-@click.option("--loss-tokens", type=Count(0), default=0, show_default=True,
-              help="Tokens of --corpus for loss recovered and KL with the SAE spliced in (0: skip).")
 @click.option("--cache", type=OutputPath(), default=None,
               help="Cache readout activations here; scoring other SAEs on the same pairs then skips the model.")
-@click.option("--top-k", type=POSITIVE, default=8, show_default=True,
-              help="Size of the top-k active sets behind the Jaccard AUC and PS-Eval@k.")
-@click.option("--exclude-dense", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Also report a robust PS-Eval: argmax over the latents non-zero on at most this fraction of the "
-                   "scored contexts (the paper's metric is reported unchanged next to it).")
-@click.option("--dtype", type=click.Choice(SCORING_DTYPES), default="float32", show_default=True,
-              help="Dtype activations and SAE weights are cast to for scoring (half the memory in 16 bits).")
-@click.option("--n-boot", type=POSITIVE, default=1000, show_default=True,
-              help="Bootstrap resamples of the pairs behind every 95% interval.")
-@click.option("--bootstrap-seed", type=SEED, default=0, show_default=True)
-@click.option("--memory-budget", type=Checked("bytes", parse_bytes), default="512MiB", show_default=True,
-              help="Bytes of [rows, d_sae] work per encode chunk (e.g. 256MiB, 2GiB); never changes a result.")
-def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
-             multi_token: str, protocol: str, balance: str, too_long: str, max_pairs: int | None, seed: int,
-             device: str,
-             out: Path | None, saebench_dir: Path | None, corpus: str, recon_tokens: int, loss_tokens: int,
-             cache: Path | None, top_k: int, exclude_dense: float | None, dtype: str, n_boot: int,
-             bootstrap_seed: int, memory_budget: int) -> None:
+@settings_options()
+def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, device: str,
+             out: Path | None, saebench_dir: Path | None, cache: Path | None, **settings: Any) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print tables with 95% intervals."""
     from pseval.cli.eval import EvalRequest, run_eval
 
+    cfg = take_settings(settings)
     _remove_debris(out.parent if out is not None and out.suffix == ".json" else out)
     _remove_debris(saebench_dir)
     _remove_debris(cache, depth=1)  # one folder per cached entry
-    req = EvalRequest(model=model, hooks=list(dict.fromkeys(hooks)), saes=list(saes), data=data_spec,
-                      readout=readout, multi_token=multi_token, protocol=protocol, balance=balance,
-                      too_long=too_long, max_pairs=max_pairs, seed=seed,
-                      device=device, out=out, saebench_dir=saebench_dir, corpus=corpus, recon_tokens=recon_tokens,
-                      loss_tokens=loss_tokens, cache=cache, top_k=top_k, exclude_dense=exclude_dense, dtype=dtype,
-                      n_boot=n_boot, bootstrap_seed=bootstrap_seed, memory_budget=memory_budget)
+    req = EvalRequest(model=model, hooks=list(dict.fromkeys(hooks)), saes=list(saes), data=data_spec, settings=cfg,
+                      device=device, out=out, saebench_dir=saebench_dir, cache=cache)
     run_eval(req, log=click.echo)
 
 
@@ -200,16 +163,18 @@ def _wic_folder(value: str) -> str:
 
 @main.command("compare")
 @click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--n-boot", type=POSITIVE, default=None,
+@click.option("--bootstrap-resamples", type=click_type("bootstrap_resamples"), default=None,
               help="Bootstrap resamples of the differences (default: the first record's).")
-@click.option("--seed", type=SEED, default=None, help="Bootstrap seed (default: the first record's).")
+@click.option("--bootstrap-seed", type=click_type("bootstrap_seed"), default=None,
+              help="Bootstrap seed (default: the first record's).")
 @click.option("--out", type=OutputPath(), default=None,
               help="Also write every statistic and difference with its interval as JSON.")
-def compare_cmd(records: tuple[Path, ...], n_boot: int | None, seed: int | None, out: Path | None) -> None:
+def compare_cmd(records: tuple[Path, ...], bootstrap_resamples: int | None, bootstrap_seed: int | None,
+                out: Path | None) -> None:
     """Saved PS-Eval results side by side, with paired differences against the first (same pairs required)."""
     from pseval.cli.compare import run_compare
 
-    run_compare(list(records), n_boot, seed, out, log=click.echo)
+    run_compare(list(records), bootstrap_resamples, bootstrap_seed, out, log=click.echo)
 
 
 @main.command()
@@ -351,13 +316,12 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
 @main.command()
 @click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=OutputPath(), default=None, help="Report folder (default RESULTS/report).")
-@click.option("--n-boot", type=POSITIVE, default=1000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", type=SEED, default=0, show_default=True)
-def report(results: Path, out: Path | None, n_boot: int, seed: int) -> None:
+@settings_options(["bootstrap_resamples", "bootstrap_seed"])
+def report(results: Path, out: Path | None, bootstrap_resamples: int, bootstrap_seed: int) -> None:
     """Write a Markdown summary and a self-contained HTML report (plots, every cell, the paper's claims)."""
     from pseval.study.report import write_sweep_report
 
-    md, page = write_sweep_report(results, out, n_boot, seed)
+    md, page = write_sweep_report(results, out, bootstrap_resamples, bootstrap_seed)
     click.echo(f"wrote {md} and {page}")
     click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
 
@@ -373,22 +337,19 @@ def report(results: Path, out: Path | None, n_boot: int, seed: int) -> None:
                                            "blocks.3.hook_resid_post).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("inspect-out"), show_default=True,
               help="Folder for the HTML page and the JSON.")
-@click.option("--readout", type=click.Choice(["template", "context"]), default="template", show_default=True)
-@click.option("--multi-token", type=click.Choice(["first", "last", "mean", "drop"]), default="drop",
-              show_default=True)
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="pseval", show_default=True)
+@settings_options(["protocol", "readout", "template", "multi_token", "too_long"])
 @click.option("--top", type=int, default=10, show_default=True, help="Top features listed per sense.")
 @click.option("--examples", type=int, default=5, show_default=True, help="Example contexts per sense.")
 @click.option("--max-per-sense", type=int, default=200, show_default=True,
               help="Contexts read per sense (the first in data order).")
 @click.option("--device", default="cpu", show_default=True)
-def inspect_cmd(sae: str, word: str, data_spec: str, model: str, hook: str | None, out: Path, readout: str,
-                multi_token: str, protocol: str, top: int, examples: int, max_per_sense: int, device: str) -> None:
+def inspect_cmd(sae: str, word: str, data_spec: str, model: str, hook: str | None, out: Path, top: int, examples: int,
+                max_per_sense: int, device: str, **settings: Any) -> None:
     """Per sense of a word: the SAE's most active features, example contexts, shared features (HTML + JSON)."""
     from pseval.study.inspect import InspectRequest, run_inspect
 
-    run_inspect(InspectRequest(sae=sae, word=word, data=data_spec, model=model, hook=hook, out=out, readout=readout,
-                               multi_token=multi_token, protocol=protocol, top=top, examples=examples,
+    run_inspect(InspectRequest(sae=sae, word=word, data=data_spec, model=model, hook=hook, out=out,
+                               settings=take_settings(settings), top=top, examples=examples,
                                max_per_sense=max_per_sense, device=device), log=click.echo)
 
 

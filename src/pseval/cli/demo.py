@@ -15,10 +15,10 @@ from pseval.cli.eval import output_names, write_records
 from pseval.files import write_atomic
 from pseval.metrics.statistics import Interval, bootstrap_metrics
 from pseval.models.loading import load_model
-from pseval.ps_eval import PSEvalConfig
 from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.rows import with_ci
+from pseval.ps_eval.settings import PSEvalSettings
 from pseval.run_keys import key_id
 from pseval.saes import identity_sae
 from pseval.saes.fingerprint import training_fingerprint
@@ -44,7 +44,7 @@ class DemoConfig:
     expansion: int = 8
     k: int = 32
     l1_coeff: float = 2.0
-    wordnet_pairs: str = "wordnet:max_per_lemma=2,balance=1,seed=0"
+    wordnet_pairs: str = "wordnet:max_per_lemma=2,equal_classes=1,seed=0"
     max_wordnet_pairs: int = 2000
     wic: str | None = None
     out: str = "demo-out"
@@ -72,7 +72,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
                             training=t.training, reconstruction=t.reconstruction) for t in trained]
     log(f"[demo] trained in {time.time() - t0:.0f}s; scoring with PS-Eval")
     specs = [(cfg.wordnet_pairs, cfg.max_wordnet_pairs)] + ([(f"wic:{cfg.wic}", None)] if cfg.wic else [])
-    ps_cfg = PSEvalConfig(seed=cfg.seed)
+    ps_cfg = PSEvalSettings(seed=cfg.seed)
     rows = []
     every: list[PSEvalRecord] = []
     for spec, max_pairs in specs:

@@ -8,121 +8,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pseval.data.sources import DEFAULT_DATA
 from pseval.files import check_writable, write_atomic
-from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, scoring_dtype
-from pseval.ps_eval import PSEvalConfig
-from pseval.ps_eval.pipeline import CorpusMetrics, SAEEntry, evaluate, prepare_pairs
+from pseval.metrics.encoding import scoring_dtype
+from pseval.ps_eval.pipeline import evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
+from pseval.ps_eval.resolver import DEFAULT_HOOK, resolve_saes
 from pseval.ps_eval.rows import (
-    ARGMAX_COLUMNS,
     CONCENTRATION_COLUMNS,
     ROBUST_COLUMNS,
     THRESHOLD_FREE_COLUMNS,
-    argmax_rows,
     compare_records,
     concentration_rows,
     difference_columns,
     difference_rows,
+    record_row,
     robust_rows,
+    table_columns,
     threshold_free_rows,
 )
-from pseval.saes.base import SAE
-from pseval.saes.fingerprint import files_fingerprint, tensors_fingerprint
-from pseval.saes.identity import identity_sae
-from pseval.saes.loading import load_sae, sae_display_name
+from pseval.ps_eval.settings import PSEvalSettings
 from pseval.tables import text_table
-
-DEFAULT_HOOK = "blocks.3.hook_resid_post"
-DEFAULT_DATA = "wordnet:max_per_lemma=2,balance=1"
-RECON_COLUMNS = ("mse", "fvu", "l0", "dead", "loss_rec")
 
 
 @dataclass
 class EvalRequest:
-    """Everything `pseval eval` was asked to do."""
+    """Everything `pseval eval` was asked to do: what to score, where, and the PS-Eval settings."""
 
     model: str = "minilm"
     hooks: list[str] = field(default_factory=list)
     saes: list[str] = field(default_factory=lambda: ["identity"])
     data: str = DEFAULT_DATA
-    readout: str = "template"
-    multi_token: str = "drop"
-    protocol: str = "pseval"
-    balance: str = "reference"
-    too_long: str = "truncate"
-    max_pairs: int | None = None
-    seed: int = 0
+    settings: PSEvalSettings = field(default_factory=PSEvalSettings)
     device: str = "cpu"
     out: Path | None = None
     saebench_dir: Path | None = None  # also write SAEBench-named `{release}_{sae_id}_eval_results.json` files here
-    corpus: str = "wordnet-definitions"
-    recon_tokens: int = 0  # tokens of `corpus` for MSE / FVU / L0 / dead fraction next to PS-Eval
-    loss_tokens: int = 0  # tokens of `corpus` for loss recovered and KL
     cache: Path | None = None  # readout-activation cache: scoring more SAEs later skips the model
-    top_k: int = 8  # size of the top-k active sets (Jaccard AUC, PS-Eval@k)
-    exclude_dense: float | None = None  # robust variant: leave out latents non-zero on more than this fraction
-    dtype: str = "float32"  # scoring dtype of activations and SAE weights
-    n_boot: int = 1000  # bootstrap resamples of every interval
-    bootstrap_seed: int = 0
-    memory_budget: int = DEFAULT_MEMORY_BUDGET  # bytes per encode chunk (never changes a result)
-
-    def ps_eval_config(self) -> PSEvalConfig:
-        """The PS-Eval settings of the request."""
-        return PSEvalConfig.from_options(readout=self.readout, multi_token=self.multi_token, too_long=self.too_long,
-                                         balance=self.balance, seed=self.seed, protocol=self.protocol,
-                                         top_k=self.top_k, exclude_dense=self.exclude_dense, dtype=self.dtype,
-                                         n_boot=self.n_boot, bootstrap_seed=self.bootstrap_seed,
-                                         memory_budget=self.memory_budget)
-
-
-def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:
-    """(SAE spec, hook) cells: identity at every hook; a file SAE at the given hooks, else at its recorded hook."""
-    cells = []
-    for spec in sae_specs:
-        if spec == "identity":
-            cells += [(spec, h) for h in (hooks or [DEFAULT_HOOK])]
-            continue
-        recorded = loaded[spec].cfg.metadata.hook_name
-        targets = hooks or ([recorded] if recorded else [DEFAULT_HOOK])
-        cells += [(spec, h) for h in targets]
-    return list(dict.fromkeys(cells))
-
-
-def spec_entry(spec: str, sae: SAE, hook: str) -> SAEEntry:
-    """The entry of an SAE loaded from a spec (`identity`, a path, hf://, saelens:): its name, fingerprint and
-    SAELens ids."""
-    if spec == "identity":
-        return SAEEntry.of(sae, "identity", hook, "identity", f"identity:{sae.d_in}")
-    fingerprint = files_fingerprint(spec) if Path(spec).exists() else tensors_fingerprint(sae)
-    release, sae_id = (spec.removeprefix("saelens:").split("/", 1) if spec.startswith("saelens:") else (None, None))
-    return SAEEntry.of(sae, sae_display_name(spec), hook, spec, fingerprint, sae_lens_release_id=release,
-                       sae_lens_id=sae_id)
-
-
-def _entries(req: EvalRequest, loaded: dict[str, SAE], d_model: int) -> list[SAEEntry]:
-    entries = []
-    for spec, hook in plan_cells(req.saes, req.hooks, loaded):
-        sae = identity_sae(d_model, req.model, hook).to(req.device) if spec == "identity" else loaded[spec]
-        entries.append(spec_entry(spec, sae, hook))
-    return entries
-
-
-def record_row(rec: PSEvalRecord) -> dict[str, Any]:
-    """One table row of a record: SAE, hook, pairs scored, the argmax PS-Eval numbers with their intervals and any
-    reconstruction figures."""
-    row = argmax_rows([rec])[0]
-    m = rec.eval_result_metrics
-    if m.reconstruction is not None and m.reconstruction.tokens:
-        row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
-                   dead=m.reconstruction.dead_fraction)
-    if m.loss_recovered is not None:
-        row["loss_rec"] = m.loss_recovered.loss_recovered_zero
-    return row
-
-
-def table_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The table's columns: the argmax PS-Eval ones, and the reconstruction ones that some row has."""
-    return ARGMAX_COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
 
 
 def output_names(records: Sequence[PSEvalRecord]) -> list[str]:
@@ -202,19 +123,15 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         check_writable(req.out, is_dir=req.out.suffix != ".json")
     if req.saebench_dir is not None:
         check_writable(req.saebench_dir, is_dir=True)
-    cfg = req.ps_eval_config()
-    data = prepare_pairs(req.data, req.max_pairs, req.seed)
-    # Scored in cfg.dtype: converted once here (in place: these SAEs are this run's own), not copied per cell.
-    dtype = scoring_dtype(cfg.dtype)
-    loaded = {s: load_sae(s, dtype=dtype, device=req.device) for s in dict.fromkeys(req.saes) if s != "identity"}
+    cfg = req.settings
+    data = prepare_pairs(req.data, cfg.max_pairs, cfg.seed)
     lm = load_model(req.model, device=req.device)
-    entries = _entries(req, loaded, lm.d_model)
+    # Loaded in the scoring dtype: converted once here (these SAEs are this run's own), not copied per cell.
+    entries = resolve_saes(req.saes, lm, req.hooks, dtype=scoring_dtype(cfg.dtype), default_hook=DEFAULT_HOOK)
     hooks = list(dict.fromkeys(e.hook for e in entries))
     log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
         f"{len(hooks)} hook(s)")
-    records = evaluate(lm, req.model, entries, data, cfg, CorpusMetrics(req.corpus, req.recon_tokens,
-                                                                        req.loss_tokens),
-                       cache_dir=req.cache, progress=True)
+    records = evaluate(lm, req.model, entries, data, cfg, cache_dir=req.cache, progress=True)
     log_tables(records, log)
     if req.out is not None and records:
         write_records(records, req.out)

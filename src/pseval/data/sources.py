@@ -21,11 +21,13 @@ from pseval.data.wordnet import find_wordnet
 from pseval.data.wordnet_pairs import WordNetPairOptions, wordnet_pairs
 from pseval.errors import ConfigError, MissingResourceError, PsevalError
 
-SPEC_HELP = ("wic:PATH (a WiC split folder), wordnet[:pos=nvar,max_per_lemma=N,coarse=1,balance=1,seed=S,dir=PATH], "
+DEFAULT_DATA = "wordnet:max_per_lemma=2,equal_classes=1"  # what `pseval eval` and `pseval.evaluate` score by default
+SPEC_HELP = ("wic:PATH (a WiC split folder), "
+             "wordnet[:pos=nvar,max_per_lemma=N,coarse=1,equal_classes=1,seed=S,dir=PATH], "
              f"coarsewsd:PATH[:split=train|test,max_per_word=N (default {DEFAULT_MAX_PER_WORD}),words=a+b,seed=S] "
              "(a CoarseWSD-20 root), hf:NAME[:SPLIT] (Hub; needs network), jsonl:PATH, json:PATH, csv:PATH, tsv:PATH")
 KINDS = ("wic", "wordnet", "coarsewsd", "hf", *TABLE_FORMATS)
-_WORDNET_KEYS = ("pos", "max_per_lemma", "coarse", "balance", "seed", "dir")
+_WORDNET_KEYS = ("pos", "max_per_lemma", "coarse", "equal_classes", "seed", "dir")
 _COARSEWSD_KEYS = ("split", "max_per_word", "words", "seed")
 _HF_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
@@ -108,7 +110,7 @@ def _wordnet(s: _Spec, rest: str) -> tuple[str, Loader]:
     pos = tuple(p for p in POS_TAGS if p in letters)
     cap = s.integer("wordnet", "max_per_lemma", o["max_per_lemma"], 1) if "max_per_lemma" in o else None
     coarse = s.boolean("wordnet", "coarse", o["coarse"]) if "coarse" in o else False
-    balance = s.boolean("wordnet", "balance", o["balance"]) if "balance" in o else False
+    equal_classes = s.boolean("wordnet", "equal_classes", o["equal_classes"]) if "equal_classes" in o else False
     seed = s.integer("wordnet", "seed", o["seed"]) if "seed" in o else 0
     location = None
     if "dir" in o:
@@ -122,13 +124,13 @@ def _wordnet(s: _Spec, rest: str) -> tuple[str, Loader]:
         parts.append(f"max_per_lemma={cap}")
     if coarse:
         parts.append("coarse=1")
-    if balance:
-        parts.append("balance=1")
-    if seed and (cap is not None or balance):  # the seed only matters where something is sampled
+    if equal_classes:
+        parts.append("equal_classes=1")
+    if seed and (cap is not None or equal_classes):  # the seed only matters where something is sampled
         parts.append(f"seed={seed}")
     if location is not None:
         parts.append(f"dir={location}")
-    opts = WordNetPairOptions(pos=pos, max_pairs_per_lemma=cap, coarse=coarse, balance=balance, seed=seed)
+    opts = WordNetPairOptions(pos=pos, max_pairs_per_lemma=cap, coarse=coarse, equal_classes=equal_classes, seed=seed)
     canonical = "wordnet:" + ",".join(parts) if parts else "wordnet"
     return canonical, lambda notes: wordnet_pairs(opts, find_wordnet(location), notes)
 

@@ -24,7 +24,7 @@ class WordNetPairOptions:
     pos: tuple[str, ...] = POS_TAGS
     max_pairs_per_lemma: int | None = None  # per label, seeded sample
     coarse: bool = False  # different-sense pairs only across lexicographer files
-    balance: bool = False  # seeded subsample to equal class sizes
+    equal_classes: bool = False  # seeded subsample to equal class sizes
     seed: int = 0
 
 
@@ -101,7 +101,7 @@ def wordnet_pairs(options: WordNetPairOptions | None = None, source: WordNetSour
                     group[:] = [group[i] for i in keep]
             out.extend(same)
             out.extend(diff)
-    if opts.balance:  # the `exact` rule: a seeded subsample of each class to the smaller class's size
+    if opts.equal_classes:  # the `exact` rule: a seeded subsample of each class to the smaller class's size
         out = [out[i] for i in balance_pairs([p.same_sense for p in out], [True] * len(out), "exact", opts.seed)]
     for p in out:
         count_flags(notes, flagged.get(p.source_id, ()))

@@ -18,12 +18,12 @@ import types
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from pseval.cli.eval import DEFAULT_DATA
+from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import ConfigError, MissingResourceError
 from pseval.files import check_writable, write_atomic
 from pseval.ps_eval.record import (
@@ -33,7 +33,7 @@ from pseval.ps_eval.record import (
     PSEvalMetricCategories,
     PSEvalRecord,
 )
-from pseval.ps_eval.settings import PSEvalConfig
+from pseval.ps_eval.settings import PSEvalSettings
 
 
 def _sae_bench() -> Any:
@@ -97,9 +97,10 @@ def validate_with_saebench(record: PSEvalRecord | dict[str, Any]) -> Any:
     return TypeAdapter(saebench_output_class(present)).validate_python(data)
 
 
-@pydantic_dataclass
-class PSEvalSAEBenchConfig:
-    """PS-Eval settings of a SAEBench run (SAEBench's eval-config style: each field titled and described)."""
+class PSEvalSAEBenchConfig(PSEvalSettings):
+    """PS-Eval settings of a SAEBench run: every PS-Eval setting (pseval.ps_eval.settings, titled and described in
+    SAEBench's eval-config style) and what SAEBench's runner adds: the model, the pair set, the hook and the LLM's
+    dtype."""
 
     model_name: str = Field(default="", title="Model Name", description="model to read activations from: a "
                             "TransformerLens name (mapped to its Hub id when transformer_lens is installed), a Hub id, "
@@ -108,22 +109,8 @@ class PSEvalSAEBenchConfig:
                          "wic:PATH or hf:gouki510/Wic_data_for_SAE-Eval:test")
     hook_name: str | None = Field(default=None, title="Hook Name", description="hook to read; null: each SAE's "
                                   "recorded hook (required for SAEs that record none)")
-    max_pairs: int | None = Field(default=None, title="Max Pairs", description="seeded random subset size; null "
-                                  "for all pairs")
-    random_seed: int = Field(default=0, title="Random Seed", description="seed of the pair subset and of exact "
-                             "balancing")
-    protocol: str = Field(default="pseval", title="Protocol", description="pseval or reference")
-    readout: str = Field(default="template", title="Readout", description="template (the paper's) or context")
-    multi_token: str = Field(default="drop", title="Multi-token targets", description="first, last, mean or drop")
-    too_long: str = Field(default="truncate", title="Long prompts", description="truncate or skip")
-    balance: str = Field(default="reference", title="Class balancing", description="reference, valid-prefix, "
-                         "exact or none")
-    llm_dtype: str = Field(default="float32", title="LLM dtype", description="float32, float16 or bfloat16")
-
-    def ps_eval_config(self) -> PSEvalConfig:
-        """The PS-Eval settings."""
-        return PSEvalConfig.from_options(readout=self.readout, multi_token=self.multi_token, too_long=self.too_long,
-                                         balance=self.balance, seed=self.random_seed, protocol=self.protocol)
+    llm_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        default="float32", title="LLM dtype", description="dtype the language model is loaded in")
 
 
 def results_filepath(output_path: str | Path, release: str, sae_id: str) -> Path:
@@ -155,8 +142,6 @@ def sae_bench_version() -> str:
         return NOT_SAE_BENCH
 
 
-_DTYPES = ("float32", "float16", "bfloat16")
-
 
 def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, Any]], device: str,
              output_path: str | Path, force_rerun: bool = False, model: Any = None) -> dict[str, dict[str, Any]]:
@@ -166,14 +151,10 @@ def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, An
     SAEBench's signature) is an already loaded model in any form `pseval.evaluate` takes."""
     import torch
 
-    from pseval.api import as_loaded_model, sae_entries
-    from pseval.cli.eval import spec_entry
-    from pseval.models.loading import load_model
+    from pseval.models.loading import as_loaded_model, load_model
     from pseval.ps_eval.pipeline import evaluate, prepare_pairs
-    from pseval.saes.loading import load_sae
+    from pseval.ps_eval.resolver import resolve_saes
 
-    if config.llm_dtype not in _DTYPES:
-        raise ConfigError(f"llm_dtype={config.llm_dtype!r}; expected one of {', '.join(_DTYPES)}")
     out = Path(output_path)
     check_writable(out, is_dir=True)
     todo: list[tuple[str, str, Any, Path]] = []
@@ -189,22 +170,15 @@ def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, An
         todo.append((release, sae_id, sae, path))
     if not todo:
         return {}
-    cfg = config.ps_eval_config()
-    data = prepare_pairs(config.dataset, config.max_pairs, config.random_seed)
+    cfg = config.settings()
+    data = prepare_pairs(config.dataset, cfg.max_pairs, cfg.seed)
     lm = (as_loaded_model(model) if model is not None else
           load_model(hf_model_id(config.model_name), device=device, dtype=getattr(torch, config.llm_dtype)))
+    hooks = [config.hook_name] if config.hook_name else []
     entries = []
     for release, sae_id, sae, path in todo:
-        if isinstance(sae, str):
-            spec = f"saelens:{release}/{sae_id}"
-            loaded = load_sae(spec).to(lm.device)
-            hook = config.hook_name or loaded.cfg.metadata.hook_name
-            if hook is None:
-                raise ConfigError(f"{spec} records no hook point; set hook_name in the config")
-            entry = spec_entry(spec, loaded, hook)
-        else:
-            entry = sae_entries({release: sae}, lm, config.hook_name)[0]
-            entry.sae_lens_release_id, entry.sae_lens_id = release, sae_id
+        (entry,) = resolve_saes(f"saelens:{release}/{sae_id}" if isinstance(sae, str) else {release: sae}, lm, hooks)
+        entry.sae_lens_release_id, entry.sae_lens_id = release, sae_id
         entry.name = f"{release}_{sae_id}"
         entries.append((entry, path))
     paths = {id(e): p for e, p in entries}

@@ -16,17 +16,12 @@ from pseval.data.pairs import WordInContextPair, dataset_hash
 from pseval.files import write_atomic, write_json_atomic
 from pseval.models.loading import LoadedModel
 from pseval.ps_eval.scoring import PairActivations, collect_pair_activations
-from pseval.ps_eval.settings import PSEvalConfig
-
-# Settings that change how the work is batched, never its result.
-NON_RESULT_SETTINGS = ("max_tokens", "encode_chunk", "memory_budget")
-# Settings of how SAE codes are scored: they change the numbers, not the activations collected.
-SCORING_SETTINGS = ("top_k", "exclude_dense", "dtype", "n_boot", "bootstrap_seed")
+from pseval.ps_eval.settings import PSEvalSettings
 
 
-def cache_key(model_name: str, hook: str, data_hash: str, cfg: PSEvalConfig) -> str:
-    """Everything that changes the collected activations."""
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in NON_RESULT_SETTINGS + SCORING_SETTINGS}
+def cache_key(model_name: str, hook: str, data_hash: str, cfg: PSEvalSettings) -> str:
+    """Everything that changes the collected activations (the settings marked so, the model, hook and pairs)."""
+    settings = cfg.model_dump(include=set(PSEvalSettings.affecting("activations")))
     blob = json.dumps({"model": model_name, "hook": hook, "data": data_hash, **settings}, sort_keys=True,
                       default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
@@ -59,7 +54,7 @@ def load_pair_activations(path: Path) -> PairActivations | None:
 
 
 def cached_pair_activations(lm: LoadedModel, model_name: str, pairs: Sequence[WordInContextPair],
-                            hooks: Sequence[str], cfg: PSEvalConfig, cache_dir: str | Path | None,
+                            hooks: Sequence[str], cfg: PSEvalSettings, cache_dir: str | Path | None,
                             progress: bool = False) -> dict[str, PairActivations]:
     """collect_pair_activations, reading and writing `cache_dir` (one forward pass for all uncached hooks)."""
     # Entries store Hugging Face activations only; another convention (a processed HookedTransformer) is not cached.

@@ -50,7 +50,7 @@ from pseval.ps_eval.record import (
     Unstructured,
 )
 from pseval.ps_eval.scoring import PairActivations, PSEvalResult, score_sae
-from pseval.ps_eval.settings import PSEvalConfig
+from pseval.ps_eval.settings import PSEvalSettings, SettingsFields
 from pseval.run_keys import key_id
 from pseval.saes.base import SAE
 from pseval.training.activations import StreamConfig, collect_activations
@@ -111,33 +111,28 @@ class SAEEntry:
         return self._sae
 
 
-@dataclass(frozen=True)
-class CorpusMetrics:
-    """Standard metrics measured on a text corpus next to PS-Eval (0 tokens: not measured)."""
-
-    corpus: str = "wordnet-definitions"
-    recon_tokens: int = 0
-    loss_tokens: int = 0
-
-
-def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalConfig,
+def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalSettings,
                   model_convention: str = "hf") -> PSEvalConfigRecord:
-    """The `eval_config` block: every setting that decides the numbers of one cell."""
-    r = cfg.readout
-    return PSEvalConfigRecord(model_name=model_name, model_convention=model_convention, hook_name=hook,
-                              dataset=data.spec, dataset_hash=data.hash,
-                              max_pairs=data.selection.max_pairs, seed=cfg.seed,
-                              pairs_available=data.selection.available, pairs_selected=len(data.pairs),
-                              selection_hash=data.selection.ids_hash, protocol=cfg.protocol, readout=r.position,
-                              template=r.template, multi_token=r.multi_token, too_long=r.too_long,
-                              balance=cfg.balance, top_k=cfg.top_k, exclude_dense=cfg.exclude_dense,
-                              dtype=cfg.dtype, bootstrap_resamples=cfg.n_boot, bootstrap_seed=cfg.bootstrap_seed)
+    """The `eval_config` block: every setting that decides the numbers of one cell (the settings' own, the
+    effective readout policies, the model, hook and selected pairs)."""
+    r = cfg.readout_config()
+    settings = cfg.model_dump(include=set(SettingsFields.model_fields))
+    return PSEvalConfigRecord(**{**settings, "too_long": r.too_long, "max_pairs": data.selection.max_pairs},
+                              model_name=model_name, model_convention=model_convention, hook_name=hook,
+                              dataset=data.spec, dataset_hash=data.hash, pairs_available=data.selection.available,
+                              pairs_selected=len(data.pairs), selection_hash=data.selection.ids_hash)
+
+
+# Fields a cell key leaves out at their default, so that cells keyed before the field existed keep their ids.
+KEYED_WHEN_SET = {"model_convention": "hf", "corpus": "wordnet-definitions", "reconstruction_tokens": 0,
+                  "loss_recovered_tokens": 0}
 
 
 def cell_id(config: PSEvalConfigRecord, fingerprint: str) -> str:
-    """Key of a cell: every setting but the dataset's spelling (its content hash stands for it), and the SAE."""
-    # `hf` is left out so that cells keyed before the field existed keep their ids.
-    exclude = {"dataset"} | ({"model_convention"} if config.model_convention == "hf" else set())
+    """Key of a cell: every setting that changes a number but the dataset's spelling (its content hash stands for
+    it), and the SAE."""
+    exclude = {"dataset", *SettingsFields.affecting("nothing")}
+    exclude |= {name for name, default in KEYED_WHEN_SET.items() if getattr(config, name) == default}
     fields = {**config.model_dump(exclude=exclude), "sae": fingerprint}
     return key_id(fields, 24)
 
@@ -263,8 +258,8 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         python_version=prov["python"])
 
 
-def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data: PreparedPairs, cfg: PSEvalConfig,
-             corpus: CorpusMetrics | None = None, cache_dir: str | Path | None = None,
+def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data: PreparedPairs, cfg: PSEvalSettings,
+             cache_dir: str | Path | None = None,
              skip: Callable[[str], bool] | None = None, on_record: Callable[[PSEvalRecord], Any] | None = None,
              progress: bool = False) -> list[PSEvalRecord]:
     """Score every entry on the selected pairs (one forward pass for all hooks); returns the new records.
@@ -282,11 +277,10 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
         return []
     hooks = list(dict.fromkeys(e.hook for e, _, _ in todo))
     acts = cached_pair_activations(lm, model_name, data.pairs, hooks, cfg, cache_dir, progress=progress)
-    corpus = corpus or CorpusMetrics()
     corpus_acts: dict[str, Any] = {}
-    if corpus.recon_tokens > 0:
-        corpus_acts = collect_activations(lm, corpus_texts(corpus.corpus), hooks,
-                                          StreamConfig(max_tokens=corpus.recon_tokens), progress=progress)
+    if cfg.reconstruction_tokens > 0:
+        corpus_acts = collect_activations(lm, corpus_texts(cfg.corpus), hooks,
+                                          StreamConfig(max_tokens=cfg.reconstruction_tokens), progress=progress)
     records = []
     # Loss-recovered baselines: made once per hook, dropped after the hook's last SAE.
     baselines: dict[str, LossBaseline] = {}
@@ -297,9 +291,9 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
         res = score_sae(pa, sae, cfg, model_name)
         recon = reconstruction_metrics(sae, corpus_acts[e.hook], budget=cfg.memory_budget) if corpus_acts else None
         loss = None
-        if corpus.loss_tokens > 0:
+        if cfg.loss_recovered_tokens > 0:
             if e.hook not in baselines:
-                baselines[e.hook] = loss_baseline(lm, e.hook, corpus_texts(corpus.corpus), corpus.loss_tokens,
+                baselines[e.hook] = loss_baseline(lm, e.hook, corpus_texts(cfg.corpus), cfg.loss_recovered_tokens,
                                                   seed=cfg.seed)
             loss = score_loss(baselines[e.hook], sae, cfg.memory_budget)
             if last_at_hook[e.hook] == i:

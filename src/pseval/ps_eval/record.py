@@ -16,6 +16,7 @@ from pseval.errors import DataFormatError
 from pseval.metrics.loss_recovered import LossRecovered
 from pseval.metrics.reconstruction import ReconstructionMetrics
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
+from pseval.ps_eval.settings import SettingsFields
 
 SCHEMA_VERSION = 3
 EVAL_TYPE_ID = "ps_eval"
@@ -330,8 +331,10 @@ class PairOutcome(BaseModel):
                                          "context 2")
 
 
-class PSEvalConfigRecord(BaseModel):
-    """Everything that decides which pairs were scored and how: the run's settings as written in the record."""
+class PSEvalConfigRecord(SettingsFields):
+    """Everything that decides which pairs were scored and how: every PS-Eval setting as it was (the fields of
+    `pseval.ps_eval.settings`, declared there once; `too_long` as the protocol made it), and the cell's model, hook and
+    pairs."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -344,27 +347,9 @@ class PSEvalConfigRecord(BaseModel):
     dataset: str = Field(title="Dataset", description="the pair-set spec")
     dataset_hash: str = Field(title="Dataset hash", description="SHA-256 of every pair of the dataset, before "
                               "selection")
-    max_pairs: int | None = Field(title="Max pairs", description="size of the seeded random subset; null for all")
-    seed: int = Field(title="Seed", description="seed of the pair subset and of exact balancing")
     pairs_available: int = Field(title="Pairs available", description="pairs in the dataset before selection")
     pairs_selected: int = Field(title="Pairs selected", description="pairs in the subset handed to PS-Eval")
     selection_hash: str = Field(title="Selection hash", description="SHA-256 of the selected pairs' ids in order")
-    protocol: str = Field(title="Protocol", description="pseval (offset-located readout) or reference (every choice "
-                          "of the reference code, its string token matching included)")
-    readout: str = Field(title="Readout position", description="template (the paper's) or context")
-    template: str = Field(title="Prompt template", description="the template readout's prompt")
-    multi_token: str = Field(title="Multi-token targets", description="first, last, mean or drop")
-    too_long: str = Field(title="Long prompts", description="truncate around the target or skip")
-    balance: str = Field(title="Class balancing", description="rule that cuts the valid pairs to balanced classes "
-                         "(reference: the reference code's rule)")
-    top_k: int = Field(title="Top-k set size", description="k of the top-k active sets (Jaccard AUC, PS-Eval@k)")
-    exclude_dense: float | None = Field(title="Density cut of the robust variant", description="latents non-zero on "
-                                        "more than this fraction of the scored contexts are left out of the robust "
-                                        "argmax; null: no robust variant")
-    dtype: str = Field(title="Scoring dtype", description="float32, bfloat16 or float16: the dtype activations and "
-                       "SAE weights are cast to before encoding")
-    bootstrap_resamples: int = Field(title="Bootstrap resamples", description="pair resamples behind every interval")
-    bootstrap_seed: int = Field(title="Bootstrap seed", description="seed of the pair resamples")
 
 
 class TopFeatureRecord(BaseModel):

@@ -19,6 +19,7 @@ from pseval.ps_eval.record import PSEvalRecord
 from pseval.tables import fmt
 
 CONFUSION = ("accuracy", "precision", "recall", "specificity", "f1")
+RECON_COLUMNS = ("mse", "fvu", "l0", "dead", "loss_rec")
 
 
 def with_ci(value: Any, low: Any, high: Any) -> str:
@@ -197,3 +198,21 @@ def difference_rows(comparison: Comparison) -> list[dict[str, Any]]:
 def difference_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     """The difference columns that hold something."""
     return ("record", "minus", *(c for c in DIFFERENCE_STATS if any(r.get(c) not in (None, "-") for r in rows)))
+
+
+def record_row(rec: PSEvalRecord) -> dict[str, Any]:
+    """One table row of a record: SAE, hook, pairs scored, the argmax PS-Eval numbers with their intervals and any
+    reconstruction figures."""
+    row = argmax_rows([rec])[0]
+    m = rec.eval_result_metrics
+    if m.reconstruction is not None and m.reconstruction.tokens:
+        row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
+                   dead=m.reconstruction.dead_fraction)
+    if m.loss_recovered is not None:
+        row["loss_rec"] = m.loss_recovered.loss_recovered_zero
+    return row
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The table's columns: the argmax PS-Eval ones, and the reconstruction ones that some row has."""
+    return ARGMAX_COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))

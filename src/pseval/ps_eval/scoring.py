@@ -20,7 +20,7 @@ from pseval.models.loading import LoadedModel
 from pseval.models.readout import plan_pairs
 from pseval.ps_eval.codes import Encoder, PairCodes, masked_argmax, pair_codes
 from pseval.ps_eval.intervals import PairArrays, bootstrap_intervals, pair_statistics
-from pseval.ps_eval.settings import PSEvalConfig
+from pseval.ps_eval.settings import PSEvalSettings
 from pseval.saes.base import SAE, module_device
 from pseval.saes.conventions import HF, head_slice, to_sae_input
 
@@ -104,10 +104,10 @@ class PSEvalResult:
 
 
 def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair], hooks: Sequence[str],
-                             cfg: PSEvalConfig | None = None, progress: bool = False) -> dict[str, PairActivations]:
+                             cfg: PSEvalSettings | None = None, progress: bool = False) -> dict[str, PairActivations]:
     """One batched forward pass over both prompts of every valid pair, reading all hooks at once."""
-    cfg = cfg or PSEvalConfig()
-    plans = plan_pairs(lm.tokenizer, pairs, cfg.readout, add_bos=lm.is_causal, max_len=lm.max_positions)
+    cfg = cfg or PSEvalSettings()
+    plans = plan_pairs(lm.tokenizer, pairs, cfg.readout_config(), add_bos=lm.is_causal, max_len=lm.max_positions)
     dropped: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     valid: list[int] = []
@@ -127,7 +127,7 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
                              cfg.balance, cfg.seed)
     seqs = [plans[i][j].input_ids for i in selected for j in (0, 1)]
     positions = [plans[i][j].positions for i in selected for j in (0, 1)]
-    acts = extract_positions(lm, seqs, positions, hooks, max_tokens=cfg.max_tokens, progress=progress) if seqs \
+    acts = extract_positions(lm, seqs, positions, hooks, max_tokens=cfg.batch_tokens, progress=progress) if seqs \
         else {h: torch.zeros((0, lm.d_model)) for h in hooks}
     n_valid_same = sum(labels)
     counts: dict[str, object] = {
@@ -210,12 +210,12 @@ def _cosines(sae: SAE, f1: torch.Tensor, f2: torch.Tensor,
     return out, cos_enc, cos_dec
 
 
-def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
+def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalSettings | None = None,
               model_name: str | None = None) -> PSEvalResult:
     """PS-Eval of one SAE on collected activations: the paper's argmax confusion, counts and cosines, and from the
     same encode pass the code similarities (cosine, top-k Jaccard), the raw-activation ceiling and, when
     cfg.exclude_dense is set, the dense-feature-robust argmax (a second pass over the codes)."""
-    cfg = cfg or PSEvalConfig()
+    cfg = cfg or PSEvalSettings()
     check_sae_fits(sae, pa.acts_1.shape[1], pa.hook, model_name)
     dtype = scoring_dtype(cfg.dtype)
     sae = cast_sae(sae, dtype)
@@ -236,7 +236,7 @@ def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalConfig | None = None,
                         top_k=cfg.top_k, same_sense=pa.same_sense)
 
 
-def _robust(encode: Encoder, pa: PairActivations, codes: PairCodes, d_sae: int, cfg: PSEvalConfig) -> RobustResult:
+def _robust(encode: Encoder, pa: PairActivations, codes: PairCodes, d_sae: int, cfg: PSEvalSettings) -> RobustResult:
     """Leave out the latents non-zero on more than cfg.exclude_dense of the scored contexts; argmax over the rest."""
     assert cfg.exclude_dense is not None
     n_ctx = codes.contexts

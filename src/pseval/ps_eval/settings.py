@@ -1,13 +1,22 @@
-"""PS-Eval settings."""
+"""PS-Eval settings: the one model every surface reads.
+
+`PSEvalSettings` is the only place a scoring setting is declared. The command line generates its options from it
+(`pseval.cli.options`), `pseval.evaluate` takes it (or its fields as keywords), a sweep's TOML `[eval]` section is a
+subclass of it, SAEBench's config subclasses it, and the record's `eval_config` is built from it. Each field says once
+what it changes (`affects`): the activations read from the model (and so the activation cache's key), the scores
+(and so the cell key), or nothing (how the work is cut).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pseval.data.balance import Balance, canonical_balance
-from pseval.errors import ConfigError
-from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, ScoringDtype, scoring_dtype
+from pseval.data.corpus import check_corpus
+from pseval.errors import ConfigError, PsevalError
+from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, ScoringDtype, parse_bytes
 from pseval.models.readout import PAPER_TEMPLATE, MultiToken, Position, ReadoutConfig, TooLong
 
 # pseval: pseval's readout (the target located by character offsets, wherever the config says) and balancing.
@@ -15,79 +24,188 @@ from pseval.models.readout import PAPER_TEMPLATE, MultiToken, Position, ReadoutC
 #   dropped, its string token matching (ReadoutConfig.match="reference") and its balancing (balance="reference").
 Protocol = Literal["pseval", "reference"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+Affects = Literal["activations", "scores", "nothing"]
+AFFECTS: tuple[str, ...] = get_args(Affects)
+MAX_SEED = 2**32 - 1  # numpy's range: every generator pseval seeds accepts it
 
 
-@dataclass(frozen=True)
-class PSEvalConfig:
-    """Protocol, readout, class balancing and batching of one PS-Eval run."""
-
-    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
-    # See pseval.data.balance; `paper` is stored as its canonical name `reference`.
-    balance: Balance = "reference"
-    seed: int = 0
-    max_tokens: int = 16384
-    encode_chunk: int = 4096  # most pairs encoded at once (the memory budget may allow fewer)
-    protocol: Protocol = "pseval"
-    # Scoring: size of the top-k active sets (Jaccard, PS-Eval@k); latents firing on more than this fraction of the
-    # scored contexts left out of the robust variant's argmax (None: no robust variant); the dtype codes are
-    # computed in; bootstrap resamples and seed of every interval.
-    top_k: int = 8
-    exclude_dense: float | None = None
-    dtype: ScoringDtype = "float32"
-    n_boot: int = 1000
-    bootstrap_seed: int = 0
-    # Bytes of transient [rows, d_sae] work per encode chunk: changes how the work is cut, never a result.
-    memory_budget: int = DEFAULT_MEMORY_BUDGET
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "balance", canonical_balance(self.balance))
-        scoring_dtype(self.dtype)
-        if self.top_k < 1:
-            raise ConfigError(f"top_k={self.top_k}; must be at least 1")
-        if self.exclude_dense is not None and not 0 < self.exclude_dense < 1:
-            raise ConfigError(f"exclude_dense={self.exclude_dense}; must be a fraction strictly between 0 and 1")
-        if self.n_boot < 1:
-            raise ConfigError(f"n_boot={self.n_boot}; must be at least 1")
-        if self.memory_budget < 1 or self.encode_chunk < 1:
-            raise ConfigError(f"memory_budget={self.memory_budget}, encode_chunk={self.encode_chunk}; must be "
-                              "positive")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol={self.protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-        if self.protocol == "reference":
-            object.__setattr__(self, "readout", reference_readout(self.readout, self.balance))
-
-    @classmethod
-    def from_options(cls, *, readout: str = "template", multi_token: str = "drop", too_long: str = "truncate",
-                     template: str = PAPER_TEMPLATE, balance: str = "reference", protocol: str = "pseval",
-                     dtype: str = "float32", **rest: Any) -> PSEvalConfig:
-        """The settings as the CLI, a sweep config or the Python API give them (plain strings), each checked
-        against its Literal type; `rest` are the numeric fields (seed, top_k, n_boot, ...)."""
-        return cls(readout=ReadoutConfig(position=_allowed(Position, readout, "readout"),
-                                         multi_token=_allowed(MultiToken, multi_token, "multi_token"),
-                                         too_long=_allowed(TooLong, too_long, "too_long"), template=template),
-                   balance=_allowed(Balance, balance, "balance"), protocol=_allowed(Protocol, protocol, "protocol"),
-                   dtype=_allowed(ScoringDtype, dtype, "dtype"), **rest)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return asdict(self)
+def setting(default: Any, title: str, description: str, affects: Affects, cli: str | None = None,
+            **constraints: Any) -> Any:
+    """A settings field: its default, title, description, what it changes and (optionally) its command-line kind."""
+    extra: dict[str, Any] = {"affects": affects}
+    if cli is not None:
+        extra["cli"] = cli
+    return Field(default, title=title, description=description, json_schema_extra=extra, **constraints)
 
 
-def _allowed(kind: Any, value: str, name: str) -> Any:
-    """`value` if it is one of the Literal `kind`'s values, else a ConfigError naming the setting and the values."""
-    allowed = get_args(kind)
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r}; expected one of {', '.join(map(str, allowed))}")
+def _bytes(value: Any) -> Any:
+    """`512MiB`, `2GiB` or a plain number of bytes, as an int (pseval's error for anything else)."""
+    if isinstance(value, str):
+        try:
+            return parse_bytes(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
-def reference_readout(readout: ReadoutConfig, balance: str) -> ReadoutConfig:
-    """The readout of protocol `reference`: the reference's token matching, no truncation; a conflict is an error."""
-    wrong = [f"{name}={value!r} (the reference uses {want!r})" for name, value, want in (
-        ("readout position", readout.position, "template"), ("multi_token", readout.multi_token, "drop"),
-        ("template", readout.template, PAPER_TEMPLATE), ("balance", balance, "reference"))
-        if value != want]
-    if wrong:
-        raise ConfigError(f"protocol='reference' makes every choice the reference makes; got {'; '.join(wrong)}")
-    # The reference cannot run a prompt longer than the model: such pairs are dropped (too_long), never truncated.
-    return replace(readout, match="reference", too_long="skip")
+def _corpus(value: str) -> str:
+    try:
+        return check_corpus(value)
+    except PsevalError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Bytes = Annotated[int, BeforeValidator(_bytes), Field(ge=1)]
+
+
+class SettingsFields(BaseModel):
+    """Every setting of a PS-Eval run, declared once: protocol, readout, pair selection, class balancing, scoring,
+    intervals, standard metrics and how the work is cut. `PSEvalSettings` checks them; the record's `eval_config`
+    carries them as they were."""
+
+    protocol: Protocol = setting(
+        "pseval", "Protocol", "`pseval`: pseval's readout and balancing. `reference`: every choice of the reference "
+        "code (gouki510/PS-Eval wic_eval.py): template readout, its string token matching, multi-token targets "
+        "dropped, its balancing", "activations")
+    readout: Position = setting(
+        "template", "Readout position", "`template`: the target word's slot in the appended template (the paper's); "
+        "`context`: the target's own token(s) in the sentence", "activations")
+    template: str = setting(
+        PAPER_TEMPLATE, "Template", "The prompt appended to each context; must contain {context} and {target_word}",
+        "activations")
+    multi_token: MultiToken = setting(
+        "drop", "Multi-token targets", "A target split into several tokens: read the first, last or mean token, or "
+        "drop the pair (the reference's behaviour)", "activations")
+    too_long: TooLong = setting(
+        "truncate", "Over-long prompts", "A prompt longer than the model's context: truncate the context before "
+        "the target, or skip the pair", "activations")
+    balance: Balance = setting(
+        "reference", "Class balancing", "Which valid pairs are scored: `reference` (alias `paper`, the reference "
+        "code's rule), `valid-prefix`, `exact` (a seeded subsample of each class to the smaller one) or `none`",
+        "activations")
+    max_pairs: int | None = setting(
+        None, "Max pairs", "Score a seeded random subset of this many pairs (unset: every pair)", "activations", ge=1)
+    seed: int = setting(
+        0, "Seed", "Seed of the pair subset, of `exact` balancing and of the loss-recovered text sample",
+        "activations", ge=0, le=MAX_SEED)
+    top_k: int = setting(
+        8, "Top-k", "Size of the top-k active sets behind the Jaccard AUC and PS-Eval@k", "scores", ge=1)
+    exclude_dense: float | None = setting(
+        None, "Exclude dense latents", "Also report a robust PS-Eval: argmax over the latents non-zero on at most "
+        "this fraction of the scored contexts (the paper's metric is reported unchanged beside it); unset: off",
+        "scores", gt=0, lt=1, allow_inf_nan=False)
+    dtype: ScoringDtype = setting(
+        "float32", "Scoring dtype", "Dtype activations and SAE weights are cast to for scoring (half the memory in 16 "
+        "bits)", "scores")
+    bootstrap_resamples: int = setting(
+        1000, "Bootstrap resamples", "Resamples of the scored pairs behind every 95% interval", "scores", ge=1)
+    bootstrap_seed: int = setting(
+        0, "Bootstrap seed", "Seed of the pair resamples behind every interval", "scores", ge=0, le=MAX_SEED)
+    corpus: str = setting(
+        "wordnet-definitions", "Metrics corpus", "Text for the standard metrics (reconstruction and loss recovered): "
+        "wordnet, wordnet-definitions, file:PATH[,PATH], hf:NAME[:SPLIT[:COLUMN]]", "scores", cli="corpus")
+    reconstruction_tokens: int = setting(
+        0, "Reconstruction tokens", "Tokens of `corpus` for MSE, FVU, L0 and dead fraction next to PS-Eval (0: not "
+        "measured)", "scores", cli="count", ge=0)
+    loss_recovered_tokens: int = setting(
+        0, "Loss-recovered tokens", "Tokens of `corpus` for loss recovered and KL with the SAE spliced in (0: not "
+        "measured)", "scores", cli="count", ge=0)
+    memory_budget: Bytes = setting(
+        DEFAULT_MEMORY_BUDGET, "Memory budget", "Bytes of [rows, d_sae] work per encode chunk (e.g. 256MiB, 2GiB); "
+        "never changes a result", "nothing", cli="bytes")
+    batch_tokens: int = setting(
+        16384, "Tokens per forward batch", "Most tokens in one forward batch of the model; never changes a result",
+        "nothing", ge=1)
+    encode_chunk: int = setting(
+        4096, "Pairs per encode chunk", "Most pairs encoded at once (the memory budget may allow fewer); never "
+        "changes a result", "nothing", ge=1)
+
+    @classmethod
+    def affecting(cls, *what: Affects) -> tuple[str, ...]:
+        """The fields that change `what` (activations, scores or nothing)."""
+        return tuple(name for name, f in SettingsFields.model_fields.items() if affects(f) in what)
+
+
+class PSEvalSettings(SettingsFields):
+    """The settings of a PS-Eval run, checked: each field's type and range, the template's placeholders and the
+    reference protocol's choices; errors are one ConfigError naming every bad field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, validate_default=True)
+
+    @field_validator("balance", mode="after")
+    @classmethod
+    def _canonical_balance(cls, v: str) -> str:
+        return canonical_balance(v)
+
+    @field_validator("corpus", mode="after")
+    @classmethod
+    def _check_corpus(cls, v: str) -> str:
+        return _corpus(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PSEvalSettings:
+        self.readout_config()  # the template's placeholders and the reference protocol's choices
+        return self
+
+    def readout_config(self) -> ReadoutConfig:
+        """The readout these settings give; under protocol `reference`, the reference's token matching."""
+        try:
+            readout = ReadoutConfig(position=self.readout, multi_token=self.multi_token, too_long=self.too_long,
+                                    template=self.template)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if self.protocol != "reference":
+            return readout
+        wrong = [f"{name}={value!r} (the reference uses {want!r})" for name, value, want in (
+            ("readout", self.readout, "template"), ("multi_token", self.multi_token, "drop"),
+            ("template", self.template, PAPER_TEMPLATE), ("balance", self.balance, "reference")) if value != want]
+        if wrong:
+            raise ValueError(f"protocol='reference' makes every choice the reference makes; got {'; '.join(wrong)}")
+        # The reference cannot run a prompt longer than the model: such pairs are dropped (too_long), never truncated.
+        return ReadoutConfig(position="template", multi_token="drop", too_long="skip", template=self.template,
+                             match="reference")
+
+    def key(self) -> dict[str, Any]:
+        """Every setting that changes a number (the cell key's share of the settings)."""
+        return self.model_dump(include=set(self.affecting("activations", "scores")))
+
+    def __init__(self, **values: Any) -> None:
+        # pseval's one-line ConfigError (naming every bad field), the same from the CLI, the API and a config file.
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc)) from None
+
+    def settings(self) -> PSEvalSettings:
+        """Just the PS-Eval settings (a subclass such as a sweep's [eval] section carries more)."""
+        return self.replace()
+
+    def replace(self, **changes: Any) -> PSEvalSettings:
+        """A copy with some settings changed, validated like any other."""
+        return PSEvalSettings(**{**{k: getattr(self, k) for k in SettingsFields.model_fields}, **changes})
+
+
+def affects(field: Any) -> str:
+    """What a settings field changes, from its declaration."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return str(extra.get("affects", "scores"))
+
+
+def describe_errors(exc: ValidationError, prefix: str = "") -> str:
+    """A ValidationError as one line: `field=value: what is wrong` for each error (up to three)."""
+    parts = []
+    errors = exc.errors(include_url=False)
+    for err in errors[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{prefix}{where}: unknown setting")
+        elif err["type"] == "value_error" and not err["loc"]:
+            parts.append(msg)
+        elif err["type"] == "literal_error":
+            allowed = str((err.get("ctx") or {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
+            parts.append(f"{prefix}{where}={err.get('input')!r}; expected one of {allowed}")
+        else:
+            parts.append(f"{prefix}{where}={err.get('input')!r}: {msg}")
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more

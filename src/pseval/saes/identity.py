@@ -8,6 +8,14 @@ from pseval.saes.base import SAE
 from pseval.saes.config import SAEConfig, SAEMetadata
 from pseval.saes.registry import register_sae
 
+# The spec that names the identity baseline wherever SAEs are given (`--sae identity`, `pseval.evaluate`, SAEBench).
+IDENTITY_SPEC = "identity"
+
+
+def is_identity_spec(spec: object) -> bool:
+    """Whether an SAE spec names the identity baseline."""
+    return isinstance(spec, str) and spec == IDENTITY_SPEC
+
 
 @register_sae("identity")
 class IdentitySAE(SAE):

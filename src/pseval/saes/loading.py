@@ -12,7 +12,7 @@ from pseval.errors import MissingResourceError
 from pseval.saes.base import SAE
 from pseval.saes.formats.detect import detect_format, load_any
 from pseval.saes.formats.saelens import load_saelens
-from pseval.saes.identity import identity_sae
+from pseval.saes.identity import identity_sae, is_identity_spec
 from pseval.saes.tensor_io import DEFAULT_DTYPE, resolve_dtype
 
 SPEC_HELP = "identity, a local SAE file or folder, hf://REPO/PATH, or saelens:RELEASE/SAE_ID"
@@ -76,7 +76,7 @@ def load_sae(spec: str, d_in: int | None = None, model_name: str | None = None, 
     dtype: float32 (default, exact), bfloat16 or float16 (half the memory; codes rounded accordingly).
     """
     dtype = resolve_dtype(dtype)
-    if spec == "identity":
+    if is_identity_spec(spec):
         if d_in is None:
             raise ValueError("the identity SAE needs the hook's width d_in")
         return identity_sae(d_in, model_name, hook_name).to(device=device, dtype=dtype).eval()
@@ -91,7 +91,7 @@ def load_sae(spec: str, d_in: int | None = None, model_name: str | None = None, 
 
 def sae_display_name(spec: str) -> str:
     """Short name of an SAE spec for tables."""
-    if spec == "identity":
+    if is_identity_spec(spec):
         return spec
     p = Path(spec.removeprefix("hf://").removeprefix("saelens:"))
     return p.stem if p.suffix in (".pt", ".npz") else (p.name or spec)

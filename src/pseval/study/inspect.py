@@ -17,7 +17,7 @@ Where senses come from (`sense_contexts`):
   inside one group would contradict the labels and is counted as `conflicting_pairs`.
 
 The readout, the prompt and the token read are PS-Eval's own (models/readout.py `plan_readouts`,
-models/extract.py `extract_positions`, the same PSEvalConfig), so a context's top feature here is the feature the
+models/extract.py `extract_positions`, the same PSEvalSettings), so a context's top feature here is the feature the
 PS-Eval pairs compare. Per sense at most `max_per_sense` contexts are read, the first in data order.
 """
 
@@ -28,7 +28,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from pseval.models.readout import plan_readouts, prompt_and_span
 from pseval.provenance import provenance
 from pseval.ps_eval.concentration import context_concentration
 from pseval.ps_eval.scoring import check_sae_fits, sae_encoder, top_features
-from pseval.ps_eval.settings import PSEvalConfig
+from pseval.ps_eval.settings import PSEvalSettings
 from pseval.saes.base import SAE
 from pseval.saes.conventions import to_sae_input
 
@@ -336,7 +336,7 @@ def _codes(sae: SAE, acts: torch.Tensor, chunk: int) -> torch.Tensor:
     return torch.cat(parts) if parts else torch.zeros((0, sae.d_sae))
 
 
-def inspect_word(lm: LoadedModel, model_name: str, sae: SAE, hook: str, senses: SenseSet, cfg: PSEvalConfig,
+def inspect_word(lm: LoadedModel, model_name: str, sae: SAE, hook: str, senses: SenseSet, cfg: PSEvalSettings,
                  sae_name: str, sae_source: str, top: int = 10, examples: int = 5, max_per_sense: int = 200,
                  max_senses: int = 12) -> WordInspection:
     """Read every sense's contexts at the PS-Eval readout, encode them with the SAE, and summarise per sense."""
@@ -351,18 +351,19 @@ def inspect_word(lm: LoadedModel, model_name: str, sae: SAE, hook: str, senses: 
     chosen: list[SenseContext] = []
     for s in shown:
         chosen += [c for c in senses.contexts if c.sense == s][:max_per_sense]
-    items = [prompt_and_span(c.context, c.span, senses.word, cfg.readout) for c in chosen]
-    plans = plan_readouts(lm.tokenizer, items, cfg.readout, add_bos=lm.is_causal, max_len=lm.max_positions)
+    readout = cfg.readout_config()
+    items = [prompt_and_span(c.context, c.span, senses.word, readout) for c in chosen]
+    plans = plan_readouts(lm.tokenizer, items, readout, add_bos=lm.is_causal, max_len=lm.max_positions)
     dropped = Counter(p.drop for p in plans if p.drop is not None)
     read = [i for i, p in enumerate(plans) if p.drop is None]
     if read:
         acts = extract_positions(lm, [plans[i].input_ids for i in read], [plans[i].positions for i in read], [hook],
-                                 max_tokens=cfg.max_tokens)[hook]
+                                 max_tokens=cfg.batch_tokens)[hook]
     else:
         acts = torch.zeros((0, lm.d_model))
     check_sae_fits(sae, acts.shape[1], hook, model_name)
     codes = _codes(sae, acts, cfg.encode_chunk)
-    argmax = top_features(sae, to_sae_input(acts, sae), cfg.encode_chunk)[0].tolist()
+    argmax = top_features(sae, to_sae_input(acts, sae), cfg.memory_budget)[0].tolist()
     rows_of: dict[str, list[int]] = {s: [] for s in shown}
     for row, i in enumerate(read):
         rows_of[chosen[i].sense].append(row)
@@ -395,7 +396,7 @@ def inspect_word(lm: LoadedModel, model_name: str, sae: SAE, hook: str, senses: 
                             firing_rate=[float(stats[s][1][f]) for s in shown])
               for f, ss in in_top.items() if len(ss) > 1]
     shared.sort(key=lambda x: (-len(x.senses), -sum(x.mean_activation), x.feature))
-    r, prov = cfg.readout, provenance()
+    r, prov = cfg.readout_config(), provenance()
     return WordInspection(
         word=senses.word, model_name=model_name, hook_name=hook, sae_name=sae_name, sae_source=sae_source,
         d_sae=sae.d_sae, dataset=senses.spec, grouping=GROUPINGS[senses.grouping],
@@ -539,47 +540,37 @@ class InspectRequest:
     model: str = "minilm"
     hook: str | None = None
     out: Path = Path("inspect-out")
-    readout: str = "template"
-    multi_token: str = "drop"
-    protocol: str = "pseval"
+    settings: PSEvalSettings = field(default_factory=PSEvalSettings)  # the readout, as PS-Eval would use it
     top: int = 10
     examples: int = 5
     max_per_sense: int = 200
     max_senses: int = 12
     device: str = "cpu"
 
-    def ps_eval_config(self) -> PSEvalConfig:
-        """The readout settings, as PS-Eval would use them."""
-        return PSEvalConfig.from_options(readout=self.readout, multi_token=self.multi_token, protocol=self.protocol)
-
 
 def run_inspect(req: InspectRequest, log: Callable[[str], Any] = print,
                 lm: LoadedModel | None = None) -> tuple[WordInspection, Path, Path]:
     """Load the senses, the SAE and the model, inspect the word, write HTML and JSON."""
-    from pseval.cli.eval import plan_cells
     from pseval.files import check_writable
     from pseval.models.loading import load_model
-    from pseval.saes.identity import identity_sae
-    from pseval.saes.loading import load_sae, sae_display_name
+    from pseval.ps_eval.resolver import DEFAULT_HOOK, resolve_saes
 
     check_writable(req.out, is_dir=True)
-    cfg = req.ps_eval_config()
+    cfg = req.settings
     senses = sense_contexts(req.data, req.word)
-    loaded = {} if req.sae == "identity" else {req.sae: load_sae(req.sae).to(req.device)}
-    ((_, hook),) = plan_cells([req.sae], [req.hook] if req.hook else [], loaded)
     lm = lm or load_model(req.model, device=req.device)
-    sae = identity_sae(lm.d_model, req.model, hook).to(req.device) if req.sae == "identity" else loaded[req.sae]
+    (entry,) = resolve_saes(req.sae, lm, [req.hook] if req.hook else [], default_hook=DEFAULT_HOOK)
     log(f"{len(senses.contexts)} contexts of {senses.word!r} in {len(senses.descriptions)} sense(s) "
         f"({GROUPINGS[senses.grouping]})")
-    insp = inspect_word(lm, req.model, sae, hook, senses, cfg, sae_display_name(req.sae) if req.sae != "identity"
-                        else "identity", req.sae, req.top, req.examples, req.max_per_sense, req.max_senses)
+    insp = inspect_word(lm, req.model, entry.sae(), entry.hook, senses, cfg, entry.name, req.sae, req.top,
+                        req.examples, req.max_per_sense, req.max_senses)
     page, data = write_inspection(insp, req.out)
     log(f"wrote {page} and {data}")
     return insp, page, data
 
 
 def inspect_cell(lm: LoadedModel, model_name: str, sae: SAE, sae_name: str, sae_source: str, hook: str,
-                 dataset: str, cfg: PSEvalConfig, word: str, out_dir: str | Path) -> tuple[Path, Path]:
+                 dataset: str, cfg: PSEvalSettings, word: str, out_dir: str | Path) -> tuple[Path, Path]:
     """The inspection page of one scored cell (an SAE at a hook on a dataset) for one of its target words."""
     insp = inspect_word(lm, model_name, sae, hook, sense_contexts(dataset, word), cfg, sae_name, sae_source)
     return write_inspection(insp, out_dir)

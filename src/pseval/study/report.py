@@ -139,8 +139,7 @@ def inspect_pages(panels: list[Panel], out_dir: Path,
     """Write `pseval inspect` pages for the best and worst SAE by F1 of each panel (identity left out), for the
     panel's most frequent target word in the best cell; a page that cannot be made says why instead."""
     from pseval.models.loading import load_model
-    from pseval.models.readout import ReadoutConfig
-    from pseval.ps_eval.settings import PSEvalConfig
+    from pseval.ps_eval.settings import PSEvalSettings
     from pseval.saes.loading import load_sae
     from pseval.study.inspect import inspect_cell
 
@@ -162,9 +161,8 @@ def inspect_pages(panels: list[Panel], out_dir: Path,
                 x = r.extra
                 if x["model"] not in models:
                     models[x["model"]] = load_model(x["model"])
-                cfg = PSEvalConfig(readout=ReadoutConfig(position=r.readout, multi_token=x["multi_token"],
-                                                         template=x["template"], too_long=x["too_long"]),
-                                   balance=x["balance"], protocol=x["protocol"])
+                cfg = PSEvalSettings(readout=r.readout, multi_token=x["multi_token"], template=x["template"],
+                                     too_long=x["too_long"], balance=x["balance"], protocol=x["protocol"])
                 link.path, _ = inspect_cell(models[x["model"]], x["model"], load_sae(x["source"]), r.sae,
                                             x["source"], r.hook, p.dataset, cfg, word, folder)
             except (PsevalError, OSError, KeyError, ValueError) as exc:

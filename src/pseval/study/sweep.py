@@ -21,12 +21,9 @@ from pseval.errors import ConfigError
 from pseval.files import file_lock
 from pseval.models.hooks import expand_hook_pattern
 from pseval.models.loading import LoadedModel, load_model
-from pseval.ps_eval import PSEvalConfig
-from pseval.ps_eval.pipeline import CorpusMetrics, PreparedPairs, SAEEntry, evaluate, prepare_pairs
+from pseval.ps_eval.pipeline import PreparedPairs, SAEEntry, evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
-from pseval.run_keys import key_id
-from pseval.saes.fingerprint import training_fingerprint
-from pseval.saes.identity import identity_sae
+from pseval.ps_eval.resolver import identity_entry, trained_entry
 from pseval.study.cell_rows import short_dataset
 from pseval.study.store import ResultsStore
 from pseval.study.sweep_config import EXECUTORS, SweepConfig
@@ -102,27 +99,19 @@ def _folder(root: Path, plan: SAEPlan) -> Path:
 def _train_request(cfg: SweepConfig, root: Path, jobs: list[TrainJob]) -> TrainRequest:
     return TrainRequest(model=cfg.model, corpus=cfg.corpus, tokens=cfg.train_tokens, heldout_tokens=cfg.heldout_tokens,
                         context_size=cfg.context_size, jobs=jobs, device=cfg.device,
-                        checkpoint_root=root / "saes" / ".checkpoints", loss_tokens=cfg.loss_recovered_tokens)
+                        checkpoint_root=root / "saes" / ".checkpoints",
+                        loss_recovered_tokens=cfg.eval.loss_recovered_tokens)
 
 
 def _entry(cfg: SweepConfig, root: Path, plan: SAEPlan, d_model: int) -> SAEEntry:
     if plan.train is None:
-        sae = identity_sae(d_model, cfg.model, plan.hook)
-        return SAEEntry.of(sae, "identity", plan.hook, "identity", f"identity:{d_model}")
+        return identity_entry(d_model, cfg.model, plan.hook)
     trained = read_trained(_folder(root, plan))
     if trained is None:
         raise RuntimeError(f"{_folder(root, plan)}: SAE missing after training")  # run_training guarantees it
-    return SAEEntry.of(trained.sae, plan.label, plan.hook, str(_folder(root, plan)),
-                       training_fingerprint(key_id(trained.key)), training=trained.training,
-                       reconstruction=trained.reconstruction, loss_recovered=trained.loss_recovered)
-
-
-def ps_eval_config(cfg: SweepConfig, readout: str) -> PSEvalConfig:
-    """The PS-Eval settings of one readout of the sweep."""
-    return PSEvalConfig.from_options(readout=readout, multi_token=cfg.multi_token, balance=cfg.balance,
-                                     seed=cfg.seed, protocol=cfg.protocol, top_k=cfg.top_k,
-                                     exclude_dense=cfg.exclude_dense, dtype=cfg.dtype, n_boot=cfg.n_boot,
-                                     bootstrap_seed=cfg.bootstrap_seed, memory_budget=cfg.memory_budget)
+    return trained_entry(trained.sae, plan.label, plan.hook, _folder(root, plan), trained.key,
+                         training=trained.training, reconstruction=trained.reconstruction,
+                         loss_recovered=trained.loss_recovered)
 
 
 @contextlib.contextmanager
@@ -153,7 +142,7 @@ class SweepRunner:
     def pairs(self, spec: str) -> PreparedPairs:
         """A dataset loaded and selected once per process."""
         if spec not in self._pairs:
-            self._pairs[spec] = prepare_pairs(spec, self.cfg.max_pairs, self.cfg.seed)
+            self._pairs[spec] = prepare_pairs(spec, self.cfg.eval.max_pairs, self.cfg.eval.seed)
         return self._pairs[spec]
 
     def _put(self, record: PSEvalRecord) -> None:
@@ -173,11 +162,10 @@ class SweepRunner:
                 run_training(_train_request(self.cfg, self.root, jobs), log=self.log, progress=self.progress,
                              lm=self.lm)
             entries = [_entry(self.cfg, self.root, p, self.lm.d_model) for p in plans]
-            corpus = CorpusMetrics(self.cfg.corpus)
             for spec in self.cfg.datasets:
                 data = self.pairs(spec)
                 for readout in self.cfg.readouts:
-                    evaluate(self.lm, self.cfg.model, entries, data, ps_eval_config(self.cfg, readout), corpus,
+                    evaluate(self.lm, self.cfg.model, entries, data, self.cfg.ps_eval_settings(readout),
                              cache_dir=self.root / "pair_activations", skip=self.store.has, on_record=self._put,
                              progress=self.progress)
         return self.evaluated - before

@@ -69,9 +69,8 @@ class TrainRequest:
     cache: Path | None = None  # activation cache folder: a repeated request reads the memory-mapped activations
     checkpoint_root: Path = Path("runs/.checkpoints")  # one checkpoint folder per hook below it
     overwrite: bool = False  # discard finished SAEs and checkpoints made with other settings instead of refusing
-    loss_tokens: int = 0  # tokens of `corpus` for loss recovered of each trained SAE (0: not measured)
+    loss_recovered_tokens: int = 0  # tokens of `corpus` for loss recovered of each trained SAE (0: not measured)
     checkpoint_every: int = 200  # optimiser steps between checkpoints
-    memory_bytes: int | None = None  # activations held at once; None: ACTIVATION_MEMORY_BYTES
 
     def __post_init__(self) -> None:
         for name in ("tokens", "heldout_tokens", "context_size", "checkpoint_every"):
@@ -81,12 +80,7 @@ class TrainRequest:
 
     def streamed(self, d_model: int) -> bool:
         """Whether one hook's activations are too large to hold, so they are streamed through a shuffle buffer."""
-        return (self.tokens + self.heldout_tokens) * d_model * 4 > self.memory_budget
-
-    @property
-    def memory_budget(self) -> int:
-        """Bytes of activations held at once."""
-        return self.memory_bytes or ACTIVATION_MEMORY_BYTES
+        return (self.tokens + self.heldout_tokens) * d_model * 4 > ACTIVATION_MEMORY_BYTES
 
     def key(self, job: TrainJob, d_model: int) -> dict[str, Any]:
         """Everything that changes the trained SAE: the stream, the hook, the config and the trainer's version."""
@@ -195,7 +189,7 @@ def _in_memory_activations(req: TrainRequest, lm: LoadedModel, hooks: list[str],
                            progress: bool) -> Iterator[tuple[str, torch.Tensor]]:
     """Each hook's activations, with as many hooks per forward pass as the memory budget allows."""
     per_hook = (req.tokens + req.heldout_tokens) * lm.d_model * 4
-    per_pass = max(1, req.memory_budget // max(per_hook, 1))
+    per_pass = max(1, ACTIVATION_MEMORY_BYTES // max(per_hook, 1))
     for start in range(0, len(hooks), per_pass):
         group = hooks[start:start + per_pass]
         if req.cache is not None or len(group) == 1:
@@ -292,10 +286,11 @@ def _save(req: TrainRequest, lm: LoadedModel, job: TrainJob, key: dict[str, Any]
     save_sae(sae, job.folder)
     recon = reconstruction_metrics(sae, held)
     loss = None
-    if req.loss_tokens > 0:
+    if req.loss_recovered_tokens > 0:
         seed = job.config.seed
         if seed not in baselines:
-            baselines[seed] = loss_baseline(lm, job.hook, corpus_texts(req.corpus), req.loss_tokens, seed=seed)
+            baselines[seed] = loss_baseline(lm, job.hook, corpus_texts(req.corpus), req.loss_recovered_tokens,
+                                              seed=seed)
         loss = score_loss(baselines[seed], sae)
     conv = convergence(tlog.fvu_history, tlog.steps)
     training = TrainingMetrics(steps=tlog.steps, tokens=tlog.tokens, dead_fraction=tlog.dead_fraction,

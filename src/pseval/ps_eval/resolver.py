@@ -1,0 +1,112 @@
+"""The one SAE resolver: an SAE spec, path or object at a hook becomes a scored entry (`SAEEntry`).
+
+`pseval eval`, `pseval inspect`, `pseval.evaluate`, SAEBench's `run_eval`, sweeps and the demo all make their entries
+here, so an SAE gets the same name, hook, fingerprint and SAELens ids whichever way it came in, and the identity
+baseline (the model's own neurons) is resolved in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pseval.errors import ConfigError
+from pseval.models.extract import hook_width
+from pseval.models.loading import LoadedModel
+from pseval.ps_eval.pipeline import SAEEntry
+from pseval.run_keys import key_id
+from pseval.saes.base import SAE
+from pseval.saes.fingerprint import files_fingerprint, tensors_fingerprint, training_fingerprint
+from pseval.saes.identity import identity_sae, is_identity_spec
+from pseval.saes.loading import load_sae, sae_display_name
+from pseval.saes.objects import adapt_sae
+
+# Where `pseval eval` reads the identity baseline when no --hook is given.
+DEFAULT_HOOK = "blocks.3.hook_resid_post"
+
+
+def identity_entry(d_model: int, model_name: str | None, hook: str, device: str | torch.device = "cpu") -> SAEEntry:
+    """The identity baseline at a hook: the model's own neurons as latents."""
+    sae = identity_sae(d_model, model_name, hook).to(device)
+    return SAEEntry.of(sae, "identity", hook, "identity", f"identity:{d_model}")
+
+
+def trained_entry(sae: SAE, label: str, hook: str, folder: str | Path, key: Mapping[str, Any],
+                  **known: Any) -> SAEEntry:
+    """An SAE pseval trained: named by its label, fingerprinted by its training key, with what training measured
+    (`training`, `reconstruction`, `loss_recovered`)."""
+    return SAEEntry.of(sae, label, hook, str(folder), training_fingerprint(key_id(key)), **known)
+
+
+def spec_entry(spec: str, sae: SAE, hook: str) -> SAEEntry:
+    """The entry of an SAE loaded from a spec (a path, hf://, saelens:): its name, fingerprint and SAELens ids."""
+    fingerprint = files_fingerprint(spec) if Path(spec).exists() else tensors_fingerprint(sae)
+    release, sae_id = (spec.removeprefix("saelens:").split("/", 1) if spec.startswith("saelens:") else (None, None))
+    return SAEEntry.of(sae, sae_display_name(spec), hook, spec, fingerprint, sae_lens_release_id=release,
+                       sae_lens_id=sae_id)
+
+
+def spec_hooks(spec: str, recorded: str | None, hooks: Sequence[str], default_hook: str | None) -> list[str]:
+    """The hooks an SAE is scored at: the given ones, else the hook it records, else `default_hook` for the identity;
+    an SAE that records none is refused rather than scored at a guessed hook."""
+    if hooks:
+        return list(dict.fromkeys(hooks))
+    if recorded:
+        return [recorded]
+    if is_identity_spec(spec) and default_hook is not None:
+        return [default_hook]
+    what = "the identity SAE reads no hook of its own" if is_identity_spec(spec) else f"{spec} records no hook point"
+    raise ConfigError(f"hook: {what}; give the hook to read (--hook, or hook= in Python), e.g. {DEFAULT_HOOK}")
+
+
+def named(saes: Any) -> list[tuple[str | None, Any]]:
+    """(name or None, SAE spec or object) for one SAE, a list of them or a {name: SAE} mapping."""
+    if isinstance(saes, Mapping):
+        return [(str(k), v) for k, v in saes.items()]
+    if isinstance(saes, (str, Path)) or not isinstance(saes, Sequence):
+        return [(None, saes)]
+    return [(None, s) for s in saes]
+
+
+def resolve_saes(saes: Any, lm: LoadedModel, hooks: Sequence[str] = (), *, convention: str | None = None,
+                 dtype: torch.dtype = torch.float32, default_hook: str | None = None) -> list[SAEEntry]:
+    """Entries for SAE specs, paths and objects (one, a list or a {name: SAE} mapping), each at the given hooks or
+    at the hook it records, loaded on the model's device in `dtype`. Names that collide at one hook are numbered."""
+    entries: list[SAEEntry] = []
+    seen: set[tuple[str, str]] = set()
+    for name, s in named(saes):
+        if isinstance(s, (str, Path)):
+            spec = str(s)
+            sae = None if is_identity_spec(spec) else load_sae(spec, dtype=dtype, device=lm.device)
+            recorded = None if sae is None else sae.cfg.metadata.hook_name
+            for hook in spec_hooks(spec, recorded, hooks, default_hook):
+                if (spec, hook) in seen:  # one SAE named twice at one hook is one cell
+                    continue
+                seen.add((spec, hook))
+                entry = (identity_entry(hook_width(lm, hook), lm.name, hook, lm.device) if sae is None
+                         else spec_entry(spec, sae, hook))
+                entries.append(entry)
+                if name is not None:
+                    entry.name = name
+        else:
+            for hook in list(hooks) or [None]:
+                a = adapt_sae(s, hook, name, convention, lm.activation_convention, lambda h: hook_width(lm, h))
+                entries.append(SAEEntry.of(a.sae, a.name, a.hook, a.source, a.fingerprint))
+    _number_collisions(entries)
+    return entries
+
+
+def _number_collisions(entries: list[SAEEntry]) -> None:
+    """Two SAEs of one name at one hook (two objects of one class, two folders of one name) would share a row
+    label: number them."""
+    counts: dict[tuple[str, str], int] = {}
+    for e in entries:
+        counts[e.name, e.hook] = counts.get((e.name, e.hook), 0) + 1
+    seen: dict[tuple[str, str], int] = {}
+    for e in entries:
+        if counts[e.name, e.hook] > 1:
+            seen[e.name, e.hook] = seen.get((e.name, e.hook), 0) + 1
+            e.name = f"{e.name}#{seen[e.name, e.hook]}"
