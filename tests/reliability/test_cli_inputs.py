@@ -153,8 +153,8 @@ def test_help_documents_the_exit_codes():
     assert res.exit_code == 0
     assert "Exit codes:" in res.output and "2  bad input" in res.output and "1  failure" in res.output
     assert "--debug" in res.output
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert "### Errors and exit codes" in readme and "| 2 | bad input" in readme and "| 1 | a failure" in readme
+    page = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text(encoding="utf-8")
+    assert "## Errors and exit codes" in page and "| 2 | bad input" in page and "| 1 | a failure" in page
 
 
 def _raise(exc: BaseException):

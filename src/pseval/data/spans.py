@@ -1,6 +1,6 @@
 """Where a target word sits in its context: locate it (first occurrence, repeats counted) and check given spans.
 
-Rules (documented in the README's data-spec section):
+Rules (documented in docs/data.md, "Text rules"):
 
 * located spans: an exact whole-word, case-insensitive match first; failing that, a word whose base form (WordNet's
   detachment rules, any part of speech) is the target. When the target occurs more than once, the first occurrence

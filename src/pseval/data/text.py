@@ -1,6 +1,6 @@
 """Text as pseval reads it: file decoding (BOM, CRLF) and the Unicode rules applied to every target and context.
 
-The rules (documented in the README's data-spec section) are applied by every pair loader before a span is located or
+The rules (documented in docs/data.md, "Text rules") are applied by every pair loader before a span is located or
 checked, and each is counted per pair in the pair set's notes:
 
 * a UTF-8 byte-order mark at the start of a file is removed (`bom_stripped`, files); a UTF-16/32 one is an error;

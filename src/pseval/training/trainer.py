@@ -83,7 +83,7 @@ class TrainLog:
 # and draws no random numbers, so it changes neither the batches nor the trained weights.
 FVU_PROBE_TOKENS = 2048
 FVU_PROBES = 10
-CONVERGENCE_MAX_DROP = 0.03  # README (Training SAEs) has the measurements behind it
+CONVERGENCE_MAX_DROP = 0.03  # docs/training.md (Convergence) has the measurements behind it
 
 
 def probe_steps(total: int) -> set[int]:
