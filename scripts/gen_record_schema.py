@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 # The one place that names the record model's module.
-from pseval.metrics.ps_eval.schema import PSEvalRecord
+from pseval.ps_eval.record import PSEvalRecord
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "record.schema.json"
 

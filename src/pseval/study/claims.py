@@ -27,7 +27,7 @@ How a verdict is reached (level alpha = 0.05 unless set otherwise):
 - **Unconverged SAEs.** A claim that compares cells whose SAE training was flagged unconverged names them, and its
   verdict is marked.
 
-`tests/experiments/test_claims_calibration.py` simulates null sweeps (independent and correlated outcomes) and
+`tests/study/test_claims_calibration.py` simulates null sweeps (independent and correlated outcomes) and
 checks the false-"holds" rate of every claim, and measures each claim's power for a planted effect.
 """
 

@@ -1,6 +1,6 @@
 """Sweeps on Ray: one task per hook, on its own GPU when the cluster has GPUs, retried when its worker dies.
 
-The driver (experiments/sweep.py `run_sweep`) claims the folder and plans the hooks; each task here builds its own
+The driver (study/sweep.py `run_sweep`) claims the folder and plans the hooks; each task here builds its own
 `SweepRunner` (it loads the model itself) and runs `run_unit([hook])`: the hook's lock, the training of its missing
 SAEs, the scoring of its cells, each cell written once to the store. A retried task therefore finds what its killed
 attempt finished (trained SAEs, written cells) and does only the rest; results are the serial run's, under the same

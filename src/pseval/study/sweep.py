@@ -6,7 +6,7 @@ each cell to the store as soon as it is done. A serial run groups as many hooks 
 forward passes); a sharded or distributed run gives each unit one hook. Results are the same either way.
 
 Where the units run: `serial` (this process, the default), `--shard I/N` (this process, a deterministic share of the
-hooks: one SLURM array job each), or `ray` (one Ray task per hook, experiments/ray_executor.py; Ray is optional).
+hooks: one SLURM array job each), or `ray` (one Ray task per hook, study/ray_executor.py; Ray is optional).
 """
 
 from __future__ import annotations
