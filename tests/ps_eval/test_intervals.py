@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pseval.metrics.statistics import resample_indices, resample_weights
+from pseval.metrics.statistics import resample_weights
 from pseval.ps_eval import PSEvalSettings, score_sae
 from pseval.ps_eval.intervals import NO_INTERVAL, paired_intervals
 from pseval.ps_eval.scoring import sae_encoder
@@ -14,8 +14,8 @@ from tests.metrics.test_encoding_chunks import ARCHS, _pairs, _sae
 
 
 @pytest.mark.parametrize("n", [1, 37, 500])
-def test_weight_blocks_are_the_resample_indices(n):
-    idx = resample_indices(n, 300, seed=5)
+def test_weight_blocks_are_the_seeded_draws(n):
+    idx = np.random.default_rng(5).integers(0, n, size=(300, n))  # resample i draws row i, pairs with replacement
     counts = np.stack([np.bincount(row, minlength=n) for row in idx]).astype(float)
     blocks = list(resample_weights(n, 300, seed=5, max_elements=n * 7))  # blocks of 7 resamples
     assert len(blocks) == 43

@@ -91,7 +91,7 @@ RULES = {
     ("train", "--sparsity-coeff"): _float(0, False), ("train", "--batch-size"): _int(1),
     ("train", "--expansion"): _int(1), ("train", "--k"): _int(1), ("train", "--checkpoint-every"): _int(1),
     ("train", "--seed"): _int(0, 2**32 - 1), ("train", "--arch"): _one_of(*ARCHS), ("train", "--device"): _device,
-    ("demo", "--train-tokens"): _count(1), ("demo", "--max-wordnet-pairs"): _int(1),
+    ("demo", "--train-tokens"): _count(1), ("demo", "--max-pairs"): _int(1),
     ("report", "--bootstrap-resamples"): _int(1), ("report", "--bootstrap-seed"): _int(0, 2**32 - 1),
 }
 # What follows the fuzzed option: it always fails, naming itself.

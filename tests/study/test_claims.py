@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pseval.metrics.statistics import metrics_from_counts
+from pseval.metrics.confusion import metrics_from_counts
 from pseval.models.hooks import parse_hook_name
 from pseval.study.cell_rows import CellRow
 from pseval.study.claims import (

@@ -184,17 +184,18 @@ def compare_cmd(records: tuple[Path, ...], bootstrap_resamples: int | None, boot
 @click.option("--train-tokens", type=Count(1), default=200_000, show_default=True)
 @click.option("--hook", type=HOOK, default="blocks.3.hook_resid_post", show_default=True)
 @click.option("--model", type=MODEL, default="minilm", show_default=True)
-@click.option("--max-wordnet-pairs", type=POSITIVE, default=2000, show_default=True)
+@click.option("--max-pairs", type=POSITIVE, default=2000, show_default=True,
+              help="Pairs scored per dataset (a seeded subset where a dataset has more).")
 @click.option("--device", type=DEVICE, default="cpu", show_default=True)
-def demo(wic: str | None, out: Path, train_tokens: int, hook: str, model: str, max_wordnet_pairs: int,
+def demo(wic: str | None, out: Path, train_tokens: int, hook: str, model: str, max_pairs: int,
          device: str) -> None:
-    """Train a TopK and a ReLU SAE on the embedded model and score them and the identity baseline."""
-    from pseval.cli.demo import DemoConfig, run_demo
+    """Train a TopK and a ReLU SAE on the embedded model and score them and the identity baseline (a small sweep:
+    `pseval sweep` and `pseval report` do the work)."""
+    from pseval.cli.demo import demo_config, run_demo
 
-    _remove_debris(out, depth=3)  # results/<dataset>, saes/<label>, saes/.checkpoints/<hook>
-    run_demo(DemoConfig(model=model, hook=hook, wic=wic, out=str(out), train_tokens=train_tokens, device=device,
-                        heldout_tokens=min(20_000, max(1000, train_tokens // 10)),
-                        max_wordnet_pairs=max_wordnet_pairs), log=click.echo)
+    _remove_debris(out, depth=3)  # cells, saes/<hook>/<label>, saes/.checkpoints/<hook>
+    run_demo(demo_config(model=model, hook=hook, train_tokens=train_tokens, max_pairs=max_pairs,
+                         wic=wic, device=device), out, log=click.echo)
 
 
 def _check_sparsity_settings(ctx: click.Context, archs: tuple[str, ...], ks: tuple[int, ...],

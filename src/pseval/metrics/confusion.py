@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-
-def _ratio(num: int, den: int) -> float:
-    return num / den if den else math.nan
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,27 +24,31 @@ class Confusion:
     @property
     def accuracy(self) -> float:
         """(TP + TN) / all."""
-        return _ratio(self.tp + self.tn, self.total)
+        return self._metric("accuracy")
 
     @property
     def precision(self) -> float:
         """TP / (TP + FP); NaN when nothing is predicted positive."""
-        return _ratio(self.tp, self.tp + self.fp)
+        return self._metric("precision")
 
     @property
     def recall(self) -> float:
         """TP / (TP + FN): share of same-sense pairs given the same feature."""
-        return _ratio(self.tp, self.tp + self.fn)
+        return self._metric("recall")
 
     @property
     def specificity(self) -> float:
         """TN / (TN + FP): share of different-sense pairs given different features."""
-        return _ratio(self.tn, self.tn + self.fp)
+        return self._metric("specificity")
 
     @property
     def f1(self) -> float:
         """2TP / (2TP + FP + FN)."""
-        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+        return self._metric("f1")
+
+    def _metric(self, name: str) -> float:
+        # The one formula of every metric (metrics_from_counts), for one confusion as for bootstrap replicates.
+        return float(metrics_from_counts(self.tp, self.fp, self.tn, self.fn)[name])
 
     def metrics(self) -> dict[str, float | int]:
         """The nine PS-Eval numbers."""
@@ -69,3 +70,11 @@ class Confusion:
             else:
                 tn += 1
         return cls(tp, fp, tn, fn)
+
+
+def metrics_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0)."""
+    tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn),
+                "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn)}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pseval.metrics.statistics import metrics_from_counts
+from pseval.metrics.confusion import metrics_from_counts
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pseval.metrics.confusion import Confusion
+from pseval.metrics.confusion import Confusion, metrics_from_counts
 
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 
@@ -31,33 +31,9 @@ class Interval:
         return asdict(self)
 
 
-def _metric_arrays(y: np.ndarray, p: np.ndarray, idx: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Metrics for each bootstrap replicate (rows of idx), or for the sample itself when idx is None."""
-    ys = y[idx] if idx is not None else y[None, :]
-    ps = p[idx] if idx is not None else p[None, :]
-    tp = (ys & ps).sum(1).astype(float)
-    fn = (ys & ~ps).sum(1).astype(float)
-    fp = (~ys & ps).sum(1).astype(float)
-    tn = (~ys & ~ps).sum(1).astype(float)
-    return metrics_from_counts(tp, fp, tn, fn)
-
-
-def metrics_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
-    """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0)."""
-    tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn),
-                "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn)}
-
-
 def bits(s: str) -> np.ndarray:
     """'0101' -> boolean array."""
     return np.frombuffer(s.encode(), dtype=np.uint8) == ord("1")
-
-
-def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """[n_boot, n] indices of pairs drawn with replacement."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
 def _interval(point: float, reps: np.ndarray, level: float) -> Interval:
@@ -68,13 +44,16 @@ def _interval(point: float, reps: np.ndarray, level: float) -> Interval:
     return Interval(float(point), float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)), level)
 
 
+def _all_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """[1 + n_boot, n] pair weights: row 0 the sample itself (ones), then every resample's draw counts."""
+    return np.vstack([np.ones((1, n)), *resample_weights(n, n_boot, seed)])
+
+
 def bootstrap_metrics(same_sense: np.ndarray, same_feature: np.ndarray, n_boot: int = 1000, seed: int = 0,
                       level: float = 0.95) -> dict[str, Interval]:
     """CI of every PS-Eval metric for one cell."""
-    idx = resample_indices(len(same_sense), n_boot, seed)
-    point = _metric_arrays(same_sense, same_feature, None)
-    reps = _metric_arrays(same_sense, same_feature, idx)
-    return {m: _interval(float(point[m][0]), reps[m], level) for m in METRICS}
+    values = weighted_metrics(same_sense, same_feature, _all_weights(len(same_sense), n_boot, seed))
+    return {m: _interval(float(values[m][0]), values[m][1:], level) for m in METRICS}
 
 
 def bootstrap_statistic(cells: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -85,10 +64,8 @@ def bootstrap_statistic(cells: Sequence[tuple[np.ndarray, np.ndarray]],
     for y, p in cells:
         if len(y) != n or len(p) != n:
             raise ValueError("paired bootstrap needs cells scored on the same pairs")
-    idx = resample_indices(n, n_boot, seed)
-    point = statistic([_metric_arrays(y, p, None) for y, p in cells])
-    reps = statistic([_metric_arrays(y, p, idx) for y, p in cells])
-    return _interval(float(np.asarray(point).reshape(-1)[0]), np.asarray(reps), level)
+    values = np.asarray(statistic([weighted_metrics(y, p, _all_weights(n, n_boot, seed)) for y, p in cells]))
+    return _interval(float(values[0]), values[1:], level)
 
 
 def difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], metric: str = "specificity",
@@ -112,12 +89,9 @@ def bootstrap_contrasts(cells: Sequence[tuple[np.ndarray, np.ndarray]], weights:
     for yy, p in cells:
         if len(yy) != len(y) or len(p) != len(y) or not np.array_equal(yy, y):
             raise ValueError("paired bootstrap needs cells scored on the same pairs")
-    n = len(y)
-    idx = resample_indices(n, n_boot, seed)
     # How often each pair is drawn in each resample: the cells' counts are then one matrix product per label.
-    drawn = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n * n_boot).reshape(n_boot, n)
-    drawn = np.vstack([np.ones((1, n), dtype=np.int64), drawn])  # row 0: the sample itself
     # Integer products: exact counts, and no BLAS threads (which cost more than they save on matrices this small).
+    drawn = _all_weights(len(y), n_boot, seed).astype(np.int64)
     pred = np.stack([np.asarray(p, dtype=np.int64) for _, p in cells])
     tp, fp = drawn[:, y] @ pred[:, y].T, drawn[:, ~y] @ pred[:, ~y].T
     n_same, n_diff = drawn[:, y].sum(1, keepdims=True), drawn[:, ~y].sum(1, keepdims=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pseval.errors import DataFormatError
-from pseval.files import remove_stale_temp_files, temp_files, write_atomic, write_json_atomic
+from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomic
 from pseval.provenance import provenance
 from pseval.ps_eval.record import PSEvalRecord, read_record
 from pseval.run_keys import key_id, require_same
@@ -65,10 +65,6 @@ class ResultsStore:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise DataFormatError(f"corrupt result file ({exc})", p) from exc
             yield read_record(data, str(p))
-
-    def leftover_temp_files(self) -> list[Path]:
-        """Temp files in the cells folder (live writers' and debris)."""
-        return temp_files(self.cells_dir)
 
     def clean_temp(self) -> None:
         """Remove the debris of killed writes anywhere in the store; live writers' temp files are left alone."""
