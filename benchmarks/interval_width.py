@@ -16,9 +16,9 @@ from pseval.metrics.statistics import bootstrap_metrics
 from pseval.models.loading import load_model
 from pseval.ps_eval import PSEvalSettings
 from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
+from pseval.ps_eval.rows import row_from_record
 from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae
-from pseval.study.cell_rows import row_from_record
 
 SPEC = "wordnet:max_per_lemma=2,equal_classes=1,seed=0"  # configs/paper-minilm.toml's WordNet set
 

@@ -24,7 +24,7 @@ import torch
 from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import ConfigError, MissingResourceError
 from pseval.metrics.encoding import scoring_dtype
-from pseval.models.loading import as_loaded_model
+from pseval.models.any_model import as_loaded_model
 from pseval.models.transformer_lens import check_tl_hook
 from pseval.ps_eval.pipeline import evaluate as run_pipeline
 from pseval.ps_eval.pipeline import prepare_pairs

@@ -15,9 +15,9 @@ from pseval.cli.compare import load_records
 from pseval.metrics.statistics import bootstrap_metrics
 from pseval.ps_eval.intervals import PairArrays, bootstrap_intervals
 from pseval.ps_eval.pipeline import _bounds
+from pseval.ps_eval.rows import row_from_record
 from pseval.saes import SAEConfig, SAEMetadata, save_sae
 from pseval.saes.topk import TopKSAE
-from pseval.study.cell_rows import row_from_record
 from pseval.study.report import _cell_intervals, _concentration
 
 

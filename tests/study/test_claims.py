@@ -7,7 +7,7 @@ import pytest
 
 from pseval.metrics.confusion import metrics_from_counts
 from pseval.models.hooks import parse_hook_name
-from pseval.study.cell_rows import CellRow
+from pseval.ps_eval.rows import CellRow
 from pseval.study.claims import (
     HOLDS,
     INCONCLUSIVE,

@@ -22,7 +22,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from pseval.study.cell_rows import CellRow
+from pseval.ps_eval.rows import CellRow
 from pseval.study.claims import (
     HOLDS,
     NOT_HOLDS,

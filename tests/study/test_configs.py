@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pseval.study.sweep import plan_saes
 from pseval.study.sweep_config import load_sweep_config
+from pseval.study.units import plan_saes
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -21,8 +21,9 @@ from pseval.cli import main
 from pseval.errors import ConfigError, DataFormatError, MissingResourceError
 from pseval.files import temp_files
 from pseval.study.ray_executor import RaySweepError, import_ray, task_device, task_resources
-from pseval.study.sweep import parse_shard, run_sweep, shard_hooks
+from pseval.study.sweep import run_sweep
 from pseval.study.sweep_config import load_sweep_config
+from pseval.study.units import parse_shard, shard_hooks
 from tests.conftest import REPO, sweep_toml
 
 pytestmark = pytest.mark.slow

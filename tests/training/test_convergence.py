@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from pseval.ps_eval.record import TrainingMetrics
 from pseval.saes import SAEMetadata
 from pseval.training.trainer import (
     CONVERGENCE_MAX_DROP,
     TrainConfig,
+    TrainingMetrics,
     convergence,
     probe_steps,
     train_saes,

@@ -293,8 +293,9 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
     from pseval.errors import ConfigError
     from pseval.files import check_writable
     from pseval.models.loading import model_shape
-    from pseval.study.sweep import parse_shard, run_sweep
+    from pseval.study.sweep import run_sweep
     from pseval.study.sweep_config import load_sweep_config
+    from pseval.study.units import parse_shard
 
     cfg = load_sweep_config(config)
     chosen = executor or cfg.executor

@@ -151,7 +151,8 @@ def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, An
     SAEBench's signature) is an already loaded model in any form `pseval.evaluate` takes."""
     import torch
 
-    from pseval.models.loading import as_loaded_model, load_model
+    from pseval.models.any_model import as_loaded_model
+    from pseval.models.loading import load_model
     from pseval.ps_eval.pipeline import evaluate, prepare_pairs
     from pseval.ps_eval.resolver import resolve_saes
 

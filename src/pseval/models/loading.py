@@ -207,27 +207,3 @@ def wrap_model(model: Any, tokenizer: Any, name: str | None = None) -> LoadedMod
         raise PsevalError(f"the model {type(model).__name__} needs its tokenizer (a transformers tokenizer)")
     label = name or str(getattr(config, "_name_or_path", "") or config.model_type)
     return LoadedModel(model=model, tokenizer=tokenizer, name=label, source=f"in-memory {type(model).__name__}")
-
-
-def as_loaded_model(model: Any, tokenizer: Any = None, model_name: str | None = None,
-                    device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
-    """Whatever `model` is (a name or path, a (model, tokenizer) pair, a LoadedModel, a HookedTransformer) as a
-    LoadedModel; a name or path is loaded on `device` in `dtype`."""
-    from pseval.models.transformer_lens import is_hooked_transformer, wrap_hooked_transformer
-
-    if isinstance(model, tuple):
-        if len(model) != 2 or tokenizer is not None:
-            raise ConfigError("model=(model, tokenizer): a pair, and then no tokenizer= as well")
-        model, tokenizer = model
-    if isinstance(model, LoadedModel):
-        return model
-    if isinstance(model, (str, Path)):
-        return load_model(str(model), device=device or "cpu", dtype=dtype)
-    if is_hooked_transformer(model):
-        if tokenizer is not None:
-            raise ConfigError("a HookedTransformer brings its own tokenizer (model.tokenizer); pass no tokenizer")
-        return wrap_hooked_transformer(model, model_name)
-    if tokenizer is None:
-        raise ConfigError(f"model: a {type(model).__name__} needs its tokenizer: evaluate((model, tokenizer), ...) "
-                          "or evaluate(model, ..., tokenizer=tokenizer)")
-    return wrap_model(model, tokenizer, model_name)

@@ -17,6 +17,7 @@ from pseval.metrics.loss_recovered import LossRecovered
 from pseval.metrics.reconstruction import ReconstructionMetrics
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.ps_eval.settings import SettingsFields
+from pseval.training.trainer import TrainingMetrics
 
 SCHEMA_VERSION = 3
 EVAL_TYPE_ID = "ps_eval"
@@ -231,30 +232,6 @@ class DataNotes(_Flat):
                                  "once and no span was given: the first occurrence is read")
     span_not_target: int = Field(title="Span not the target", description="WiC / CoarseWSD-20 rows whose token index "
                                  "misses the target word: dropped at load")
-
-
-class TrainingMetrics(_Flat):
-    """How a pseval-trained SAE was trained (absent for SAEs from files pseval did not train)."""
-
-    steps: int = Field(title="Steps", description="optimiser steps")
-    tokens: int = Field(title="Training tokens", description="activations the SAE was trained on")
-    dead_fraction: float | None = Field(title="Dead fraction at the end", description="latents that did not fire "
-                                        "in the last dead-window tokens of training")
-    converged: bool | None = Field(None, title="Converged", description="false when the held-out FVU still fell by "
-                                   "more than 3% (relative) over the last fifth of the steps (pseval.training.trainer"
-                                   ".CONVERGENCE_MAX_DROP); null when not measured (no held-out probe, fewer than 5 "
-                                   "steps, or an SAE trained before pseval recorded it)")
-    fvu_probe_tokens: int | None = Field(None, title="FVU probe tokens", description="held-out activations (the "
-                                         "first of the held-out set) whose FVU was probed during training")
-    fvu_first: float | None = Field(None, title="Held-out FVU, first probe", description="FVU on the probe after "
-                                    "the first tenth of the steps")
-    fvu_last_fifth_start: float | None = Field(None, title="Held-out FVU at four fifths",
-                                               description="FVU on the probe when the last fifth of the steps began")
-    fvu_final: float | None = Field(None, title="Held-out FVU, final", description="FVU on the probe after the last "
-                                    "step")
-    fvu_last_fifth_drop: float | None = Field(None, title="FVU drop over the last fifth",
-                                              description="(fvu_last_fifth_start - fvu_final) / "
-                                                          "fvu_last_fifth_start")
 
 
 class PSEvalMetricCategories(BaseModel):

@@ -23,6 +23,7 @@ from pseval.ps_eval.intervals import PairArrays, bootstrap_intervals, pair_stati
 from pseval.ps_eval.settings import PSEvalSettings
 from pseval.saes.base import SAE, module_device
 from pseval.saes.conventions import HF, head_slice, to_sae_input
+from pseval.saes.identity import is_identity_architecture
 
 
 @dataclass
@@ -162,9 +163,10 @@ def check_sae_fits(sae: SAE, d: int, hook: str, model_name: str | None = None) -
     if sae.d_in != d and not (head is not None and d % sae.d_in == 0 and (head + 1) * sae.d_in <= d):
         raise SAEFormatError(f"SAE d_in={sae.d_in} does not match the width {d} of hook {hook!r}")
     meta = sae.cfg.metadata
-    if meta.hook_name and meta.hook_name != hook and sae.architecture != "identity":
+    trained = not is_identity_architecture(sae.architecture)  # the identity reads any hook of any model
+    if meta.hook_name and meta.hook_name != hook and trained:
         warnings.warn(f"SAE was trained on hook {meta.hook_name!r} but is applied at {hook!r}", stacklevel=2)
-    if model_name and meta.model_name and meta.model_name != model_name and sae.architecture != "identity":
+    if model_name and meta.model_name and meta.model_name != model_name and trained:
         warnings.warn(f"SAE was trained on model {meta.model_name!r} but is applied to {model_name!r}", stacklevel=2)
 
 

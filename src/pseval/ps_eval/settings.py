@@ -79,10 +79,9 @@ class SettingsFields(BaseModel):
     too_long: TooLong = setting(
         "truncate", "Over-long prompts", "A prompt longer than the model's context: truncate the context before "
         "the target, or skip the pair", "activations")
-    balance: Balance = setting(
-        "reference", "Class balancing", "Which valid pairs are scored: `reference` (alias `paper`, the reference "
-        "code's rule), `valid-prefix`, `exact` (a seeded subsample of each class to the smaller one) or `none`",
-        "activations")
+    balance: Balance = setting("reference", "Class balancing", "Which valid pairs are scored: `reference` (alias "
+                               "`paper`, the reference code's rule), `valid-prefix`, `exact` (a seeded subsample of "
+                               "each class to the smaller one) or `none`", "activations")
     max_pairs: int | None = setting(
         None, "Max pairs", "Score a seeded random subset of this many pairs (unset: every pair)", "activations", ge=1)
     seed: int = setting(

@@ -17,9 +17,16 @@ def is_identity_spec(spec: object) -> bool:
     return isinstance(spec, str) and spec == IDENTITY_SPEC
 
 
+def is_identity_architecture(architecture: str) -> bool:
+    """Whether an SAE architecture (as a config or record names it) is the identity baseline."""
+    return architecture == IdentitySAE.architecture_name
+
+
 @register_sae("identity")
 class IdentitySAE(SAE):
     """encode(x) = x: the argmax feature is the largest coordinate of the activation itself."""
+
+    architecture_name = "identity"
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Identity encoder and decoder, zero biases."""

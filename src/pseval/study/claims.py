@@ -43,7 +43,7 @@ import numpy as np
 
 from pseval.metrics.significance import holm, max_t, permutation_p, permute_within_blocks
 from pseval.metrics.statistics import Interval, bootstrap_contrasts
-from pseval.study.cell_rows import CellRow
+from pseval.ps_eval.rows import CellRow
 
 HOLDS, NOT_HOLDS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 ALPHA = 0.05
@@ -176,7 +176,7 @@ def width_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> Clai
     """Specificity differs between the dictionary sizes of one architecture at one hook."""
     c = Claim("width", "Specificity depends on dictionary size (expansion ratio)", level=cfg.alpha, margin=cfg.margin)
     groups = []
-    for (hook, arch), grp in _grouped([r for r in rows if r.architecture != "identity"], ("hook", "architecture")
+    for (hook, arch), grp in _grouped([r for r in rows if not r.is_identity], ("hook", "architecture")
                                       ).items():
         by_width: dict[int, CellRow] = {}
         for r in grp:
@@ -191,7 +191,7 @@ def activation_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) ->
     c = Claim("activation", "Specificity depends on the activation function (architecture)", level=cfg.alpha,
               margin=cfg.margin)
     groups = []
-    for (hook, exp), grp in _grouped([r for r in rows if r.architecture != "identity"], ("hook", "expansion")).items():
+    for (hook, exp), grp in _grouped([r for r in rows if not r.is_identity], ("hook", "expansion")).items():
         by_arch: dict[str, CellRow] = {}
         for r in grp:
             by_arch.setdefault(r.architecture, r)
@@ -325,7 +325,7 @@ def frontier_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> C
             groups.setdefault((r.hook, r.expansion), [r])
     for r in rows:
         grp = groups.get((r.hook, r.expansion))
-        if grp is None or r.architecture in ("standard", "identity") or not r.recon:
+        if grp is None or r.is_identity or r.architecture == "standard" or not r.recon:
             continue
         b = grp[0]
         if r.recon["fvu"] <= b.recon["fvu"] and r.recon["l0"] <= b.recon["l0"]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from pseval.errors import MissingResourceError
 from pseval.metrics.statistics import Interval
-from pseval.study.cell_rows import CellRow, short_dataset
+from pseval.ps_eval.rows import CellRow, short_dataset
 
 try:
     import matplotlib
@@ -35,7 +35,7 @@ def _png(fig: plt.Figure) -> bytes:
 
 def pareto(rows: Sequence[CellRow], title: str) -> bytes | None:
     """MSE vs L0 of every trained SAE, coloured by F1 and by specificity."""
-    trained = [r for r in rows if r.recon.get("l0") and r.architecture != "identity"]
+    trained = [r for r in rows if r.recon.get("l0") and not r.is_identity]
     if not trained:
         return None
     # MSE is only comparable within one hook: plot the hook with the most trained SAEs.
@@ -68,7 +68,7 @@ def versus_expansion(rows: Sequence[CellRow], title: str) -> bytes | None:
     """F1 and specificity vs expansion ratio, one line per architecture (at the hook with most widths)."""
     by_hook: dict[str, list[CellRow]] = defaultdict(list)
     for r in rows:
-        if r.architecture != "identity":
+        if not r.is_identity:
             by_hook[r.hook].append(r)
     if not by_hook:
         return None
@@ -125,7 +125,7 @@ def confusion_grid(rows: Sequence[CellRow], title: str, limit: int = 6) -> bytes
 
 def cosine_histograms(rows: Sequence[CellRow], title: str, limit: int = 4) -> bytes | None:
     """Encoder and decoder cosine of the two top features, same-sense vs different-sense pairs."""
-    sel = [r for r in rows if r.architecture != "identity" and r.cos_enc.size][:limit]
+    sel = [r for r in rows if not r.is_identity and r.cos_enc.size][:limit]
     if not sel:
         return None
     fig, axes = plt.subplots(2, len(sel), figsize=(3.2 * len(sel), 5), squeeze=False)

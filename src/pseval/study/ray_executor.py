@@ -29,8 +29,8 @@ import torch
 from pseval.errors import MissingResourceError, PsevalError
 from pseval.run_keys import key_id
 from pseval.study.store import ResultsStore
-from pseval.study.sweep import CELL_LINE, SweepRunner
 from pseval.study.sweep_config import SweepConfig
+from pseval.study.units import CELL_LINE, SweepRunner
 
 RAY_EXTRA = "pseval[ray]"
 # A task whose worker process dies (killed, out of memory, node lost) is re-run this many times. A Python exception

@@ -19,8 +19,8 @@ from pseval.files import write_atomic, write_json_atomic, write_text_atomic
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
+from pseval.ps_eval.rows import CellRow, rows_from_records, short_dataset
 from pseval.study import plots
-from pseval.study.cell_rows import CellRow, rows_from_records, short_dataset
 from pseval.study.claims import Claim, evaluate_claims
 from pseval.study.store import SWEEP_FILE, ResultsStore
 from pseval.tables import fmt, markdown_table
@@ -59,7 +59,7 @@ def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list
         figs = {
             "pareto": plots.pareto(grp, f"MSE vs L0 ({p.title})"),
             "expansion": plots.versus_expansion(grp, "PS-Eval vs dictionary size"),
-            "confusion": plots.confusion_grid([r for r in grp if r.architecture != "identity"] or grp,
+            "confusion": plots.confusion_grid([r for r in grp if not r.is_identity] or grp,
                                               f"Confusion matrices ({p.title})"),
             "cosines": plots.cosine_histograms(grp, f"Top-feature cosines ({p.title})"),
         }
@@ -73,19 +73,20 @@ def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list
 
 def _cell_intervals(r: CellRow, n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
     """(low, high) of F1 and specificity: the record's own when it used the report's resamples, else recomputed."""
-    if r.extra.get("bootstrap") == (n_boot, seed):
-        iv = r.extra["intervals"]
-        return {m: (iv[f"{m}_low"], iv[f"{m}_high"]) for m in ("f1", "specificity")}
+    rec = r.record
+    if rec is not None and (rec.eval_config.bootstrap_resamples, rec.eval_config.bootstrap_seed) == (n_boot, seed):
+        iv = rec.eval_result_metrics.ps_eval_intervals
+        return {m: (getattr(iv, f"{m}_low"), getattr(iv, f"{m}_high")) for m in ("f1", "specificity")}
     ci = bootstrap_metrics(r.same_sense, r.same_feature, n_boot, seed)
     return {m: (ci[m].low, ci[m].high) for m in ("f1", "specificity")}
 
 
 def _concentration(r: CellRow) -> str:
     """The most common top feature's share of contexts, flagged when one feature dominates."""
-    c = r.extra.get("concentration")
-    if not c:
+    if r.record is None:
         return "-"
-    return f"{fmt(c['top_feature_share'])} (#{c['top_feature']})" + (" DOMINATED" if c["dominated"] else "")
+    c = r.record.eval_result_metrics.concentration
+    return f"{fmt(c.top_feature_share)} (#{c.top_feature})" + (" DOMINATED" if c.dominated else "")
 
 
 def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
@@ -146,7 +147,7 @@ def inspect_pages(panels: list[Panel], out_dir: Path,
     models: dict[str, Any] = {}
     out: dict[int, list[InspectLink]] = {}
     for n, p in enumerate(panels):
-        cands = [r for r in p.rows if r.architecture != "identity" and math.isfinite(r.metrics["f1"])]
+        cands = [r for r in p.rows if not r.is_identity and math.isfinite(r.metrics["f1"])]
         if not cands:
             continue
         best = max(cands, key=lambda r: r.metrics["f1"])
@@ -158,13 +159,15 @@ def inspect_pages(panels: list[Panel], out_dir: Path,
             link = InspectLink(role, r, word)
             folder = out_dir / "inspect" / _safe(f"{short_dataset(p.dataset)}_{p.readout}")
             try:
-                x = r.extra
-                if x["model"] not in models:
-                    models[x["model"]] = load_model(x["model"])
-                cfg = PSEvalSettings(readout=r.readout, multi_token=x["multi_token"], template=x["template"],
-                                     too_long=x["too_long"], balance=x["balance"], protocol=x["protocol"])
-                link.path, _ = inspect_cell(models[x["model"]], x["model"], load_sae(x["source"]), r.sae,
-                                            x["source"], r.hook, p.dataset, cfg, word, folder)
+                if r.record is None:
+                    raise KeyError("the row has no record")
+                c, source = r.record.eval_config, r.record.sae_source
+                if c.model_name not in models:
+                    models[c.model_name] = load_model(c.model_name)
+                cfg = PSEvalSettings(**c.model_dump(include={"protocol", "readout", "template", "multi_token",
+                                                             "too_long", "balance"}))
+                link.path, _ = inspect_cell(models[c.model_name], c.model_name, load_sae(source), r.sae, source,
+                                            r.hook, p.dataset, cfg, word, folder)
             except (PsevalError, OSError, KeyError, ValueError) as exc:
                 link.error = f"{type(exc).__name__}: {exc}"
                 log(f"[report] no inspection page for {r.sae} at {r.hook}: {link.error}")
@@ -218,7 +221,7 @@ def claims_table(claims: list[Claim]) -> list[dict]:
 def _pos_rows(panel: Panel) -> list[dict]:
     out = []
     for r in panel.rows:
-        if r.architecture == "identity" or not r.pos:
+        if r.is_identity or not r.pos:
             continue
         for pos, m in breakdown(r.same_sense, r.same_feature, list(r.pos)).items():
             out.append({"hook": r.hook, "sae": r.sae, "pos": pos, **m})
@@ -227,7 +230,7 @@ def _pos_rows(panel: Panel) -> list[dict]:
 
 def _target_rows(panel: Panel, limit: int = 30) -> tuple[str, list[dict]]:
     """Per-target-word metrics of the panel's best-F1 SAE: the words with the most pairs."""
-    cands = [r for r in panel.rows if r.architecture != "identity" and len(r.targets) == len(r.same_sense)]
+    cands = [r for r in panel.rows if not r.is_identity and len(r.targets) == len(r.same_sense)]
     if not cands:
         return "", []
     best = max(cands, key=lambda r: r.metrics["f1"])

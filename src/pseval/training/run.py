@@ -18,7 +18,6 @@ from pseval.files import file_lock, write_json_atomic
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
 from pseval.models.loading import LoadedModel, load_model
-from pseval.ps_eval.record import TrainingMetrics
 from pseval.run_keys import key_id, require_same
 from pseval.saes.base import SAE
 from pseval.saes.config import SAEMetadata
@@ -31,6 +30,7 @@ from pseval.training.trainer import (
     CHECKPOINT_STATE,
     FVU_PROBE_TOKENS,
     TrainConfig,
+    TrainingMetrics,
     TrainLog,
     convergence,
     remove_checkpoint,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from pseval.errors import ConfigError
@@ -413,3 +414,30 @@ def _resume(checkpoint_dir: str | Path | None, keys: list[dict[str, Any]], runs:
         require_same(f"the checkpoint {ckpt}", {str(i): k for i, k in enumerate(old)},
                      {str(i): k for i, k in enumerate(keys)}, "Pass --overwrite to discard it and start afresh.")
     return min(r.load_state(s) for r, s in zip(runs, state["runs"], strict=True))
+
+
+class TrainingMetrics(BaseModel):
+    """How a pseval-trained SAE was trained (absent for SAEs from files pseval did not train): a flat metric category
+    of the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(title="Steps", description="optimiser steps")
+    tokens: int = Field(title="Training tokens", description="activations the SAE was trained on")
+    dead_fraction: float | None = Field(title="Dead fraction at the end", description="latents that did not fire "
+                                        "in the last dead-window tokens of training")
+    converged: bool | None = Field(None, title="Converged", description="false when the held-out FVU still fell by "
+                                   "more than 3% (relative) over the last fifth of the steps (pseval.training.trainer"
+                                   ".CONVERGENCE_MAX_DROP); null when not measured (no held-out probe, fewer than 5 "
+                                   "steps, or an SAE trained before pseval recorded it)")
+    fvu_probe_tokens: int | None = Field(None, title="FVU probe tokens", description="held-out activations (the "
+                                         "first of the held-out set) whose FVU was probed during training")
+    fvu_first: float | None = Field(None, title="Held-out FVU, first probe", description="FVU on the probe after "
+                                    "the first tenth of the steps")
+    fvu_last_fifth_start: float | None = Field(None, title="Held-out FVU at four fifths",
+                                               description="FVU on the probe when the last fifth of the steps began")
+    fvu_final: float | None = Field(None, title="Held-out FVU, final", description="FVU on the probe after the last "
+                                    "step")
+    fvu_last_fifth_drop: float | None = Field(None, title="FVU drop over the last fifth",
+                                              description="(fvu_last_fifth_start - fvu_final) / "
+                                                          "fvu_last_fifth_start")
