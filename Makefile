@@ -9,7 +9,7 @@ VENV_INT ?= .venv-int
 TORCH_SPEC ?= torch==2.13.0
 WIC_DEV ?= ../shared/data/wic/dev
 
-.PHONY: install sysdeps demo test test-fast test-integrations lint bench clean
+.PHONY: install sysdeps demo test test-fast test-integrations lint bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@bash scripts/sysdeps.sh
@@ -57,6 +57,12 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# On a machine with a CUDA device (and a CUDA build of torch: make TORCH_SPEC=torch gpu-check): the CUDA tests and the
+# GPU path end to end against the CPU (scripts/gpu_check.py). Nothing else needs a GPU.
+gpu-check: install
+	$(PY) -m pytest -q tests/saes/test_loading.py -k cuda
+	$(PY) scripts/gpu_check.py gpu-check-out
 
 clean:
 	rm -rf $(VENV) $(VENV_INT) demo-out .pytest_cache
