@@ -72,7 +72,8 @@ def main() -> int:
         _pairs(pairs)
     _model(model, corpus)
     hook = "blocks.1.hook_resid_post"
-    common = ["--model", str(model), "--hook", hook, "--corpus", f"file:{corpus}", "--tokens", "30000", "--arch", "topk", "--expansion", "8", "--k", "16"]
+    common = ["--model", str(model), "--hook", hook, "--corpus", f"file:{corpus}", "--tokens", "30000", "--arch",
+              "topk", "--expansion", "8", "--k", "16"]
     times = {}
     for dev in ("cuda", "cpu"):
         times[f"train {dev}"] = _pseval("train", *common, "--device", dev, "--out", str(out / f"sae-{dev}"))
