@@ -69,8 +69,8 @@ def test_concentration_definition():
 
 
 def _readout(lm, texts_spans, word, cfg):
-    items = [prompt_and_span(t, sp, word, cfg.readout) for t, sp in texts_spans]
-    plans = plan_readouts(lm.tokenizer, items, cfg.readout, add_bos=lm.is_causal, max_len=lm.max_positions)
+    items = [prompt_and_span(t, sp, word, cfg.readout_config()) for t, sp in texts_spans]
+    plans = plan_readouts(lm.tokenizer, items, cfg.readout_config(), add_bos=lm.is_causal, max_len=lm.max_positions)
     assert all(p.drop is None for p in plans)
     return extract_positions(lm, [p.input_ids for p in plans], [p.positions for p in plans], [HOOK])[HOOK]
 
