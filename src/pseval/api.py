@@ -22,12 +22,13 @@ from typing import Any
 
 import torch
 
+from pseval.cli.as_cli import check_as_cli
 from pseval.cli.eval import DEFAULT_DATA, record_row, spec_entry, table_columns
 from pseval.errors import ConfigError, MissingResourceError
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, parse_bytes
-from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel, load_model, wrap_model
 from pseval.models.transformer_lens import check_tl_hook, is_hooked_transformer, wrap_hooked_transformer
+from pseval.models.widths import hook_widths
 from pseval.ps_eval.pipeline import CorpusMetrics, SAEEntry, prepare_pairs
 from pseval.ps_eval.pipeline import evaluate as run_pipeline
 from pseval.ps_eval.record import PSEvalRecord
@@ -113,9 +114,7 @@ def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
 
 def hook_width(lm: LoadedModel, hook: str) -> int:
     """The width of a hook's activations, from one forward of a single token."""
-    tok = lm.tokenizer
-    ids = [tok.bos_token_id if tok.bos_token_id is not None else (tok.cls_token_id or 0)]
-    return int(extract_positions(lm, [ids], [[0]], [hook])[hook].shape[-1])
+    return hook_widths(lm, [hook])[hook]
 
 
 def _named(saes: Any) -> list[tuple[str | None, Any]]:
@@ -171,6 +170,18 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
     modules); `convention` is the activation convention a plain module expects (default: the model's). The other
     settings are `pseval eval`'s. The model runs in eval mode and gets its own mode back.
     """
+    # The command line's checks, before anything loads: the same values are refused with the same reasons.
+    opts = check_as_cli("eval", {
+        "hook": ("hooks", hook), "max_pairs": ("max_pairs", max_pairs),
+        "seed": ("seed", seed), "protocol": ("protocol", protocol), "balance": ("balance", balance),
+        "readout": ("readout", readout), "multi_token": ("multi_token", multi_token),
+        "too_long": ("too_long", too_long), "device": ("device", device), "corpus": ("corpus", corpus),
+        "recon_tokens": ("recon_tokens", recon_tokens), "loss_tokens": ("loss_tokens", loss_tokens),
+        "top_k": ("top_k", top_k), "exclude_dense": ("exclude_dense", exclude_dense), "dtype": ("dtype", dtype),
+        "n_boot": ("n_boot", n_boot), "bootstrap_seed": ("bootstrap_seed", bootstrap_seed),
+        "memory_budget": ("memory_budget", memory_budget), "data": ("data_spec", data)})
+    hook, max_pairs, seed, device = opts["hook"], opts["max_pairs"], opts["seed"], opts["device"]
+    recon_tokens, loss_tokens, memory_budget = opts["recon_tokens"], opts["loss_tokens"], opts["memory_budget"]
     lm = as_loaded_model(model, tokenizer, model_name, device)
     cfg = PSEvalConfig.from_options(readout=readout, multi_token=multi_token, too_long=too_long, balance=balance,
                                     seed=seed, protocol=protocol, top_k=top_k, exclude_dense=exclude_dense,
