@@ -199,6 +199,7 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
         raise MissingResourceError(f"model {name!r}: {source} has no usable tokenizer (it encodes text to nothing, "
                                    f"vocabulary of {len(tokenizer)}); a model folder holds its tokenizer files "
                                    "(tokenizer.json, or vocab.json + merges.txt, vocab.txt, tokenizer.model)")
+    check_tokenizer_fits(model, tokenizer, name)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, source=source)
 
 

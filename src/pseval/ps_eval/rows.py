@@ -133,6 +133,15 @@ def check_same_pairs(records: Sequence[PSEvalRecord], names: Sequence[str]) -> N
     ids0 = [(d.pair_id, d.same_sense) for d in first.eval_result_details]
     for r, name in zip(records[1:], names[1:], strict=True):
         a, b = first.eval_config, r.eval_config
+        # Pair ids name a file and a line (wic:dev:12), not the pair: equal ids over other data or another model's
+        # activations would pair unrelated outcomes.
+        if (a.model_name, a.model_convention) != (b.model_name, b.model_convention):
+            raise ConfigError(f"{names[0]} and {name} are records of different models ({a.model_name!r} vs "
+                              f"{b.model_name!r}): paired differences compare SAEs of one model")
+        if a.dataset_hash != b.dataset_hash:
+            raise ConfigError(f"{names[0]} and {name} were scored on different datasets (dataset_hash "
+                              f"{a.dataset_hash[:12]} vs {b.dataset_hash[:12]}; {a.dataset!r} vs {b.dataset!r}): "
+                              "paired differences need the same pairs")
         ids = [(d.pair_id, d.same_sense) for d in r.eval_result_details]
         if ids == ids0:
             continue

@@ -37,11 +37,13 @@ class CellRow:
     git_commit: str = "?"  # the commit the cell was computed at (a resumed sweep may span several)
     converged: bool | None = None  # whether the SAE's training converged; None when the record does not say
     extra: dict[str, Any] = field(default_factory=dict)
+    model: str = ""  # the model the cell's activations came from
+    dataset_hash: str = ""  # the content of the pair set (two files may share a spec string)
 
     @property
-    def panel(self) -> tuple[str, str]:
-        """(dataset, readout): cells in one panel are scored on the same pairs."""
-        return self.dataset, self.readout
+    def panel(self) -> tuple[str, str, str, str]:
+        """(dataset, readout, model, dataset hash): cells in one panel are scored on the same pairs of one model."""
+        return self.dataset, self.readout, self.model, self.dataset_hash
 
     @property
     def pair(self) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +89,8 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
                "intervals": m.ps_eval_intervals.model_dump(),
                "concentration": m.concentration.model_dump(), "model": cfg.model_name, "source": r.sae_source,
                "protocol": cfg.protocol, "multi_token": cfg.multi_token, "template": cfg.template,
-               "too_long": cfg.too_long, "balance": cfg.balance})
+               "too_long": cfg.too_long, "balance": cfg.balance},
+        model=cfg.model_name, dataset_hash=cfg.dataset_hash)
 
 
 def rows_from_records(records: Iterable[PSEvalRecord]) -> list[CellRow]:
