@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pseval.errors import ConfigError
 from pseval.files import check_writable, write_atomic
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, scoring_dtype
 from pseval.ps_eval import PSEvalConfig
@@ -76,14 +77,18 @@ class EvalRequest:
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:
-    """(SAE spec, hook) cells: identity at every hook; a file SAE at the given hooks, else at its recorded hook."""
+    """(SAE spec, hook) cells: identity at every hook; a file SAE at the given hooks, else at its recorded hook (one
+    that records none needs --hook)."""
     cells = []
     for spec in sae_specs:
         if spec == "identity":
             cells += [(spec, h) for h in (hooks or [DEFAULT_HOOK])]
             continue
         recorded = loaded[spec].cfg.metadata.hook_name
-        targets = hooks or ([recorded] if recorded else [DEFAULT_HOOK])
+        if not hooks and not recorded:  # scoring it at some default hook would be a number for the wrong site
+            raise ConfigError(f"--sae {spec}: the SAE records no hook point (neither in its config nor in its path); "
+                              "pass --hook")
+        targets = hooks or [recorded]
         cells += [(spec, h) for h in targets]
     return list(dict.fromkeys(cells))
 

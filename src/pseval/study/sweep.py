@@ -12,6 +12,7 @@ hooks: one SLURM array job each), or `ray` (one Ray task per hook, experiments/r
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,9 +200,10 @@ def run_sweep(cfg: SweepConfig, out: str | Path, overwrite: bool = False, log: C
     if address and executor != "ray":
         raise ConfigError(f"a Ray address ({address!r}) needs the ray executor (--executor ray)")
     if executor == "ray":
-        from pseval.study.ray_executor import import_ray, run_hooks_on_ray
+        from pseval.study.ray_executor import check_ray_address, import_ray, run_hooks_on_ray
 
         import_ray()  # a missing extra is named before anything is written
+        check_ray_address(address or os.environ.get("RAY_ADDRESS"))  # so is an address nothing answers at
     root = Path(out)
     store = ResultsStore(root)
     store.claim(cfg.settings(), overwrite=overwrite)

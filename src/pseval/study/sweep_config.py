@@ -326,6 +326,14 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
     grids = [GridSpec(hooks=list(g.hooks), architectures=list(g.architectures), expansions=list(g.expansions),
                       k=list(g.k), sparsity_coeff={a: list(c) for a, c in g.sparsity_coeff.items()},
                       identity=g.identity) for g in doc.grid]
+    if ev.protocol == "reference":  # checked now, not when the first cell is scored after training
+        for ro in ev.readouts:
+            try:
+                PSEvalConfig.from_options(readout=ro, multi_token=ev.multi_token, balance=canonical_balance(ev.balance),
+                                          protocol=ev.protocol)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: [eval].protocol = 'reference' conflicts with the other [eval] settings "
+                                  f"({exc})") from None
     return SweepConfig(name=doc.name, model=doc.model, device=doc.device, seed=doc.seed, corpus=act.corpus,
                        train_tokens=act.train_tokens, heldout_tokens=act.heldout_tokens,
                        context_size=act.context_size, lr=train.lr, batch_size=train.batch_size, grids=grids,
