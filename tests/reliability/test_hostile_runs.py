@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from pseval.cli import main
 from pseval.errors import ConfigError
+from pseval.files import OutputError
 from tests.conftest import sweep_toml
 
 MINILM_HOOK = "blocks.3.hook_resid_post"
@@ -340,7 +341,8 @@ def test_an_absurd_expansion_is_refused_before_allocating(tmp_path):
 
 @pytest.mark.slow
 def test_two_trainings_with_other_settings_cannot_both_claim_one_folder(tmp_path):
-    """B checks the folder (empty), then A trains and saves there, then B finishes: B must not overwrite A."""
+    """B checks the folder (empty), then A trains and saves there, then B finishes: B must not overwrite A. (Run
+    at once from two shells, the per-hook checkpoint lock orders them the same way: A saves while B waits.)"""
     out = tmp_path / "out"
     state = {"ran": False}
 
@@ -355,15 +357,12 @@ def test_two_trainings_with_other_settings_cannot_both_claim_one_folder(tmp_path
     (config,) = grid(["topk"], [2], [8], [None], batch_size=256)
     held = 500  # what `pseval train --tokens 2000` holds out: B and A differ only in the seed
     req = TrainRequest(model="minilm", corpus="wordnet-definitions", tokens=2000, heldout_tokens=held,
-                       jobs=[TrainJob(MINILM_HOOK, config, out)], checkpoint_root=out / ".checkpoint")
-    a_weights = None
-    with pytest.raises(Exception, match=r"another pseval train finished an SAE with other settings here"):
-        try:
-            run_training(req, log=log, progress=False)
-        finally:
-            a_weights = (out / "sae_weights.safetensors").read_bytes()
+                       jobs=[TrainJob(MINILM_HOOK, config, out)], checkpoint_root=tmp_path / "b-checkpoints")
+    with pytest.raises(OutputError, match=r"another pseval train finished an SAE with other settings here"):
+        run_training(req, log=log, progress=False)
     meta = json.loads((out / "train_metrics.json").read_text())
-    assert meta["train_config"]["seed"] == 1 and a_weights  # A's SAE is intact
+    cfg = json.loads((out / "cfg.json").read_text())
+    assert meta["train_config"]["seed"] == 1 and cfg["metadata"]["training_key"] == meta["key"]  # A's, intact
 
 
 @pytest.mark.slow

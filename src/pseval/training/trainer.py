@@ -207,7 +207,7 @@ class _Run:
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             out = sae.train_forward(x, coeff, dead)
         if not bool(torch.isfinite(out.loss.detach())):  # diverged: every later step and the saved SAE would be NaN
-            raise diverged(tc, step, float(out.loss))
+            raise diverged(tc, step, float(out.loss.detach()))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         sae.remove_parallel_decoder_grad()
