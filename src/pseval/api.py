@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from pseval.cli.as_cli import check_as_cli
 from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import ConfigError, MissingResourceError
 from pseval.metrics.encoding import scoring_dtype
@@ -31,7 +32,7 @@ from pseval.ps_eval.pipeline import prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.resolver import resolve_saes
 from pseval.ps_eval.rows import record_row, table_columns
-from pseval.ps_eval.settings import PSEvalSettings
+from pseval.ps_eval.settings import PSEvalSettings, SettingsFields
 from pseval.tables import html_table, text_table
 
 
@@ -98,8 +99,19 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
     `protocol="reference"`, ...): the same settings, names and checks as `pseval eval`'s options. The model runs in
     eval mode and gets its own mode back.
     """
+    # The command line's checks, before anything loads: the same values are refused with the same reasons.
+    checked = check_as_cli("eval", {"hook": ("hooks", hook), "device": ("device", device),
+                                    **{name: (name, value) for name, value in overrides.items()
+                                       if name in SettingsFields.model_fields},
+                                    "data": ("data_spec", data)})
+    hook, device = checked.pop("hook"), checked.pop("device")
+    unknown = sorted(set(overrides) - set(SettingsFields.model_fields))
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not a PS-Eval setting; the settings are "
+                          f"{', '.join(SettingsFields.model_fields)}")
     base = settings.settings() if settings is not None else PSEvalSettings()
-    cfg = base.replace(**overrides) if overrides else base
+    given = {k: v for k, v in checked.items() if k != "data" and v is not None}  # None: the setting's default
+    cfg = base.replace(**given) if given else base
     lm = as_loaded_model(model, tokenizer, model_name, device)
     if lm.activation_convention != "hf" and (cfg.reconstruction_tokens or cfg.loss_recovered_tokens):
         raise ConfigError("reconstruction_tokens/loss_recovered_tokens: measured on Hugging Face models only; this "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import math
 import os
@@ -18,6 +17,8 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from filelock import FileLock
 
 from pseval.errors import PsevalError
 
@@ -81,6 +82,40 @@ def _open_new(path: Path, binary: bool) -> IO[Any]:
     return os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"}))
 
 
+# The OS errors of a write the system refused (not a bug): full disk, quota, file-size limit, read-only, permission.
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+_OS_CODE_RE = re.compile(r"\(os error (\d+)\)|\bcode: (\d+)\b|\[Errno (\d+)\]")
+
+
+def write_failure_errno(exc: BaseException, folder: Path) -> int | None:
+    """The errno of a refused write hidden in another library's exception (its cause chain, or its message as Rust's
+    io::Error or torch print it); torch's bare "file write failed" is ENOSPC on a full file system, else EIO.
+    None when it is not a refused write."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in WRITE_FAILURES:
+            return seen.errno
+        m = _OS_CODE_RE.search(str(seen))
+        if m:
+            code = int(next(g for g in m.groups() if g))
+            return code if code in WRITE_FAILURES else None
+        seen = seen.__cause__ or seen.__context__
+    if "file write failed" in str(exc):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return None
+        return errno.ENOSPC if st.f_bavail * st.f_frsize < (1 << 20) else errno.EIO
+    return None
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _describe(exc: OSError, path: Path) -> str:
     if exc.errno == errno.ENOSPC:
         return f"{path}: no space left on device; nothing was written there (finished results are kept)"
@@ -102,6 +137,9 @@ def atomic_target(path: str | Path, exclusive: bool = False) -> Iterator[Path]:
     tmp = temp_path(final)
     try:
         yield tmp
+        # Writers that create the file themselves (safetensors: 0600) would otherwise set its mode: results get
+        # the mode every other file gets under the user's umask (0644 under 022).
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         if exclusive:
@@ -112,6 +150,11 @@ def atomic_target(path: str | Path, exclusive: bool = False) -> Iterator[Path]:
         raise
     except OSError as exc:
         raise OutputError(_describe(exc, final)) from exc
+    except Exception as exc:  # a writer outside Python's io (safetensors, torch) reports the OS error in its own type
+        code = write_failure_errno(exc, final.parent)
+        if code is None:
+            raise
+        raise OutputError(_describe(OSError(code, os.strerror(code)), final)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -170,11 +213,11 @@ def check_writable(path: str | Path, is_dir: bool) -> None:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock held for the block; the kernel releases it if the process dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    """An exclusive lock held for the block; the system releases it if the process dies (filelock: flock on POSIX,
+    msvcrt on Windows, so `import pseval` needs no fcntl)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(_describe(exc, path.parent)) from exc
+    with FileLock(str(path)):
+        yield

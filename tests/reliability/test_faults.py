@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from pseval.cli import main
 from pseval.errors import MissingResourceError
 from pseval.files import temp_files, temp_path
+from pseval.models.content_key import model_content_key
 from pseval.models.loading import load_model, model_shape
 from pseval.training.activations import StreamConfig, cache_key, cached_activations, load_activation_cache
 
@@ -79,7 +80,7 @@ CORRUPTIONS = ["truncated", "garbage", "meta-json", "meta-shape", "array-missing
 def test_corrupt_training_activation_cache_is_recomputed_with_a_warning(how, tiny_lm, tmp_path):
     cfg = StreamConfig(context_size=32, max_tokens=400)
     fresh = cached_activations(tiny_lm, "tiny", "texts", TEXTS, HOOK, cfg, tmp_path)
-    folder = tmp_path / cache_key("tiny", HOOK, "texts", cfg)
+    folder = tmp_path / cache_key("tiny", HOOK, "texts", cfg, model_content_key(tiny_lm))
     assert torch.equal(load_activation_cache(folder)[0], fresh)
     _corrupt(folder, how)
     with pytest.warns(UserWarning, match=rf"{folder}.*activation cache.*recomputing it"):
@@ -93,7 +94,7 @@ def test_corrupt_training_activation_cache_is_recomputed_with_a_warning(how, tin
 
 def test_activation_cache_writes_under_unique_names_and_clears_dead_writers_debris(tiny_lm, tmp_path):
     cfg = StreamConfig(context_size=32, max_tokens=200)
-    folder = tmp_path / cache_key("tiny", HOOK, "texts", cfg)
+    folder = tmp_path / cache_key("tiny", HOOK, "texts", cfg, model_content_key(tiny_lm))
     folder.mkdir()
     stale = _debris(folder / "acts.npy", _dead_pid())
     stale.write_bytes(b"half an array")

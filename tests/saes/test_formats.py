@@ -126,7 +126,7 @@ def test_dictionary_learning_refuses_pickled_code(tmp_path):
 
     torch.save({"bias": Payload()}, d / "ae.pt")
     (d / "config.json").write_text(json.dumps({"trainer": {"dict_class": "AutoEncoder"}}))
-    with pytest.raises(SAEFormatError, match="weights-only"):
+    with pytest.raises(SAEFormatError, match=r"holds code \(a pickled object, not only tensors\) and is refused"):
         load_any(d)
 
 

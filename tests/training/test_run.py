@@ -8,11 +8,12 @@ import torch
 from click.testing import CliRunner
 
 from pseval.cli import main
+from pseval.models.content_key import model_content_key
 from pseval.saes.formats.saelens import load_saelens_v6
 from pseval.training.activations import StreamConfig, cache_key
 
 
-def test_train_two_architectures_with_cache(tmp_path):
+def test_train_two_architectures_with_cache(tmp_path, minilm):
     out, cache = tmp_path / "saes", tmp_path / "cache"
     args = ["train", "--tokens", "3000", "--arch", "topk", "--arch", "jumprelu", "--expansion", "2", "--k", "8",
             "--batch-size", "256", "--out", str(out), "--cache", str(cache)]
@@ -29,7 +30,7 @@ def test_train_two_architectures_with_cache(tmp_path):
     assert (sae.encode(x) != 0).sum(-1).le(8).all()
     (entry,) = list(cache.iterdir())
     assert entry.name == cache_key("minilm", "blocks.3.hook_resid_post", "wordnet",
-                                   StreamConfig(max_tokens=3000 + 500))
+                                   StreamConfig(max_tokens=3000 + 500), model_content_key(minilm))
     stamp = (entry / "acts.npy").stat().st_mtime_ns
     again = CliRunner().invoke(main, args)  # served from the cache: the file is not rewritten
     assert again.exit_code == 0, again.output

@@ -6,7 +6,6 @@ line: bad input exits 2, a failure exits 1 (see EXIT_CODES); `--debug` adds the 
 
 from __future__ import annotations
 
-import errno
 import re
 import shlex
 import sys
@@ -34,7 +33,7 @@ from pseval.cli.types import (
 )
 from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import PsevalError
-from pseval.files import OutputError
+from pseval.files import WRITE_FAILURES, OutputError
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -60,11 +59,11 @@ def _exit(ctx: click.Context, exc: BaseException, code: int, message: str) -> No
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"  # torch.cuda's, not imported
+    # torch.cuda's OutOfMemoryError (not imported here), and the CPU allocator's RuntimeError
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
-# A write refused by the system is a failure of the environment, not a bug, wherever it happens.
-_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class _Group(click.Group):
@@ -85,7 +84,8 @@ class _Group(click.Group):
         except PsevalError as exc:
             _exit(ctx, exc, EXIT_BAD_INPUT, f"error: {exc}")
         except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno in _WRITE_FAILURES:
+            # A write refused by the system is a failure of the environment, not a bug, wherever it happens.
+            if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
                 _exit(ctx, exc, EXIT_FAILURE, f"error: {exc.filename or 'a write'}: {exc.strerror or exc}")
             if _is_out_of_memory(exc):
                 _exit(ctx, exc, EXIT_FAILURE, f"error: out of memory ({_one_line(str(exc))[:200]}); use fewer "
@@ -155,9 +155,12 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
 
 
 def _wic_folder(value: str) -> str:
+    """A WiC split folder, read whole now (a bad label or line is found in seconds, not after the demo trains)."""
     from pseval.data.sources import normalise_spec
+    from pseval.data.wic import load_wic
 
     normalise_spec(f"wic:{value}")
+    load_wic(value)
     return value
 
 
@@ -323,6 +326,8 @@ def report(results: Path, out: Path | None, bootstrap_resamples: int, bootstrap_
     """Write a Markdown summary and a self-contained HTML report (plots, every cell, the paper's claims)."""
     from pseval.study.report import write_sweep_report
 
+    if out is None:  # the default folder is checked like a given --out: an unwritable one is refused before any work
+        out = OutputPath().convert(str(results / "report"), None, None)
     md, page = write_sweep_report(results, out, bootstrap_resamples, bootstrap_seed)
     click.echo(f"wrote {md} and {page}")
     click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
@@ -334,17 +339,18 @@ def report(results: Path, out: Path | None, bootstrap_resamples: int, bootstrap_
 @click.option("--data", "data_spec", default="wordnet", show_default=True,
               help="Where senses come from: coarsewsd:PATH (sense classes), wordnet[:opts] (synsets), or any pair "
                    "set (groups joined by same-sense pairs).")
-@click.option("--model", default="minilm", show_default=True)
-@click.option("--hook", default=None, help="Hook point (default: the SAE's recorded hook, else "
+@click.option("--model", type=MODEL, default="minilm", show_default=True)
+@click.option("--hook", type=HOOK, default=None, help="Hook point (default: the SAE's recorded hook, else "
                                            "blocks.3.hook_resid_post).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("inspect-out"), show_default=True,
               help="Folder for the HTML page and the JSON.")
 @settings_options(["protocol", "readout", "template", "multi_token", "too_long"])
-@click.option("--top", type=int, default=10, show_default=True, help="Top features listed per sense.")
-@click.option("--examples", type=int, default=5, show_default=True, help="Example contexts per sense.")
-@click.option("--max-per-sense", type=int, default=200, show_default=True,
+@click.option("--top", type=POSITIVE, default=10, show_default=True, help="Top features listed per sense.")
+@click.option("--examples", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Example contexts per sense.")
+@click.option("--max-per-sense", type=POSITIVE, default=200, show_default=True,
               help="Contexts read per sense (the first in data order).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
 def inspect_cmd(sae: str, word: str, data_spec: str, model: str, hook: str | None, out: Path, top: int, examples: int,
                 max_per_sense: int, device: str, **settings: Any) -> None:
     """Per sense of a word: the SAE's most active features, example contexts, shared features (HTML + JSON)."""

@@ -81,4 +81,15 @@ def check_corpus(spec: str) -> str:
         for p in rest.split(","):
             if not Path(p).is_file():
                 raise DataFormatError(f"corpus {spec!r}: text file not found", p or "''")
+            if not _has_text(Path(p)):  # every metric over it would be over zero tokens
+                raise DataFormatError(f"corpus {spec!r}: the file holds no text (empty or only whitespace)", p)
     return spec
+
+
+def _has_text(path: Path) -> bool:
+    """Whether a file holds any non-whitespace character (read until the first one)."""
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 16):
+            if block.strip():
+                return True
+    return False

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from pseval.errors import HookError
 from pseval.models.hooks import ResolvedHook, get_blocks, resolve_hook
 
 OnActivation = Callable[[str, torch.Tensor], None]
@@ -18,14 +19,23 @@ class _StopForward(Exception):
     """Raised inside a hook to end the forward pass once every requested activation is read."""
 
 
-def _first_tensor(x: Any) -> torch.Tensor:
+def _first_tensor(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, (tuple, list)) and x and isinstance(x[0], torch.Tensor):
         return x[0]
     if hasattr(x, "last_hidden_state"):
         return x.last_hidden_state
-    raise TypeError(f"cannot find the activation tensor in a {type(x).__name__}")
+    raise HookError(f"hook {name!r}: the module returns a {type(x).__name__}, with no activation tensor in it")
+
+
+def per_token(name: str, t: torch.Tensor) -> torch.Tensor:
+    """t when it holds one activation per token ([batch, seq, ...]); a HookError naming the hook otherwise (a pooled
+    [batch, d] output has no token to read)."""
+    if t.ndim < 3:
+        raise HookError(f"hook {name!r}: the module gives a {t.ndim}-D output of shape {tuple(t.shape)}; a hook must "
+                        "give one activation per token, [batch, tokens, width]")
+    return t
 
 
 def _stop_point(model: nn.Module, hooks: Sequence[ResolvedHook]) -> tuple[nn.Module, bool] | None:
@@ -46,14 +56,18 @@ def hooked(model: nn.Module, hook_names: Sequence[str], on_activation: OnActivat
     resolved = [resolve_hook(model, n) for n in hook_names]
     handles = []
 
+    seen: set[str] = set()
+
     def make_post(name: str) -> Callable[..., None]:
         def post(_mod: nn.Module, _inp: Any, out: Any) -> None:
-            on_activation(name, _first_tensor(out))
+            seen.add(name)
+            on_activation(name, per_token(name, _first_tensor(out, name)))
         return post
 
     def make_pre(name: str) -> Callable[..., None]:
         def pre(_mod: nn.Module, args: tuple, kwargs: dict) -> None:
-            on_activation(name, args[0] if args else kwargs["hidden_states"])
+            seen.add(name)
+            on_activation(name, per_token(name, args[0] if args else kwargs["hidden_states"]))
         return pre
 
     for h in resolved:
@@ -75,10 +89,16 @@ def hooked(model: nn.Module, hook_names: Sequence[str], on_activation: OnActivat
             handles.append(block.register_forward_hook(raise_stop))
 
     def run(**inputs: Any) -> Any:
+        seen.clear()
         try:
-            return model(**inputs)
+            out = model(**inputs)
         except _StopForward:
-            return None
+            out = None
+        silent = [h.name for h in resolved if h.name not in seen]
+        if silent:  # a module the forward pass never calls gives no activations, not zero of them
+            raise HookError(f"hook {silent[0]!r}: the module never ran in the forward pass of "
+                            f"{type(model).__name__}, so it gives no activations; name a module the model calls")
+        return out
 
     try:
         yield run

@@ -83,9 +83,3 @@ def extract_positions(lm: LoadedModel, sequences: Sequence[Sequence[int]], posit
             run(**model_inputs(ids, mask, lm.is_causal))
     return {k: v.cpu() for k, v in out.items()}
 
-
-def hook_width(lm: LoadedModel, hook: str) -> int:
-    """The width of a hook's activations, from one forward of a single token."""
-    tok = lm.tokenizer
-    ids = [tok.bos_token_id if tok.bos_token_id is not None else (tok.cls_token_id or 0)]
-    return int(extract_positions(lm, [ids], [[0]], [hook])[hook].shape[-1])

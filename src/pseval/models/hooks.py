@@ -111,6 +111,10 @@ def resolve_hook(model: nn.Module, name: str) -> ResolvedHook:
     parsed = parse_hook_name(name)
     if parsed is None:
         mod = _get(model, name)
+        if isinstance(mod, (nn.ModuleList, nn.ModuleDict)):  # a container has no forward: it never runs
+            first = next(iter(mod._modules), None)
+            raise HookError(f"hook {name!r} is a {type(mod).__name__}, a container that never runs; name one of its "
+                            f"modules{f' (e.g. {name}.{first})' if first is not None else ''}")
         if mod is not None:
             return ResolvedHook(name, mod, read_input=False, layer=None, block=None)
         examples = ", ".join(valid_hook_names(model)[:4])

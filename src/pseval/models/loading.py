@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, NamedTuple
 import torch
 from safetensors import SafetensorError
 
-from pseval.errors import ConfigError, MissingResourceError, PsevalError
+from pseval.errors import ConfigError, DataFormatError, MissingResourceError, PsevalError
 
 EMBEDDED_DEFAULT = "minilm"
 _CAUSAL_TYPES = {"gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
@@ -181,6 +182,11 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
         model_kw["dtype"] = dtype
     try:
         model = cls.from_pretrained(source, **model_kw)
+    except pickle.UnpicklingError:  # torch's weights-only load refused an object: the file holds code
+        weights = next((w for w in WEIGHT_FILES if (Path(source) / w).is_file()), "the weights file")
+        raise DataFormatError("the file holds code (a pickled object, not only tensors) and is refused; pseval never "
+                              "runs code from a weights file: ask its author for model.safetensors",
+                              Path(source) / weights) from None  # torch's message advises weights_only=False
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # missing, truncated or mis-shaped weights
         raise _failed(name, source, "weights", exc) from exc
     model.to(device).eval()
@@ -193,6 +199,7 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
         raise MissingResourceError(f"model {name!r}: {source} has no usable tokenizer (it encodes text to nothing, "
                                    f"vocabulary of {len(tokenizer)}); a model folder holds its tokenizer files "
                                    "(tokenizer.json, or vocab.json + merges.txt, vocab.txt, tokenizer.model)")
+    check_tokenizer_fits(model, tokenizer, name)
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, source=source)
 
 
@@ -206,4 +213,21 @@ def wrap_model(model: Any, tokenizer: Any, name: str | None = None) -> LoadedMod
     if tokenizer is None or not callable(tokenizer):
         raise PsevalError(f"the model {type(model).__name__} needs its tokenizer (a transformers tokenizer)")
     label = name or str(getattr(config, "_name_or_path", "") or config.model_type)
+    check_tokenizer_fits(model, tokenizer, label)
     return LoadedModel(model=model, tokenizer=tokenizer, name=label, source=f"in-memory {type(model).__name__}")
+
+
+def check_tokenizer_fits(model: Any, tokenizer: Any, label: str) -> None:
+    """A tokenizer whose ids run past the model's embedding table belongs to another model: its ids would index
+    out of range deep in the forward pass (or, within range, read the wrong embeddings)."""
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    rows = getattr(emb, "num_embeddings", None)
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        raise PsevalError(f"model {label!r}: the tokenizer {type(tokenizer).__name__} has no vocabulary size; "
+                          "expected a transformers tokenizer") from None
+    if isinstance(rows, int) and size > rows:
+        raise ConfigError(f"model {label!r}: the tokenizer has {size} tokens but the model embeds {rows}; it is "
+                          "another model's tokenizer")

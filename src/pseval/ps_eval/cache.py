@@ -14,16 +14,19 @@ from safetensors.torch import load_file, save
 
 from pseval.data.pairs import WordInContextPair, dataset_hash
 from pseval.files import write_atomic, write_json_atomic
+from pseval.models.content_key import model_content_key
 from pseval.models.loading import LoadedModel
 from pseval.ps_eval.scoring import PairActivations, collect_pair_activations
 from pseval.ps_eval.settings import PSEvalSettings
 
 
-def cache_key(model_name: str, hook: str, data_hash: str, cfg: PSEvalSettings) -> str:
-    """Everything that changes the collected activations (the settings marked so, the model, hook and pairs)."""
+def cache_key(model_name: str, hook: str, data_hash: str, cfg: PSEvalSettings, model_content: str = "") -> str:
+    """Everything that changes the collected activations: the settings marked so, the model, hook and pairs, and
+    `model_content`, the digest of the model's weights and tokenizer (pseval.models.content_key), so a model changed in
+    place never meets its old entries."""
     settings = cfg.model_dump(include=set(PSEvalSettings.affecting("activations")))
-    blob = json.dumps({"model": model_name, "hook": hook, "data": data_hash, **settings}, sort_keys=True,
-                      default=str)
+    blob = json.dumps({"model": model_name, "content": model_content, "hook": hook, "data": data_hash, **settings},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 
@@ -62,15 +65,16 @@ def cached_pair_activations(lm: LoadedModel, model_name: str, pairs: Sequence[Wo
         return collect_pair_activations(lm, pairs, hooks, cfg, progress)
     root = Path(cache_dir)
     h = dataset_hash(pairs)
+    content = model_content_key(lm)
     out: dict[str, PairActivations] = {}
     for hook in hooks:
-        hit = load_pair_activations(root / cache_key(model_name, hook, h, cfg))
+        hit = load_pair_activations(root / cache_key(model_name, hook, h, cfg, content))
         if hit is not None:
             out[hook] = hit
     missing = [hook for hook in hooks if hook not in out]
     if missing:
         fresh = collect_pair_activations(lm, pairs, missing, cfg, progress)
         for hook, pa in fresh.items():
-            save_pair_activations(pa, root / cache_key(model_name, hook, h, cfg))
+            save_pair_activations(pa, root / cache_key(model_name, hook, h, cfg, content))
             out[hook] = pa
     return out

@@ -21,11 +21,13 @@ from pseval.data.pairs import WordInContextPair, dataset_hash
 from pseval.data.selection import PairSelection, select_pairs
 from pseval.data.sources import load_pair_set
 from pseval.data.text import empty_notes
+from pseval.errors import ConfigError
 from pseval.metrics.encoding import cast_sae, scoring_dtype
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
 from pseval.metrics.statistics import Interval
 from pseval.models.loading import LoadedModel
+from pseval.models.widths import hook_widths
 from pseval.provenance import provenance
 from pseval.ps_eval.cache import cached_pair_activations
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD, most_common_features
@@ -49,7 +51,7 @@ from pseval.ps_eval.record import (
     TrainingMetrics,
     Unstructured,
 )
-from pseval.ps_eval.scoring import PairActivations, PSEvalResult, score_sae
+from pseval.ps_eval.scoring import PairActivations, PSEvalResult, check_sae_width, score_sae
 from pseval.ps_eval.settings import PSEvalSettings, SettingsFields
 from pseval.run_keys import key_id
 from pseval.saes.base import SAE
@@ -276,11 +278,20 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
     if not todo:
         return []
     hooks = list(dict.fromkeys(e.hook for e, _, _ in todo))
+    # SAEs already in memory are checked against their hook's width now, not after the forward passes.
+    early = [e for e, _, _ in todo if e._sae is not None]
+    if early:
+        widths = hook_widths(lm, [e.hook for e in early])
+        for e in early:
+            check_sae_width(e.sae(), widths[e.hook], e.hook)
     acts = cached_pair_activations(lm, model_name, data.pairs, hooks, cfg, cache_dir, progress=progress)
     corpus_acts: dict[str, Any] = {}
     if cfg.reconstruction_tokens > 0:
         corpus_acts = collect_activations(lm, corpus_texts(cfg.corpus), hooks,
                                           StreamConfig(max_tokens=cfg.reconstruction_tokens), progress=progress)
+        if any(a.shape[0] == 0 for a in corpus_acts.values()):  # reconstruction over no tokens is no result
+            raise ConfigError(f"corpus {cfg.corpus!r} gave no tokens for reconstruction metrics (reconstruction_tokens="
+                              f"{cfg.reconstruction_tokens}); give a corpus with text, or reconstruction_tokens=0")
     records = []
     # Loss-recovered baselines: made once per hook, dropped after the hook's last SAE.
     baselines: dict[str, LossBaseline] = {}

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from pseval.errors import DataFormatError
+from pseval.files import json_safe
 from pseval.metrics.loss_recovered import LossRecovered
 from pseval.metrics.reconstruction import ReconstructionMetrics
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
@@ -287,8 +288,10 @@ class PairOutcome(BaseModel):
     target: str = Field(title="Target word", description="the word shared by both contexts")
     pos: str = Field(title="Part of speech", description="n, v, a, r or empty when unknown")
     same_sense: bool = Field(title="Same sense", description="the gold label")
-    feature_1: int = Field(title="Top feature, context 1", description="argmax latent at the readout of context 1")
-    feature_2: int = Field(title="Top feature, context 2", description="argmax latent at the readout of context 2")
+    feature_1: int = Field(title="Top feature, context 1", description="argmax latent at the readout of context 1",
+                           ge=0)
+    feature_2: int = Field(title="Top feature, context 2", description="argmax latent at the readout of context 2",
+                           ge=0)
     outcome: Outcome = Field(title="Outcome", description="TP, FP, TN or FN")
     enc_cos: float | None = Field(None, title="Encoder cosine", description="cosine of the two top features' W_enc "
                                   "columns; null without W_enc")
@@ -303,9 +306,9 @@ class PairOutcome(BaseModel):
     raw_jaccard: float | None = Field(None, title="Raw top-k Jaccard", description="Jaccard index of the raw "
                                       "activations' top-k coordinate sets, 6 decimals")
     feature_1_robust: int | None = Field(None, title="Robust top feature, context 1", description="argmax over the "
-                                         "latents left after exclude_dense; null without it")
+                                         "latents left after exclude_dense; null without it", ge=0)
     feature_2_robust: int | None = Field(None, title="Robust top feature, context 2", description="the same for "
-                                         "context 2")
+                                         "context 2", ge=0)
 
 
 class PSEvalConfigRecord(SettingsFields):
@@ -387,10 +390,10 @@ class PSEvalRecord(BaseModel):
 
     def to_json(self) -> str:
         """JSON text: indented, with one line per pair so large pair sets stay compact and diffable."""
-        data = self.model_dump(mode="json")
+        data = json_safe(self.model_dump(mode="json"))  # NaN/inf as null: strict JSON parsers reject NaN literals
         details = data.pop("eval_result_details")
-        head = json.dumps(data, indent=2)
-        rows = ",\n".join("    " + json.dumps(d, separators=(",", ":")) for d in details)
+        head = json.dumps(data, indent=2, allow_nan=False)
+        rows = ",\n".join("    " + json.dumps(d, separators=(",", ":"), allow_nan=False) for d in details)
         body = f'"eval_result_details": [\n{rows}\n  ]' if rows else '"eval_result_details": []'
         return head[:-2] + ",\n  " + body + "\n}"
 
@@ -400,6 +403,9 @@ def read_record(data: Any, source: str) -> PSEvalRecord:
     if not isinstance(data, dict):
         raise DataFormatError("expected a PS-Eval result object", source)
     version = data.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise DataFormatError(f"written in PS-Eval record layout {version} by a newer pseval; this pseval reads "
+                              f"layout {SCHEMA_VERSION}: upgrade pseval (pip install -U pseval) to read it", source)
     if version != SCHEMA_VERSION:
         raise DataFormatError(f"written in PS-Eval record layout {version or 1}; this pseval reads layout "
                               f"{SCHEMA_VERSION}. Re-run the evaluation (for a sweep: `pseval sweep CONFIG --overwrite`"

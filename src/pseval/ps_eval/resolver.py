@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from pseval.errors import ConfigError
-from pseval.models.extract import hook_width
 from pseval.models.loading import LoadedModel
+from pseval.models.widths import hook_widths
 from pseval.ps_eval.pipeline import SAEEntry
 from pseval.run_keys import key_id
 from pseval.saes.base import SAE
@@ -58,8 +58,9 @@ def spec_hooks(spec: str, recorded: str | None, hooks: Sequence[str], default_ho
         return [recorded]
     if is_identity_spec(spec) and default_hook is not None:
         return [default_hook]
-    what = "the identity SAE reads no hook of its own" if is_identity_spec(spec) else f"{spec} records no hook point"
-    raise ConfigError(f"hook: {what}; give the hook to read (--hook, or hook= in Python), e.g. {DEFAULT_HOOK}")
+    what = ("the identity SAE reads no hook of its own" if is_identity_spec(spec) else
+            "the SAE records no hook point (neither in its config nor in its path)")
+    raise ConfigError(f"--sae {spec}: {what}; pass --hook (hook= in Python), e.g. {DEFAULT_HOOK}")
 
 
 def named(saes: Any) -> list[tuple[str | None, Any]]:
@@ -86,14 +87,14 @@ def resolve_saes(saes: Any, lm: LoadedModel, hooks: Sequence[str] = (), *, conve
                 if (spec, hook) in seen:  # one SAE named twice at one hook is one cell
                     continue
                 seen.add((spec, hook))
-                entry = (identity_entry(hook_width(lm, hook), lm.name, hook, lm.device) if sae is None
+                entry = (identity_entry(hook_widths(lm, [hook])[hook], lm.name, hook, lm.device) if sae is None
                          else spec_entry(spec, sae, hook))
                 entries.append(entry)
                 if name is not None:
                     entry.name = name
         else:
             for hook in list(hooks) or [None]:
-                a = adapt_sae(s, hook, name, convention, lm.activation_convention, lambda h: hook_width(lm, h))
+                a = adapt_sae(s, hook, name, convention, lm.activation_convention, lambda h: hook_widths(lm, [h])[h])
                 entries.append(SAEEntry.of(a.sae, a.name, a.hook, a.source, a.fingerprint))
     _number_collisions(entries)
     return entries

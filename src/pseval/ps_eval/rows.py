@@ -139,6 +139,15 @@ def check_same_pairs(records: Sequence[PSEvalRecord], names: Sequence[str]) -> N
     ids0 = [(d.pair_id, d.same_sense) for d in first.eval_result_details]
     for r, name in zip(records[1:], names[1:], strict=True):
         a, b = first.eval_config, r.eval_config
+        # Pair ids name a file and a line (wic:dev:12), not the pair: equal ids over other data or another model's
+        # activations would pair unrelated outcomes.
+        if (a.model_name, a.model_convention) != (b.model_name, b.model_convention):
+            raise ConfigError(f"{names[0]} and {name} are records of different models ({a.model_name!r} vs "
+                              f"{b.model_name!r}): paired differences compare SAEs of one model")
+        if a.dataset_hash != b.dataset_hash:
+            raise ConfigError(f"{names[0]} and {name} were scored on different datasets (dataset_hash "
+                              f"{a.dataset_hash[:12]} vs {b.dataset_hash[:12]}; {a.dataset!r} vs {b.dataset!r}): "
+                              "paired differences need the same pairs")
         ids = [(d.pair_id, d.same_sense) for d in r.eval_result_details]
         if ids == ids0:
             continue
@@ -248,11 +257,13 @@ class CellRow:
     git_commit: str = "?"  # the commit the cell was computed at (a resumed sweep may span several)
     converged: bool | None = None  # whether the SAE's training converged; None when the record does not say
     record: PSEvalRecord | None = None  # the record the row flattens (its settings, intervals, concentration)
+    model: str = ""  # the model the cell's activations came from
+    dataset_hash: str = ""  # the content of the pair set (two files may share a spec string)
 
     @property
-    def panel(self) -> tuple[str, str]:
-        """(dataset, readout): cells in one panel are scored on the same pairs."""
-        return self.dataset, self.readout
+    def panel(self) -> tuple[str, str, str, str]:
+        """(dataset, readout, model, dataset hash): cells in one panel are scored on the same pairs of one model."""
+        return self.dataset, self.readout, self.model, self.dataset_hash
 
     @property
     def is_identity(self) -> bool:
@@ -296,7 +307,8 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
         pos="".join(p.pos or "-" for p in d),
         cos_enc=np.array([nan if p.enc_cos is None else p.enc_cos for p in d], dtype=float),
         cos_dec=np.array([nan if p.dec_cos is None else p.dec_cos for p in d], dtype=float),
-        git_commit=str(r.git_commit)[:12], converged=m.training.converged if m.training else None, record=r)
+        git_commit=str(r.git_commit)[:12], converged=m.training.converged if m.training else None, record=r,
+        model=cfg.model_name, dataset_hash=cfg.dataset_hash)
 
 
 def rows_from_records(records: Iterable[PSEvalRecord]) -> list[CellRow]:

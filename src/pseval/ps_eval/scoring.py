@@ -11,7 +11,7 @@ import torch
 
 from pseval.data.balance import balance_pairs
 from pseval.data.pairs import WordInContextPair
-from pseval.errors import PsevalError, SAEFormatError
+from pseval.errors import ConfigError, PsevalError, SAEFormatError
 from pseval.metrics.confusion import Confusion
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, cast_sae, scoring_dtype
 from pseval.metrics.statistics import Interval
@@ -23,6 +23,7 @@ from pseval.ps_eval.intervals import PairArrays, bootstrap_intervals, pair_stati
 from pseval.ps_eval.settings import PSEvalSettings
 from pseval.saes.base import SAE, module_device
 from pseval.saes.conventions import HF, head_slice, to_sae_input
+from pseval.saes.formats.checks import check_head_layout
 from pseval.saes.identity import is_identity_architecture
 
 
@@ -126,6 +127,11 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
     labels = [pairs[i].same_sense for i in valid]
     selected = balance_pairs([p.same_sense for p in pairs], [a.drop is None and b.drop is None for a, b in plans],
                              cfg.balance, cfg.seed)
+    if not selected:  # every metric would be NaN: say why before any forward pass, never exit 0 with no result
+        same = sum(labels)
+        raise ConfigError(f"no pair left to score: {len(pairs)} read, {len(valid)} valid ({same} same sense, "
+                          f"{len(valid) - same} different), and balance {cfg.balance!r} keeps none; use more pairs "
+                          "(--max-pairs), data with both labels, or --balance none")
     seqs = [plans[i][j].input_ids for i in selected for j in (0, 1)]
     positions = [plans[i][j].positions for i in selected for j in (0, 1)]
     acts = extract_positions(lm, seqs, positions, hooks, max_tokens=cfg.batch_tokens, progress=progress) if seqs \
@@ -157,11 +163,17 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
     return out
 
 
-def check_sae_fits(sae: SAE, d: int, hook: str, model_name: str | None = None) -> None:
-    """Error when the SAE's d_in differs from the activation width; warn when its recorded hook/model differ."""
+def check_sae_width(sae: SAE, d: int, hook: str) -> None:
+    """Error when the SAE's d_in differs from the activation width, or its per-head settings do not fit the hook."""
     head = sae.cfg.metadata.hook_head_index
+    check_head_layout(head, sae.cfg.reshape_activations, hook, "SAE")
     if sae.d_in != d and not (head is not None and d % sae.d_in == 0 and (head + 1) * sae.d_in <= d):
         raise SAEFormatError(f"SAE d_in={sae.d_in} does not match the width {d} of hook {hook!r}")
+
+
+def check_sae_fits(sae: SAE, d: int, hook: str, model_name: str | None = None) -> None:
+    """Error when the SAE's d_in differs from the activation width; warn when its recorded hook/model differ."""
+    check_sae_width(sae, d, hook)
     meta = sae.cfg.metadata
     trained = not is_identity_architecture(sae.architecture)  # the identity reads any hook of any model
     if meta.hook_name and meta.hook_name != hook and trained:

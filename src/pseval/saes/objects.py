@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from pseval.errors import ConfigError, SAEFormatError
 from pseval.saes.base import SAE, module_device
+from pseval.saes.code_checks import check_codes
 from pseval.saes.config import NORMALISATIONS, SAEConfig, SAEMetadata
 from pseval.saes.conventions import CONVENTIONS, HF, convention_of, saelens_convention
 from pseval.saes.fingerprint import module_fingerprint, tensors_fingerprint
@@ -127,7 +128,7 @@ class ObjectSAE(SAE):
         x = x.to(_float_dtype(self.inner) or x.dtype)
         with torch.no_grad():
             z = _dense_codes(self.inner.encode(self._feed(x)), self.cfg.d_sae)
-        return z.float()
+        return check_codes(z, tuple(x.shape[:-1]), self.cfg.d_sae, type(self.inner).__name__).float()
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The object's reconstruction from dense codes (where it has a decoder)."""

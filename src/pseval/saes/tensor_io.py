@@ -13,6 +13,7 @@ import io
 import json
 import math
 import mmap
+import pickle
 import struct
 import sys
 import zipfile
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from pseval.errors import ConfigError, MissingResourceError, SAEFormatError
+from pseval.saes.formats.checks import check_claimed_size
 
 # The dtypes an SAE may be loaded in (`--dtype`): float32 is exact; the half types halve memory and round.
 LOAD_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16,
@@ -176,6 +178,9 @@ def _npy_member(zf: zipfile.ZipFile, member: str, want: torch.dtype | None, devi
                                  "(object arrays are never unpickled)")
         stored = torch.from_numpy(np.empty(0, dtype=np_dtype)).dtype
         stored_shape = tuple(reversed(shape)) if fortran else tuple(shape)
+        # The header's shape is a claim: check it against the member's stored size before allocating for it.
+        check_claimed_size(math.prod(shape) * np_dtype.itemsize, zf.getinfo(member).file_size - f.tell(), source,
+                           member.removesuffix(".npy"))
         t = torch.empty(stored_shape, dtype=target_dtype(stored, want), device=device)
         fill_from_stream(f, t, stored, f"{source} [{member}]")
     return t.permute(*reversed(range(t.ndim))) if fortran else t
@@ -218,8 +223,12 @@ def load_torch_state(path: str | Path) -> dict[str, Any]:
             if "mmap" not in str(exc) and "zip" not in str(exc):
                 raise
             sd = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # the weights-only unpickler met an object: never relay torch's advice
+        raise SAEFormatError(f"{p}: the file holds code (a pickled object, not only tensors) and is refused; pseval "
+                             "never runs code from a weights file") from None
     except Exception as exc:  # torch raises several types for truncated or unsafe files
-        raise SAEFormatError(f"{p}: cannot load as a weights-only torch checkpoint: {exc}") from exc
+        reason = " ".join(str(exc).split())[:200]
+        raise SAEFormatError(f"{p}: cannot load as a weights-only torch checkpoint: {reason}") from exc
     if not isinstance(sd, dict):
         raise SAEFormatError(f"{p}: expected a state dict, got {type(sd).__name__}")
     return sd

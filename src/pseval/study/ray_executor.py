@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from pseval.errors import MissingResourceError, PsevalError
+from pseval.errors import ConfigError, MissingResourceError, PsevalError
 from pseval.run_keys import key_id
 from pseval.study.store import ResultsStore
 from pseval.study.sweep_config import SweepConfig
@@ -144,6 +144,30 @@ def _local_temp_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="pseval-ray-", dir=base))
 
 
+CONNECT_TIMEOUT_S = 10.0  # a cluster address that does not answer within this is refused, not waited on
+
+
+def check_ray_address(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse a cluster address that nothing answers at (Ray itself retries for minutes): one TCP connect to its
+    host and port, with a timeout. `auto`, or an address without a port, is left to Ray."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    host = host.strip("[]")  # [::1]:6379
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except TimeoutError:
+        raise ConfigError(f"--address {address}: no answer from a Ray cluster within {timeout:g} s (connect timed "
+                          "out); check the address and that the cluster is running") from None
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({exc.strerror or exc}); check "
+                          "the address and that the cluster is running") from None
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None, log: Callable[[str], Any]) -> Iterator[Any]:
     """Ray, connected: the caller's session if one is open; else the cluster at `address` (or $RAY_ADDRESS); else a
@@ -161,6 +185,7 @@ def ray_session(address: str | None, log: Callable[[str], Any]) -> Iterator[Any]
         env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     with _environ(env):
         if address is not None:
+            check_ray_address(address)
             log(f"[ray] connecting to {address}")
             ray.init(address=address, log_to_driver=True)
             try:

@@ -36,11 +36,25 @@ class Panel:
     rows: list[CellRow]
     claims: list[Claim] = field(default_factory=list)
     figures: dict[str, bytes] = field(default_factory=dict)
+    # What tells this panel from another of the same dataset name and readout (another model, or other data under
+    # the same spec); empty when nothing needs telling.
+    distinct: str = ""
 
     @property
     def title(self) -> str:
         """Heading text."""
-        return f"{short_dataset(self.dataset)}, {self.readout} readout"
+        return f"{short_dataset(self.dataset)}, {self.readout} readout" + (f", {self.distinct}" if self.distinct
+                                                                           else "")
+
+    @property
+    def stem(self) -> str:
+        """File-name stem of the panel's figures and pages."""
+        return _safe(f"{short_dataset(self.dataset)}_{self.readout}" + (f"_{self.distinct}" if self.distinct else ""))
+
+    @property
+    def key(self) -> str:
+        """Key of the panel in claims.json."""
+        return f"{self.dataset}|{self.readout}" + (f"|{self.distinct}" if self.distinct else "")
 
 
 def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list[Panel]:
@@ -48,14 +62,21 @@ def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list
     rows = rows_from_records(store.records())
     if not rows:
         raise ConfigError(f"{store.root}: no finished cells with per-pair data (run `pseval sweep` first)")
-    groups: dict[tuple[str, str], list[CellRow]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[CellRow]] = defaultdict(list)
     for r in rows:
         groups[r.panel].append(r)
+    # Cells of different models, or of different data under one spec, never share a panel (nor its claims).
+    models = {k[2] for k in groups}
+    hashes = defaultdict(set)
+    for ds, _, _, h in groups:
+        hashes[ds].add(h)
     panels = []
-    for (ds, ro), grp in sorted(groups.items()):
+    for (ds, ro, model, h), grp in sorted(groups.items()):
         grp.sort(key=lambda r: (r.layer if r.layer is not None else -1, r.component, r.architecture, r.expansion,
                                 r.sae))
-        p = Panel(ds, ro, grp, evaluate_claims(grp, n_boot, seed))
+        distinct = ", ".join(([f"model {model}"] if len(models) > 1 else [])
+                             + ([f"data {h[:8]}"] if len(hashes[ds]) > 1 else []))
+        p = Panel(ds, ro, grp, evaluate_claims(grp, n_boot, seed), distinct=distinct)
         figs = {
             "pareto": plots.pareto(grp, f"MSE vs L0 ({p.title})"),
             "expansion": plots.versus_expansion(grp, "PS-Eval vs dictionary size"),
@@ -157,7 +178,7 @@ def inspect_pages(panels: list[Panel], out_dir: Path,
         links = []
         for role, r in (("best F1", best), ("worst F1", worst))[: 1 if best is worst else 2]:
             link = InspectLink(role, r, word)
-            folder = out_dir / "inspect" / _safe(f"{short_dataset(p.dataset)}_{p.readout}")
+            folder = out_dir / "inspect" / p.stem
             try:
                 if r.record is None:
                     raise KeyError("the row has no record")
@@ -288,7 +309,7 @@ HTML_HEAD = ("<!doctype html><html><head><meta charset='utf-8'><title>PS-Eval sw
 
 def panel_view(p: Panel, n_boot: int, seed: int, inspections: list[InspectLink]) -> PanelView:
     """The tables, notes and figures of one panel."""
-    stem = _safe(f"{short_dataset(p.dataset)}_{p.readout}")
+    stem = p.stem
     figures = [(name, f"{stem}_{_safe(name)}.png", png) for name, png in p.figures.items()]
     who, target_rows = _target_rows(p)
     title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; every cell and "
@@ -378,6 +399,6 @@ def write_sweep_report(results: str | Path, out: str | Path | None = None, n_boo
     write_text_atomic(render_markdown(header, views, out_dir), md_path)
     write_text_atomic(render_html(header, views, out_dir), html_path)
     write_target_csv(panels, out_dir / "by_target.csv")
-    write_json_atomic({f"{p.dataset}|{p.readout}": [c.to_dict() for c in p.claims] for p in panels},
+    write_json_atomic({p.key: [c.to_dict() for c in p.claims] for p in panels},
                       out_dir / "claims.json")
     return md_path, html_path

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pseval.errors import DataFormatError
+from pseval.errors import ConfigError, DataFormatError
 from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomic
 from pseval.provenance import provenance
 from pseval.ps_eval.record import PSEvalRecord, read_record
@@ -77,15 +77,42 @@ class ResultsStore:
         p = self.root / SWEEP_FILE
         if not p.is_file():
             return None
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = self._marker(p)
         if "settings" not in data:
             raise DataFormatError("written by an older pseval (no `settings`); run the sweep in a new --out folder, "
                                   "or pass --overwrite to discard this folder's results", p)
         return data["settings"]
 
+    @staticmethod
+    def _marker(p: Path) -> dict[str, Any]:
+        """sweep.json parsed; a truncated or foreign one is a DataFormatError naming it."""
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataFormatError(f"not a readable sweep file ({' '.join(str(exc).split())}): truncated or not "
+                                  "pseval's; pseval will neither use nor delete this folder's contents, remove it "
+                                  "yourself or use another --out folder", p) from exc
+        if not isinstance(data, dict) or not ("settings" in data or "pseval_version" in data):
+            raise DataFormatError("not a sweep file written by pseval; pseval will neither use nor delete this "
+                                  "folder's contents: use another --out folder", p)
+        return data
+
+    def _check_owned(self) -> None:
+        """A folder without sweep.json is not a sweep's: holding folders of the names a sweep writes, it is someone
+        else's, and neither writing into them nor deleting them is pseval's to do."""
+        if (self.root / SWEEP_FILE).is_file():
+            return
+        foreign = [n for n in OWNED if (self.root / n).exists()]
+        if foreign:
+            raise ConfigError(f"{self.root}: not a sweep folder (no {SWEEP_FILE}), yet it holds "
+                              f"{', '.join(f'{n}/' for n in foreign)}; pseval writes and deletes only its own sweep "
+                              "folders: use another --out folder")
+
     def claim(self, settings: dict[str, Any], overwrite: bool = False) -> None:
         """Make this folder the config's, or check that it already is: a different config is refused with the
-        differing fields (or, with `overwrite`, the folder's results are discarded first)."""
+        differing fields (or, with `overwrite`, the folder's results are discarded first). A folder that is not a
+        sweep's (no sweep.json, but folders of a sweep's names) is refused either way."""
+        self._check_owned()
         if overwrite:
             self.clear()
         record = {"settings": settings, "settings_key": key_id(settings), **provenance()}
@@ -98,7 +125,13 @@ class ResultsStore:
                      "--overwrite to discard this folder's results and start afresh.")
 
     def clear(self) -> None:
-        """Remove everything the store owns (cells, SAEs, caches, report, sweep.json), nothing else."""
+        """Remove everything the store owns (cells, SAEs, caches, report, sweep.json), nothing else: only in a
+        folder whose sweep.json says pseval made it."""
+        marker = self.root / SWEEP_FILE
+        if not marker.is_file():
+            self._check_owned()
+            return
+        self._marker(marker)  # ownership proven before anything is deleted
         for name in OWNED:
             shutil.rmtree(self.root / name, ignore_errors=True)
         (self.root / SWEEP_FILE).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ hooks: one SLURM array job each), or `ray` (one Ray task per hook, study/ray_exe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,10 @@ def run_sweep(cfg: SweepConfig, out: str | Path, overwrite: bool = False, log: C
     if address and executor != "ray":
         raise ConfigError(f"a Ray address ({address!r}) needs the ray executor (--executor ray)")
     if executor == "ray":
-        from pseval.study.ray_executor import import_ray, run_hooks_on_ray
+        from pseval.study.ray_executor import check_ray_address, import_ray, run_hooks_on_ray
 
         import_ray()  # a missing extra is named before anything is written
+        check_ray_address(address or os.environ.get("RAY_ADDRESS"))  # so is an address nothing answers at
     root = Path(out)
     store = ResultsStore(root)
     store.claim(cfg.settings(), overwrite=overwrite)

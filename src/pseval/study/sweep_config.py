@@ -327,6 +327,12 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
     grids = [GridSpec(hooks=list(g.hooks), architectures=list(g.architectures), expansions=list(g.expansions),
                       k=list(g.k), sparsity_coeff={a: list(c) for a, c in g.sparsity_coeff.items()},
                       identity=g.identity) for g in doc.grid]
+    for ro in ev.readouts or [ev.readout]:  # every cell's settings checked now, not after training
+        try:
+            settings.replace(readout=ro)
+        except ConfigError as exc:
+            what = "protocol = 'reference'" if ev.protocol == "reference" else f"readouts: {ro!r}"
+            raise ConfigError(f"{source}: [eval].{what} conflicts with the other [eval] settings ({exc})") from None
     return SweepConfig(name=doc.name, model=doc.model, device=doc.device, seed=doc.seed, corpus=act.corpus,
                        train_tokens=act.train_tokens, heldout_tokens=act.heldout_tokens,
                        context_size=act.context_size, lr=train.lr, batch_size=train.batch_size, grids=grids,

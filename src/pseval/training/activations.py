@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from pseval.errors import ConfigError, DataFormatError
 from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomic
 from pseval.models.capture import hooked, model_inputs
+from pseval.models.content_key import model_content_key
 from pseval.models.extract import pad_batch, pad_token_id
 from pseval.models.loading import LoadedModel
 from pseval.models.tokenize import text_batches
@@ -115,9 +116,11 @@ def collect_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[s
     return out
 
 
-def cache_key(model: str, hook: str, corpus: str, cfg: StreamConfig) -> str:
-    """Folder name of an activation cache: everything that changes the activations."""
-    blob = json.dumps({"model": model, "hook": hook, "corpus": corpus, **cfg.to_dict()}, sort_keys=True)
+def cache_key(model: str, hook: str, corpus: str, cfg: StreamConfig, model_content: str = "") -> str:
+    """Folder name of an activation cache: everything that changes the activations, the model's content included
+    (pseval.models.content_key: a model folder changed in place gets a new entry)."""
+    blob = json.dumps({"model": model, "content": model_content, "hook": hook, "corpus": corpus, **cfg.to_dict()},
+                      sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -161,7 +164,7 @@ def cached_activations(lm: LoadedModel, model_name: str, corpus: str, texts: Ite
     """Activations of one hook, read from `cache_root` when an identical request was cached, else computed (and
     cached when a root is given). A corrupt cache is recomputed and replaced, with a warning."""
     if cache_root is not None:
-        folder = Path(cache_root) / cache_key(model_name, hook, corpus, cfg)
+        folder = Path(cache_root) / cache_key(model_name, hook, corpus, cfg, model_content_key(lm))
         if (folder / CACHE_META).is_file():
             try:
                 return load_activation_cache(folder)[0]

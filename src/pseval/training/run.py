@@ -14,7 +14,7 @@ import torch
 
 from pseval.data.corpus import corpus_texts
 from pseval.errors import ConfigError
-from pseval.files import file_lock, write_json_atomic
+from pseval.files import OutputError, file_lock, write_json_atomic
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
 from pseval.models.loading import LoadedModel, load_model
@@ -26,10 +26,12 @@ from pseval.saes.formats.saelens import CFG_NAME, load_saelens_v6, save_sae
 from pseval.saes.registry import get_sae_class
 from pseval.tables import text_table
 from pseval.training.activations import StreamConfig, cached_activations, collect_activations, stream_activations
+from pseval.training.memory_check import check_training_fits
 from pseval.training.trainer import (
     CHECKPOINT_STATE,
     FVU_PROBE_TOKENS,
     TrainConfig,
+    TrainingDiverged,
     TrainingMetrics,
     TrainLog,
     convergence,
@@ -40,6 +42,7 @@ from pseval.training.trainer import (
 
 # Bump when a trainer change alters what the same settings produce: old SAEs and checkpoints then no longer match.
 TRAINER_VERSION = 2
+LOCK_FILE = ".train.lock"  # held while an SAE folder's files are written (see _save)
 METRICS_FILE = "train_metrics.json"  # written last beside cfg.json: its presence marks a finished SAE
 ACTIVATION_MEMORY_BYTES = 6 * 2**30  # activations held at once (tokens x d x hooks, float32); above: streamed
 OVERWRITE_HINT = "Re-run with the same settings to resume, or pass --overwrite to start afresh."
@@ -230,6 +233,7 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
     lm = lm or load_model(req.model, device=req.device)
     for job in req.jobs:  # before any activation is collected
         tc = job.config
+        check_training_fits(tc.label, lm.d_model, tc.expansion * lm.d_model, req.device)
         if tc.uses_k and tc.k is not None and tc.k > tc.expansion * lm.d_model:
             raise ConfigError(f"k={tc.k} for {tc.label}: larger than its dictionary ({tc.expansion} x d_model "
                               f"{lm.d_model} = {tc.expansion * lm.d_model} latents)")
@@ -248,20 +252,26 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress:
                               req.checkpoint_dir(hook) / RUN_FILE)
             log(f"[train] {hook}: {', '.join(j.config.label for j in jobs)} on {req.tokens:,} tokens of "
                 f"{req.corpus}" + (" (streamed)" if streamed else ""))
-            if acts is None:
-                trained, held = _train_streamed(req, lm, hook, jobs, stream, keys, progress)
-            else:
-                n_held = held_out_count(acts.shape[0], req.tokens, req.heldout_tokens)
-                train, held = acts[n_held:], acts[:n_held]
-                if train.shape[0] < req.tokens:
-                    log(f"[train] {hook}: the corpus gave {train.shape[0]:,} training tokens of the "
-                        f"{req.tokens:,} asked for")
-                # The FVU probe is a slice of the held-out activations: never trained on, and it changes
-                # neither the batches nor the weights.
-                trained = train_saes(train, [j.config for j in jobs], _metadata(req, lm, hook), device=req.device,
-                                     progress=progress, checkpoint_dir=req.checkpoint_dir(hook),
-                                     checkpoint_every=req.checkpoint_every, keys=keys,
-                                     heldout=held[:FVU_PROBE_TOKENS])
+            try:
+                if acts is None:
+                    trained, held = _train_streamed(req, lm, hook, jobs, stream, keys, progress)
+                else:
+                    n_held = held_out_count(acts.shape[0], req.tokens, req.heldout_tokens)
+                    train, held = acts[n_held:], acts[:n_held]
+                    if train.shape[0] < req.tokens:
+                        log(f"[train] {hook}: the corpus gave {train.shape[0]:,} training tokens of the "
+                            f"{req.tokens:,} asked for")
+                    # The FVU probe is a slice of the held-out activations: never trained on, and it changes
+                    # neither the batches nor the weights.
+                    trained = train_saes(train, [j.config for j in jobs], _metadata(req, lm, hook),
+                                         device=req.device, progress=progress,
+                                         checkpoint_dir=req.checkpoint_dir(hook),
+                                         checkpoint_every=req.checkpoint_every, keys=keys,
+                                         heldout=held[:FVU_PROBE_TOKENS])
+            except TrainingDiverged:  # its checkpoint holds the diverged state: a rerun with a lower lr starts afresh
+                remove_checkpoint(req.checkpoint_dir(hook))
+                (req.checkpoint_dir(hook) / RUN_FILE).unlink(missing_ok=True)
+                raise
             baselines: dict[int, LossBaseline] = {}  # loss recovered's, per seed, shared by the hook's SAEs
             for job, key, (sae, tlog) in zip(jobs, keys, trained, strict=True):
                 _save(req, lm, job, key, sae, tlog, held, baselines)
@@ -283,7 +293,6 @@ def _save(req: TrainRequest, lm: LoadedModel, job: TrainJob, key: dict[str, Any]
     """Save the SAE with its run key, then the metrics file that marks it finished; `baselines` holds the hook's
     loss-recovered baselines by seed, made here on first use."""
     sae.cfg.metadata.extra["training_key"] = key
-    save_sae(sae, job.folder)
     recon = reconstruction_metrics(sae, held)
     loss = None
     if req.loss_recovered_tokens > 0:
@@ -297,10 +306,19 @@ def _save(req: TrainRequest, lm: LoadedModel, job: TrainJob, key: dict[str, Any]
                                converged=conv.converged, fvu_probe_tokens=min(held.shape[0], FVU_PROBE_TOKENS),
                                fvu_first=conv.fvu_first, fvu_last_fifth_start=conv.fvu_last_fifth_start,
                                fvu_final=conv.fvu_final, fvu_last_fifth_drop=conv.last_fifth_drop)
-    write_json_atomic({"key": key, "key_id": key_id(key), "train_config": asdict(job.config),
-                       "reconstruction": recon.model_dump(), "training": training.model_dump(),
-                       "fvu_history": tlog.fvu_history,
-                       "loss_recovered": loss.model_dump() if loss else None}, job.folder / METRICS_FILE)
+    metrics = {"key": key, "key_id": key_id(key), "train_config": asdict(job.config),
+               "reconstruction": recon.model_dump(), "training": training.model_dump(),
+               "fvu_history": tlog.fvu_history, "loss_recovered": loss.model_dump() if loss else None}
+    # Compare-and-swap under the folder's lock: another run may have finished an SAE here while this one trained
+    # (both found the folder empty). Same settings: either SAE is the one asked for; other settings: refused, so
+    # two runs never both claim one folder.
+    with file_lock(job.folder / LOCK_FILE):
+        now = finished_key(job.folder)
+        if now is not None and now != json.loads(json.dumps(key, default=str)):
+            raise OutputError(f"{job.folder}: another pseval train finished an SAE with other settings here while "
+                              "this run trained; this run's SAE is not saved (use another --out folder)")
+        save_sae(sae, job.folder)
+        write_json_atomic(metrics, job.folder / METRICS_FILE)
 
 
 def grid(archs: Sequence[str], expansions: Sequence[int], ks: Sequence[int], coeffs: Sequence[float | None],

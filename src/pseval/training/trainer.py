@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from pseval.errors import ConfigError
+from pseval.errors import ConfigError, SAEFormatError
 from pseval.files import write_atomic
 from pseval.metrics.reconstruction import fvu
 from pseval.run_keys import require_same
@@ -163,6 +163,16 @@ def _lr_factor(step: int, total: int, tc: TrainConfig) -> float:
     return 1.0
 
 
+class TrainingDiverged(ConfigError):
+    """A run's loss or weights stopped being finite."""
+
+
+def diverged(tc: TrainConfig, step: int, loss: float) -> TrainingDiverged:
+    """The error of a run whose loss or weights stopped being finite: the learning rate is the usual cause."""
+    return TrainingDiverged(f"training of {tc.label} diverged at step {step} (loss {loss}) with learning rate "
+                       f"lr={tc.lr:g}; lower --lr (default 1e-3). Nothing was saved for it")
+
+
 class _Run:
     """State of one SAE under training."""
 
@@ -197,6 +207,8 @@ class _Run:
         dead = (self.since_fired >= tc.dead_window_tokens).to(x.device)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             out = sae.train_forward(x, coeff, dead)
+        if not bool(torch.isfinite(out.loss.detach())):  # diverged: every later step and the saved SAE would be NaN
+            raise diverged(tc, step, float(out.loss.detach()))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         sae.remove_parallel_decoder_grad()
@@ -294,6 +306,10 @@ def _finish(runs: list[_Run], scale: float) -> list[tuple[SAE, TrainLog]]:
     """Fold the input scale into the weights and record provenance."""
     results = []
     for r in runs:
+        try:
+            r.sae.check_weights(r.tc.label)
+        except SAEFormatError:  # the last optimiser step overflowed: no SAE with NaN weights is ever returned
+            raise diverged(r.tc, r.log.steps, math.nan) from None
         r.sae.input_scale.fill_(scale)
         r.sae.fold_input_scale()
         r.sae.eval()

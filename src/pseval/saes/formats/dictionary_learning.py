@@ -13,6 +13,7 @@ from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
 from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata
+from pseval.saes.formats.checks import stored_int, stored_tensor
 from pseval.saes.formats.common import read_json_object
 from pseval.saes.tensor_io import DEFAULT_DTYPE, load_torch_state, place
 
@@ -64,6 +65,13 @@ def load_dictionary_learning(folder: str | Path, dtype: str | torch.dtype = DEFA
     cfg_path = p / "config.json"
     conf = read_json_object(cfg_path, "a dictionary_learning folder holds ae.pt and config.json")
     tr = conf.get("trainer", conf)
+    if not isinstance(tr, dict):
+        raise SAEFormatError(f"{cfg_path}: field 'trainer' holds a {type(tr).__name__}, expected an object")
+    for name in ("submodule_name", "lm_name"):
+        if tr.get(name) is not None and not isinstance(tr[name], str):
+            raise SAEFormatError(f"{cfg_path}: field 'trainer.{name}' is {tr[name]!r}, expected a string")
+    if tr.get("layer") is not None:
+        stored_int(tr["layer"], str(cfg_path), "trainer.layer", minimum=0)
     cls = str(tr.get("dict_class", "AutoEncoder"))
     if cls not in CLASSES:
         raise SAEFormatError(f"{cfg_path}: dict_class {cls!r} is not supported (known: {', '.join(CLASSES)})")
@@ -74,14 +82,20 @@ def load_dictionary_learning(folder: str | Path, dtype: str | torch.dtype = DEFA
     unexpected = sorted(set(sd) - set(names.values()) - set(extras))
     if unexpected:
         warnings.warn(f"{src}: entries {', '.join(unexpected)} are not saved by {cls} and are ignored", stacklevel=2)
-    t = {w: sd[key].T if _LINEAR.get(w) == key else sd[key] for w, key in names.items()}
+    # Ranks and dtypes first: nothing below may index or transpose a value that is not the tensor it claims to be.
+    batchtopk = cls in ("BatchTopKSAE", "BatchTopKAutoEncoder")
+    t = {w: stored_tensor(sd, key, src, 2 if w in ("W_enc", "W_dec") else (0, 1) if batchtopk and w == "threshold"
+                          else 1) for w, key in names.items()}
+    t = {w: v.T if _LINEAR.get(w) == names[w] else v for w, v in t.items()}
     k = None
     if arch == "topk":
-        if "k" not in sd and not isinstance(tr.get("k"), int):
-            raise SAEFormatError(f"{src}: a TopK SAE without k (neither ae.pt's 'k' nor an integer trainer.k in "
-                                 f"{cfg_path})")
-        k = int(sd["k"]) if "k" in sd else int(tr["k"])
-    if cls in ("BatchTopKSAE", "BatchTopKAutoEncoder"):
+        if "k" not in sd and "k" not in tr:
+            raise SAEFormatError(f"{src}: a TopK SAE without k (neither ae.pt's 'k' nor trainer.k in {cfg_path})")
+        k = stored_int(sd["k"], src, "k") if "k" in sd else stored_int(tr["k"], str(cfg_path), "trainer.k")
+    if batchtopk:
+        if t["threshold"].numel() != 1:  # one learned global threshold; a vector is some other model's
+            raise SAEFormatError(f"{src}: field 'threshold' has {t['threshold'].numel()} values; {cls} stores one "
+                                 "global threshold")
         t["threshold"] = t["threshold"].reshape(-1).expand(t["W_enc"].shape[1]).contiguous()
     d_in, d_sae = t["W_enc"].shape
     if tr.get("activation_dim") not in (None, d_in) or tr.get("dict_size") not in (None, d_sae):

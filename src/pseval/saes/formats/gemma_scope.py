@@ -12,6 +12,7 @@ from pseval.errors import MissingResourceError, SAEFormatError
 from pseval.saes.base import SAE
 from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata
+from pseval.saes.formats.checks import stored_tensor
 from pseval.saes.tensor_io import DEFAULT_DTYPE, npz_names, read_npz
 
 WEIGHTS = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
@@ -46,6 +47,7 @@ def load_gemma_scope(path: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE,
         warnings.warn(f"{p}: array(s) {', '.join(unexpected)} are not Gemma Scope JumpReLU weights and are ignored",
                       stacklevel=2)
     arrays = read_npz(p, dtype, device, names=list(WEIGHTS))
+    arrays = {n: stored_tensor(arrays, n, str(p), 2 if n.startswith("W_") else 1) for n in WEIGHTS}
     d_in, d_sae = arrays["W_enc"].shape
     hook, model = hook_from_path(p)
     meta = SAEMetadata(model_name=model, hook_name=hook,

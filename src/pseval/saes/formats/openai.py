@@ -16,6 +16,7 @@ from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
 from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata
+from pseval.saes.formats.checks import stored_int, stored_mapping, stored_tensor
 from pseval.saes.tensor_io import DEFAULT_DTYPE, load_torch_state, place
 
 WEIGHTS = ("pre_bias", "encoder.weight", "latent_bias", "decoder.weight")
@@ -36,26 +37,30 @@ def load_openai(path: str | Path, hook_name: str | None = None, normalize: bool 
     if unexpected:
         warnings.warn(f"{p}: entries {', '.join(unexpected)} are not OpenAI autoencoder weights and are ignored",
                       stacklevel=2)
-    act = str(sd.get("activation", "ReLU"))
-    state = sd.get("activation_state_dict") or {}
+    src = str(p)
+    act = sd.get("activation", "ReLU")
+    if not isinstance(act, str):
+        raise SAEFormatError(f"{src}: field 'activation' is {act!r}, expected a name (TopK or ReLU)")
+    state = stored_mapping(sd.get("activation_state_dict"), src, "activation_state_dict")
     if act == "TopK":
         if "k" not in state:
             raise SAEFormatError(f"{p}: TopK activation without activation_state_dict.k")
         post = state.get("postact_fn", "ReLU")
         if post != "ReLU":
             raise SAEFormatError(f"{p}: activation_state_dict.postact_fn={post!r}; pseval computes only 'ReLU'")
-        arch, k = "topk", int(state["k"])
+        arch, k = "topk", stored_int(state["k"], src, "activation_state_dict.k")
     elif act == "ReLU":
         arch, k = "standard", None
     else:
         raise SAEFormatError(f"{p}: activation {act!r} is not supported (TopK or ReLU)")
     if normalize is None:
         normalize = act == "TopK"
-    d_sae, d_in = sd["encoder.weight"].shape
+    w = {n: stored_tensor(sd, n, src, 2 if n.endswith(".weight") else 1) for n in WEIGHTS}
+    d_sae, d_in = w["encoder.weight"].shape
     meta = SAEMetadata(model_name="gpt2", hook_name=hook_name,
                        extra={"source_format": "openai", "activation_convention": "hf"})
     cfg = SAEConfig(architecture=arch, d_in=int(d_in), d_sae=int(d_sae), apply_b_dec_to_input=True, k=k,
                     normalize_activations="layer_norm" if normalize else "none", metadata=meta)
-    t = {"W_enc": sd["encoder.weight"].T, "b_enc": sd["latent_bias"], "W_dec": sd["decoder.weight"].T,
-         "b_dec": sd["pre_bias"]}
+    t = {"W_enc": w["encoder.weight"].T, "b_enc": w["latent_bias"], "W_dec": w["decoder.weight"].T,
+         "b_dec": w["pre_bias"]}
     return build_sae(cfg, {n: place(v, dtype, device) for n, v in t.items()}, str(p))

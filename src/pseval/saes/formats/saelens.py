@@ -15,6 +15,7 @@ from pseval.saes.base import SAE
 from pseval.saes.build import build_sae, expected_shapes
 from pseval.saes.config import SAEConfig, check_scale
 from pseval.saes.conventions import saelens_convention
+from pseval.saes.formats.checks import check_head_layout
 from pseval.saes.formats.common import read_json_object
 from pseval.saes.formats.saelens_legacy import config_from_legacy
 from pseval.saes.registry import get_sae_class
@@ -115,6 +116,10 @@ def load_saelens(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE, d
     except SAEFormatError as exc:
         raise SAEFormatError(f"{p / CFG_NAME}: {exc}") from exc
     meta = cfg.metadata
+    if cfg.architecture == "identity":  # the identity has no weights to read: a file claiming some is not one
+        raise SAEFormatError(f"{p / CFG_NAME}: field 'architecture' is 'identity', which holds no weights; use "
+                             "the `identity` SAE spec, or fix the architecture of these weights")
+    check_head_layout(meta.hook_head_index, cfg.reshape_activations, meta.hook_name, str(p / CFG_NAME))
     if "activation_convention" not in meta.extra and meta.extra.get("source_format") != "pseval":
         kwargs = meta.extra.get("model_from_pretrained_kwargs")
         meta.extra["activation_convention"] = saelens_convention(meta.to_dict(), kwargs)

@@ -12,6 +12,7 @@ from pseval.errors import SAEFormatError
 from pseval.saes.base import SAE
 from pseval.saes.build import build_sae
 from pseval.saes.config import SAEConfig, SAEMetadata, check_bool, check_int, check_str, field_error
+from pseval.saes.formats.checks import stored_tensor
 from pseval.saes.formats.common import read_json_object
 from pseval.saes.tensor_io import DEFAULT_DTYPE, read_safetensors, safetensors_index
 
@@ -57,7 +58,12 @@ def load_sparsify(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE,
         warnings.warn(f"{p / WEIGHTS}: tensor(s) {', '.join(unexpected)} are not sparsify SAE weights and are ignored",
                       stacklevel=2)
     stored_dtype = str(index["encoder.weight"][0]).removeprefix("torch.")
+    ranks = {"encoder.weight": 2, "W_dec": 2, "encoder.bias": 1, "b_dec": 1}
+    for name, rank in ranks.items():  # from the header: nothing is read before the ranks are right
+        if len(index[name][1]) != rank:
+            raise SAEFormatError(f"{p / WEIGHTS}: field {name!r} has shape {index[name][1]}, expected {rank}-D")
     w = read_safetensors(p / WEIGHTS, dtype, device, names=list(_WEIGHTS))
+    w = {n: stored_tensor(w, n, str(p / WEIGHTS), ranks[n]) for n in _WEIGHTS}
     d_sae, d_in = w["encoder.weight"].shape
     if conf.get("d_in") not in (None, d_in):
         raise SAEFormatError(f"{cfg_path}: d_in={conf['d_in']} but encoder.weight has {d_in} columns")
