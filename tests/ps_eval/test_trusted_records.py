@@ -239,7 +239,7 @@ def test_same_named_saes_keep_both_files(tmp_path, wic_dev):
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "20", "--sae",
                                     str(tmp_path / "a" / "good"), "--sae", str(tmp_path / "b" / "good"),
-                                    "--out", str(out)])
+                                    "--hook", "blocks.3.hook_resid_post", "--out", str(out)])
     assert res.exit_code == 0, res.output
     recs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     assert len(recs) == 2 and {r["sae_source"] for r in recs} == {str(tmp_path / "a" / "good"),
