@@ -211,7 +211,9 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
     entries = _entries(req, loaded, lm.d_model)
     hooks = list(dict.fromkeys(e.hook for e in entries))
     log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
-        f"{len(hooks)} hook(s)")
+        f"{len(hooks)} hook(s)" + (f"; {data.rows.summary()}" if data.rows else "")
+        + (f"; notes: span_not_target {data.notes['span_not_target']} (kept, read at the dataset's index)"
+           if data.notes.get("span_not_target") else ""))
     records = evaluate(lm, req.model, entries, data, cfg, CorpusMetrics(req.corpus, req.recon_tokens,
                                                                         req.loss_tokens),
                        cache_dir=req.cache, progress=True)

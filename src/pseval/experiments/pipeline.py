@@ -18,6 +18,7 @@ import numpy as np
 
 from pseval.data.corpus import corpus_texts
 from pseval.data.pairs import WordInContextPair, dataset_hash
+from pseval.data.row_counts import RowCounts
 from pseval.data.selection import PairSelection, select_pairs
 from pseval.data.sources import load_pair_set
 from pseval.data.text import empty_notes
@@ -34,6 +35,7 @@ from pseval.metrics.ps_eval.schema import (
     ConfusionIntervals,
     CountMetrics,
     DataNotes,
+    DataRows,
     FeatureCosineIntervals,
     FeatureCosineMetrics,
     PairOutcome,
@@ -64,6 +66,7 @@ class PreparedPairs:
     hash: str
     selection: PairSelection
     notes: dict[str, int]
+    rows: RowCounts | None = None  # rows of the dataset's files read, kept and dropped; None for pairs given
 
     @property
     def pairs(self) -> list[WordInContextPair]:
@@ -75,12 +78,13 @@ def prepare_pairs(spec: str, max_pairs: int | None, seed: int,
                   pairs: Sequence[WordInContextPair] | None = None) -> PreparedPairs:
     """Load a pair set (unless given: then `spec` only names it) and select `max_pairs` of it with `seed`: the one
     selection rule."""
+    rows = None
     if pairs is not None:
         loaded, notes = list(pairs), empty_notes()
     else:
         ps = load_pair_set(spec)
-        spec, loaded, notes = ps.spec, ps.pairs, ps.notes
-    return PreparedPairs(spec, dataset_hash(loaded), select_pairs(loaded, max_pairs, seed), notes)
+        spec, loaded, notes, rows = ps.spec, ps.pairs, ps.notes, ps.rows
+    return PreparedPairs(spec, dataset_hash(loaded), select_pairs(loaded, max_pairs, seed), notes, rows)
 
 
 @dataclass
@@ -255,7 +259,8 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         eval_id=str(uuid.uuid4()), datetime_epoch_millis=int(time.time() * 1000), cell_id=cid, eval_config=config,
         eval_result_metrics=metrics, eval_result_details=details,
         eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"],  # type: ignore[arg-type]
-                                              top_features=tops),
+                                              top_features=tops,
+                                              data_rows=DataRows(**data.rows.to_dict()) if data.rows else None),
         sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
         sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,
         sae_lens_version=meta.sae_lens_version, pseval_version=prov["pseval_version"], git_commit=prov["git_commit"],
