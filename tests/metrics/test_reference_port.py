@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from pseval.data.pairs import WordInContextPair
+from pseval.experiments.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.metrics.ps_eval import PSEvalConfig, collect_pair_activations, score_sae
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import ReadoutConfig, plan_pairs, prompt_and_span, span_to_tokens
@@ -155,6 +156,7 @@ def calc_f_value(exp, model, saes, template, trace: dict):
     if len(c1_maxlist) != len(c2_maxlist) and len(c1_maxlist) != len(saes):
         trace["why"] = "length"
         return None
+    trace["max"] = (c1_maxlist, c2_maxlist)
     same_num = np.zeros(len(c1_maxlist))
     for i in range(len(c1_maxlist)):
         if c1_maxlist[i] == c2_maxlist[i]:
@@ -185,6 +187,27 @@ def reference_main(rows: list[dict], model, saes) -> dict:
     return {"tp": int(np.sum(tp_list)), "fp": int(np.sum(fp_list)), "tn": int(np.sum(tn_list)),
             "fn": int(np.sum(fn_list)), "cnt_0": cnt_0, "cnt_1": cnt_1,
             "same_0": [int(x[0]) for x in fp_list], "same_1": [int(x[0]) for x in tp_list]}
+
+
+def reference_cosines(rows: list[dict], model, sae) -> dict[str, float]:
+    """The W_enc / W_dec loop of the reference's `main` (`calc_diag` per row): for each label, every row whose token
+    matching succeeds (calc_diag's checks are calc_f_value's), before any balancing; per-label means."""
+    out = {}
+    for label, name in ((0, "different"), (1, "same")):
+        enc, dec = [], []
+        for row in rows:
+            if row["label"] != label:
+                continue
+            trace: dict = {}
+            if calc_f_value(pd.Series(row), model, [_RefSAE(sae)], TEMPLATE, trace) is None:
+                continue
+            (i1,), (i2,) = trace["max"]
+            cos = torch.nn.functional.cosine_similarity
+            w_enc, w_dec = sae.W_enc.detach(), sae.W_dec.detach()
+            enc.append(float(cos(w_enc[:, i1], w_enc[:, i2], dim=0)))
+            dec.append(float(cos(w_dec[i1, :], w_dec[i2, :], dim=0)))
+        out[f"enc_cos_{name}"], out[f"dec_cos_{name}"] = float(np.mean(enc)), float(np.mean(dec))
+    return out
 
 
 def _rows() -> list[dict]:
@@ -267,6 +290,30 @@ def test_protocol_reference_equals_the_port_exactly(lm, survey, sae_kind):
     assert dropped["multi_token"] == 1  # " bank" is " b" + "ank" in the template slot
     assert dropped["reference_single_occurrence"] == why["single_occurrence"]
     assert set(dropped) == {"multi_token", "reference_single_occurrence"}
+
+
+def test_reference_cosines_are_over_every_valid_row_before_balancing(lm):
+    # wic_eval.py lines 434-454: the W_enc/W_dec cosines come from the first loop over every valid row of each label;
+    # only the confusion uses the balanced set. A valid label-1 row lies past cnt_0 here (see the case test), so the
+    # two sets differ and so do the same-sense means.
+    torch.manual_seed(1)
+    sae = TopKSAE(SAEConfig("topk", 64, 32, k=4)).eval()
+    port = reference_cosines(_rows(), _HookedGPT2(lm.model, lm.tokenizer), sae)
+    cfg = PSEvalConfig(protocol="reference")
+    pa = collect_pair_activations(lm, _pairs(), [HOOK], cfg)[HOOK]
+    res = score_sae(pa, sae, cfg)
+    assert res.cosine_reference is not None and pa.unscored_index
+    assert res.cosine_reference == pytest.approx(port, abs=1e-6)
+    assert res.cosine["enc_cos_same"] != pytest.approx(port["enc_cos_same"], abs=1e-6)  # pseval's: balanced set
+    # pseval's own protocol collects no unscored pairs and reports no reference cosines.
+    plain = PSEvalConfig()
+    assert score_sae(collect_pair_activations(lm, _pairs(), [HOOK], plain)[HOOK], sae, plain).cosine_reference is None
+    # The record names whose number is whose: pseval's balanced-set means in feature_cosine, the reference's beside.
+    (rec,) = evaluate(lm, "tiny-gpt2", [SAEEntry.of(sae, "topk", HOOK, "mem", "topk:test")],
+                      prepare_pairs("port", None, 0, pairs=_pairs()), cfg)
+    ref = rec.eval_result_unstructured.feature_cosine_reference
+    assert ref is not None and ref.model_dump() == pytest.approx(port, abs=1e-6)
+    assert rec.eval_result_metrics.feature_cosine.enc_cos_same == pytest.approx(res.cosine["enc_cos_same"], abs=1e-6)
 
 
 def test_reference_balance_scores_fewer_same_sense_than_valid_prefix(lm):

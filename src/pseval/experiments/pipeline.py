@@ -244,8 +244,11 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
     count_fields = {k: v for k, v in counts.items() if k not in ("dropped", "dropped_examples")}
     details = pair_details(res, pa, data.pairs)
     cats, tops = result_metrics(res, details, config)
-    if getattr(sae, "W_enc", None) is None and getattr(sae, "W_dec", None) is None:  # a module with only `encode`
+    has_weights = getattr(sae, "W_enc", None) is not None or getattr(sae, "W_dec", None) is not None
+    if not has_weights:  # a module with only `encode`
         cats["feature_cosine"] = cats["feature_cosine_intervals"] = None
+    cos_ref = FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine_reference.items()}) \
+        if res.cosine_reference is not None and has_weights else None
     metrics = PSEvalMetricCategories(
         **cats,
         counts=CountMetrics(**count_fields, dropped_total=sum(dropped.values()),
@@ -259,7 +262,7 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         eval_id=str(uuid.uuid4()), datetime_epoch_millis=int(time.time() * 1000), cell_id=cid, eval_config=config,
         eval_result_metrics=metrics, eval_result_details=details,
         eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"],  # type: ignore[arg-type]
-                                              top_features=tops,
+                                              top_features=tops, feature_cosine_reference=cos_ref,
                                               data_rows=DataRows(**data.rows.to_dict()) if data.rows else None),
         sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
         sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,
