@@ -27,6 +27,12 @@ CFG_NAME = "cfg.json"
 WEIGHTS_NAME = "sae_weights.safetensors"
 # Pre-6.0 names of the per-latent decoder-side scale (`finetuning_scaling_factor: true`).
 _FINETUNING_SCALES = ("finetuning_scaling_factor", "scaling_factor")
+# Tensors that training code saved beside the weights and that the library's encode/decode never read: ignored, and
+# named in the record (metadata.ignored_tensors). Only in pre-6.0 flat configs, where they occur.
+TRAINING_ONLY_TENSORS = {
+    "qz_loga": "the SAELens 3.4.1 fork of gouki510/PS-Eval: log-alpha of an L0 (hard-concrete) gate, a Parameter of "
+               "every SAE it builds, never used by SAE.encode or decode",
+}
 
 
 def save_sae(sae: SAE, folder: str | Path) -> Path:
@@ -75,13 +81,23 @@ def _read_weights(cfg: SAEConfig, folder: Path, dtype: torch.dtype | str, device
     with torch.device("meta"):
         wanted = list(get_sae_class(cfg.architecture)(cfg).weight_names())
     _check_finetuning_scale(cfg, weights, stored)
+    training_only = set(TRAINING_ONLY_TENSORS) if cfg.metadata.extra.get("source_format") == "saelens_legacy" \
+        else set()
+    ignored = sorted(set(stored) & training_only)
+    if ignored:
+        cfg.metadata.extra["ignored_tensors"] = ignored
     # A tensor the architecture does not use means cfg.json and the weights disagree (a `threshold` beside a ReLU
     # config is a JumpReLU SAE described wrongly): computing without it would be silently wrong, so refuse.
-    unexpected = sorted(set(stored) - set(wanted) - set(_FINETUNING_SCALES))
+    unexpected = sorted(set(stored) - set(wanted) - set(_FINETUNING_SCALES) - training_only)
     if unexpected:
         raise SAEFormatError(f"{weights}: tensor(s) {', '.join(unexpected)} are not weights of architecture "
                              f"{cfg.architecture!r} ({', '.join(wanted)}); cfg.json and the weights disagree: fix "
                              f"the architecture in {folder / CFG_NAME} or remove the tensor(s)")
+    fixed = cfg.extra.get("fixed_threshold")
+    if fixed is not None and "threshold" not in stored:  # the fork's jump-relu: one threshold its code fixes
+        out = read_safetensors(weights, dtype, device, names=[n for n in wanted if n != "threshold"])
+        out["threshold"] = torch.full((cfg.d_sae,), float(fixed), dtype=out["W_enc"].dtype, device=out["W_enc"].device)
+        return out
     return read_safetensors(weights, dtype, device, names=wanted)
 
 
