@@ -33,6 +33,7 @@ from pseval.metrics.ps_eval.config import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel, load_model, wrap_model
+from pseval.saes.conventions import check_default_convention, set_convention
 from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae
 from pseval.tables import html_table, text_table
@@ -138,6 +139,8 @@ def sae_entries(saes: Any, lm: LoadedModel, hook: str | None, convention: str | 
                 sae = identity_sae(hook_width(lm, hook), lm.name, hook).to(lm.device)
             else:
                 sae = load_sae(spec).to(lm.device)
+                set_convention(sae, convention, spec)  # decides an undecided SAE, or refuses it here
+                check_default_convention(sae, lm.model, spec)
             at = hook or sae.cfg.metadata.hook_name
             if at is None:
                 raise ConfigError(f"hook: {spec} records no hook point; pass hook=")
@@ -168,8 +171,10 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
     """PS-Eval of each SAE (spec, path or object) on `data` with `model`; returns the records and a table.
 
     `hook` applies to every SAE (required for SAEs that record none: identity, dictionary_learning, sparsify, plain
-    modules); `convention` is the activation convention a plain module expects (default: the model's). The other
-    settings are `pseval eval`'s. The model runs in eval mode and gets its own mode back.
+    modules); `convention` (hf or tl_centered) is the activation convention a plain module expects (default: the
+    model's), and decides it for an SAE whose config does not (SAELens without model_from_pretrained_kwargs), which
+    is refused otherwise. The other settings are `pseval eval`'s. The model runs in eval mode and gets its own mode
+    back.
     """
     lm = as_loaded_model(model, tokenizer, model_name, device)
     cfg = PSEvalConfig.from_options(readout=readout, multi_token=multi_token, too_long=too_long, balance=balance,

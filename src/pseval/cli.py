@@ -170,12 +170,16 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
 @click.option("--bootstrap-seed", type=SEED, default=0, show_default=True)
 @click.option("--memory-budget", type=Checked("bytes", parse_bytes), default="512MiB", show_default=True,
               help="Bytes of [rows, d_sae] work per encode chunk (e.g. 256MiB, 2GiB); never changes a result.")
+@click.option("--sae-convention", type=click.Choice(("hf", "tl_centered")), default=None,
+              help="Activations the SAEs were trained on: tl_centered (a TransformerLens-processed model) or hf "
+                   "(raw). Needed for an SAE whose config does not say (SAELens without "
+                   "model_from_pretrained_kwargs); the record names where each SAE's convention came from.")
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
              multi_token: str, protocol: str, balance: str, too_long: str, max_pairs: int | None, seed: int,
              device: str,
              out: Path | None, saebench_dir: Path | None, corpus: str, recon_tokens: int, loss_tokens: int,
              cache: Path | None, top_k: int, exclude_dense: float | None, dtype: str, n_boot: int,
-             bootstrap_seed: int, memory_budget: int) -> None:
+             bootstrap_seed: int, memory_budget: int, sae_convention: str | None) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print tables with 95% intervals."""
     from pseval.experiments.evaluate import EvalRequest, run_eval
 
@@ -187,7 +191,8 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
                       too_long=too_long, max_pairs=max_pairs, seed=seed,
                       device=device, out=out, saebench_dir=saebench_dir, corpus=corpus, recon_tokens=recon_tokens,
                       loss_tokens=loss_tokens, cache=cache, top_k=top_k, exclude_dense=exclude_dense, dtype=dtype,
-                      n_boot=n_boot, bootstrap_seed=bootstrap_seed, memory_budget=memory_budget)
+                      n_boot=n_boot, bootstrap_seed=bootstrap_seed, memory_budget=memory_budget,
+                      sae_convention=sae_convention)
     run_eval(req, log=click.echo)
 
 
@@ -398,7 +403,6 @@ def sae_info(spec: str) -> None:
     """Print what an SAE file is, where it belongs, and its shapes."""
     from pathlib import Path as _Path
 
-    from pseval.saes.conventions import convention_of
     from pseval.saes.formats.detect import detect_format
     from pseval.saes.loading import load_sae
 
@@ -407,7 +411,10 @@ def sae_info(spec: str) -> None:
     fmt = detect_format(spec) if _Path(spec).exists() else meta.extra.get("source_format", "?")
     lines = [("format", fmt), ("architecture", sae.architecture), ("d_in", cfg.d_in), ("d_sae", cfg.d_sae),
              ("k", cfg.k), ("model", meta.model_name), ("hook", meta.hook_name), ("head", meta.hook_head_index),
-             ("activation convention", convention_of(sae)), ("apply_b_dec_to_input", cfg.apply_b_dec_to_input),
+             ("activation convention", meta.extra.get("activation_convention", "hf") or
+              "undecided (pass --sae-convention to pseval eval)"),
+             ("convention from", meta.extra.get("activation_convention_source")),
+             ("apply_b_dec_to_input", cfg.apply_b_dec_to_input),
              ("normalize_activations", cfg.normalize_activations), ("reshape_activations", cfg.reshape_activations)]
     for key, value in lines:
         if value is not None:

@@ -27,6 +27,7 @@ from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, scoring_dtype
 from pseval.metrics.ps_eval import PSEvalConfig
 from pseval.metrics.ps_eval.schema import PSEvalRecord
 from pseval.saes.base import SAE
+from pseval.saes.conventions import check_default_convention, set_convention
 from pseval.saes.fingerprint import files_fingerprint, tensors_fingerprint
 from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae, sae_display_name
@@ -65,6 +66,8 @@ class EvalRequest:
     n_boot: int = 1000  # bootstrap resamples of every interval
     bootstrap_seed: int = 0
     memory_budget: int = DEFAULT_MEMORY_BUDGET  # bytes per encode chunk (never changes a result)
+    # hf or tl_centered: the activation convention of SAEs whose config does not decide it (pseval.saes.conventions)
+    sae_convention: str | None = None
 
     def ps_eval_config(self) -> PSEvalConfig:
         """The PS-Eval settings of the request."""
@@ -207,7 +210,11 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
     # Scored in cfg.dtype: converted once here (in place: these SAEs are this run's own), not copied per cell.
     dtype = scoring_dtype(cfg.dtype)
     loaded = {s: load_sae(s, dtype=dtype, device=req.device) for s in dict.fromkeys(req.saes) if s != "identity"}
+    for spec, sae in loaded.items():  # no guessed convention: the SAE's config or the option decides, or refuse
+        set_convention(sae, req.sae_convention, spec)
     lm = load_model(req.model, device=req.device)
+    for spec, sae in loaded.items():
+        check_default_convention(sae, lm.model, spec)
     entries = _entries(req, loaded, lm.d_model)
     hooks = list(dict.fromkeys(e.hook for e in entries))
     log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "

@@ -131,9 +131,12 @@ def load_saelens(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE, d
     except SAEFormatError as exc:
         raise SAEFormatError(f"{p / CFG_NAME}: {exc}") from exc
     meta = cfg.metadata
-    if "activation_convention" not in meta.extra and meta.extra.get("source_format") != "pseval":
+    if meta.extra.get("source_format") != "pseval" or "activation_convention" in meta.extra:
+        # Recorded, or decided by model_from_pretrained_kwargs / the runner's defaults; None (undecided) is refused
+        # where the SAE is used unless an explicit option decides (conventions.set_convention).
         kwargs = meta.extra.get("model_from_pretrained_kwargs")
-        meta.extra["activation_convention"] = saelens_convention(meta.to_dict(), kwargs)
+        meta.extra["activation_convention"], meta.extra["activation_convention_source"] = saelens_convention(
+            meta.to_dict(), kwargs, raw)
     sae = build_sae(cfg, _read_weights(cfg, p, dtype, device), str(p / WEIGHTS_NAME))
     _apply_norm_scaling(sae, raw, norm_scaling_factor, p / CFG_NAME)
     return sae
