@@ -204,8 +204,9 @@ def _gpt2_sae(seed: int, centred: bool):
     sae_lens = pytest.importorskip("sae_lens")
     cfg = sae_lens.StandardSAEConfig(d_in=64, d_sae=128)
     cfg.metadata.hook_name, cfg.metadata.model_name = "blocks.1.hook_resid_post", "gpt2"
-    if not centred:  # trained on a model loaded without processing
-        cfg.metadata.model_from_pretrained_kwargs = {"center_writing_weights": False}
+    # How TransformerLens loaded the training model decides the convention (never the model's name): its defaults
+    # (centred), or without processing.
+    cfg.metadata.model_from_pretrained_kwargs = {} if centred else {"center_writing_weights": False}
     return _randomise(sae_lens.StandardSAE(cfg), seed)
 
 
