@@ -78,8 +78,12 @@ class _HookedGPT2:
 
     def to_tokens(self, prompt: str, prepend_bos: bool = True) -> torch.Tensor:
         # TransformerLens prepends BOS by prefixing the BOS string to the text before tokenising.
+        # It then tokenises with truncation=True, max_length=n_ctx (to_tokens' truncate=True, the default under
+        # run_with_cache and to_str_tokens): an over-long prompt keeps its first n_ctx tokens.
         text = self.tokenizer.bos_token + prompt if prepend_bos else prompt
-        return torch.tensor([self.tokenizer(text, add_special_tokens=False)["input_ids"]])
+        n_ctx = self.model.config.n_positions
+        return torch.tensor([self.tokenizer(text, add_special_tokens=False, truncation=True,
+                                            max_length=n_ctx)["input_ids"]])
 
     def to_str_tokens(self, prompt: str, prepend_bos: bool = True) -> list[str]:
         return [self.tokenizer.decode([t], clean_up_tokenization_spaces=False)
@@ -323,3 +327,41 @@ def test_reference_balance_scores_fewer_same_sense_than_valid_prefix(lm):
     assert scored[0]["pairs_valid"] == scored[1]["pairs_valid"]
     assert scored[0]["scored_different"] == scored[1]["scored_different"]
     assert scored[0]["scored_same"] < scored[1]["scored_same"] == scored[1]["scored_different"]
+
+
+# Over-long prompts (the tiny GPT-2 has n_ctx 128): the word early in a long context, twice (read in the head), once
+# (a single occurrence in the head: dropped) or only past the head (no template token: dropped).
+FILLER = "the field was green and the light was bright . " * 14
+LONG_ROWS = [
+    ("long-twice", "plant", f"the plant and the plant {FILLER}", "a plant needs water ."),
+    ("long-once", "water", f"the water {FILLER}", "pour the water out ."),
+    ("long-past", "snake", f"{FILLER} the snake", "a snake bit him ."),
+    ("long-twice", "record", f"a record and a record {FILLER}", "the record was broken ."),
+    ("kept", "shell", "the shell of the egg .", "a shell of a house ."),
+    ("long-twice", "player", f"the player and the player {FILLER}", "a player lost ."),
+]
+LONG_LABELS = [0, 1, 0, 1, 0, 1]
+
+
+def test_over_long_prompts_are_cut_to_their_head_as_transformer_lens_cuts_them(lm):
+    rows = [{"target_word": w, "context_1": c1, "context_2": c2, "label": y}
+            for (_c, w, c1, c2), y in zip(LONG_ROWS, LONG_LABELS, strict=True)]
+    pairs = [WordInContextPair(w, "n", c1, c2, None, None, bool(y), f"long:{i}")
+             for i, ((_c, w, c1, c2), y) in enumerate(zip(LONG_ROWS, LONG_LABELS, strict=True))]
+    model, sae = _HookedGPT2(lm.model, lm.tokenizer), TopKSAE(SAEConfig("topk", 64, 32, k=4)).eval()
+    assert len(model.tokenizer(model.tokenizer.bos_token + TEMPLATE.format(context=FILLER, target_word="x"))[
+        "input_ids"]) > lm.max_positions  # the prompts really are over-long
+    port = reference_main(rows, model, [_RefSAE(sae)])
+    cfg = PSEvalConfig(protocol="reference")
+    pa = collect_pair_activations(lm, pairs, [HOOK], cfg)[HOOK]
+    res = score_sae(pa, sae, cfg)
+    c, counts = res.confusion, res.counts
+    assert (c.tp, c.fp, c.tn, c.fn) == (port["tp"], port["fp"], port["tn"], port["fn"])
+    assert (counts["scored_different"], counts["scored_same"]) == (port["cnt_0"], port["cnt_1"])
+    same_feature = (res.features_1 == res.features_2).tolist()
+    for label, key in ((False, "same_0"), (True, "same_1")):
+        assert [int(f) for f, y in zip(same_feature, pa.same_sense.tolist(), strict=True) if y == label] == port[key]
+    # The long pairs with the word twice in the head are read (pseval used to drop every over-long prompt).
+    assert counts["pairs_valid"] == 4 and counts["contexts_truncated"] == 3 and "too_long" not in counts["dropped"]
+    assert counts["dropped"] == {"reference_no_template_token": 1, "reference_single_occurrence": 1}
+

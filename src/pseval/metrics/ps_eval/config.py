@@ -89,5 +89,6 @@ def reference_readout(readout: ReadoutConfig, balance: str) -> ReadoutConfig:
         if value != want]
     if wrong:
         raise ConfigError(f"protocol='reference' makes every choice the reference makes; got {'; '.join(wrong)}")
-    # The reference cannot run a prompt longer than the model: such pairs are dropped (too_long), never truncated.
-    return replace(readout, match="reference", too_long="skip")
+    # TransformerLens' to_tokens (truncate=True under run_with_cache and to_str_tokens) keeps a prompt's first n_ctx
+    # tokens: the reference runs on that head, and so does this protocol (not a drop, as pseval once said).
+    return replace(readout, match="reference", too_long="head")

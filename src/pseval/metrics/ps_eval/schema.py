@@ -208,7 +208,7 @@ class CountMetrics(_Flat):
                                         description="template readout: the target's tokens differ between the "
                                                     "two prompts")
     dropped_too_long: int = Field(0, title="Dropped: too long", description="the prompt exceeds the model's "
-                                  "length and too_long is skip")
+                                  "length and too_long is skip (or head, and the target lies past the head)")
     dropped_reference_no_template_token: int = Field(0, title="Dropped (reference): no template token",
                                                      description="protocol reference: ' ' + target is not one of the "
                                                                  "prompt's token strings")
@@ -359,7 +359,8 @@ class PSEvalConfigRecord(BaseModel):
     readout: str = Field(title="Readout position", description="template (the paper's) or context")
     template: str = Field(title="Prompt template", description="the template readout's prompt")
     multi_token: str = Field(title="Multi-token targets", description="first, last, mean or drop")
-    too_long: str = Field(title="Long prompts", description="truncate around the target or skip")
+    too_long: str = Field(title="Long prompts", description="truncate around the target, skip, or head (the first "
+                          "max-length tokens, as TransformerLens' to_tokens: protocol reference)")
     balance: str = Field(title="Class balancing", description="rule that cuts the valid pairs to balanced classes "
                          "(reference: the reference code's rule)")
     top_k: int = Field(title="Top-k set size", description="k of the top-k active sets (Jaccard AUC, PS-Eval@k)")
