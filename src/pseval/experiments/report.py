@@ -17,7 +17,7 @@ from typing import Any
 from pseval.errors import ConfigError, PsevalError
 from pseval.experiments import plots
 from pseval.experiments.cell_rows import CellRow, rows_from_records, short_dataset
-from pseval.experiments.claims import Claim, evaluate_claims
+from pseval.experiments.claims import Claim, evaluate_claims, family_note
 from pseval.experiments.store import SWEEP_FILE, ResultsStore
 from pseval.files import write_atomic, write_json_atomic, write_text_atomic
 from pseval.metrics.ps_eval.concentration import DOMINANCE_THRESHOLD
@@ -302,7 +302,8 @@ def render_markdown(header: str, views: list[PanelView], out_dir: Path) -> str:
     md = ["# PS-Eval sweep report", ""] + ([header, ""] if header else [])
     for v in views:
         md += [f"## {v.panel.title}", "", "### Claims", "", markdown_table(claims_table(v.panel.claims),
-                                                                          CLAIM_COLUMNS), "", "### Figures", ""]
+                                                                          CLAIM_COLUMNS), "", family_note(), "",
+               "### Figures", ""]
         md += [line for name, fname, _ in v.figures for line in (f"![{name}](figures/{fname})", "")]
         md += ["### Every cell", "", markdown_table(v.cells, CELL_COLUMNS), ""]
         md += [line for note in v.notes for line in (note, "")]
@@ -328,7 +329,7 @@ def render_html(header: str, views: list[PanelView], out_dir: Path) -> str:
                      f"{html.escape(t['verdict'])}</td>"
                      + "".join(f"<td>{html.escape(fmt(t[col]))}</td>" for col in CLAIM_COLUMNS[2:-1])
                      + f"<td>{ev}</td></tr>")
-        h.append("</table><h3>Figures</h3>")
+        h.append(f"</table><p>{html.escape(family_note())}</p><h3>Figures</h3>")
         h += [f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>"
               for name, _, png in v.figures]
         h.append(f"<h3>Every cell</h3>{_html_table(v.cells, CELL_COLUMNS)}"
