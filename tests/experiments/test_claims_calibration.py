@@ -7,12 +7,10 @@ is a latent below a threshold; the latent follows a per-pair difficulty shared b
 
 Nulls: every SAE has the same marginal rates (recall 0.6, specificity 0.6), with
 - the exchangeable null: one rho (0.5) for every SAE;
-- the weak nulls: rho 0.95 for some SAEs and 0 for the others, and 0.6 / 0.2, split so that every claim compares
-  SAEs of different dependence: in the grid, rho is high for (TopK, JumpReLU, BatchTopK) at widths 2 and 8 and for
-  (ReLU, Gated) at width 32, so the architectures of a width and the widths of an architecture differ; in the layer
-  layout, high for layers 3-5 of mlp_out and resid_post and for layers 0-2 of attn_out, so the layers of a component
-  and the components of a layer differ. A permutation test that exchanges SAEs pair by pair says "holds" far too
-  often here; the pair bootstrap must not.
+- the weak nulls: rho 0.95 for some SAEs and 0 for the others, and 0.6 / 0.2, grouped by architecture (TopK,
+  JumpReLU, BatchTopK high), by width (x32 high), by layer (layers 3-5 high) or by component (attn_out high). The
+  permutation test pseval used before says "holds" in 21% (depth, by layer) and 17% (attention, by component) of
+  such sweeps at 0.95/0; the pair bootstrap must stay at 5%.
 The frontier claim ("winners are not necessarily better") is false only when every winner is better by the margin:
 its null sweeps put the winners (TopK, JumpReLU, BatchTopK) at specificity +0.05 and recall +0.06 (F1 about +0.057)
 over the ReLU SAE, exchangeable and weak (winners rho 0.95 or 0.6, the others 0 or 0.2).
@@ -118,14 +116,24 @@ def layers(shift: Callable[[int, str], float] = lambda L, c: 0.0,
             for L in LAYERS for c in COMPONENTS]
 
 
-def weak_grid(hi: float, lo: float) -> list[Spec]:
-    """Equal rates; rho differs between the architectures of a width and between the widths of an architecture."""
-    return grid(rho=lambda a, w: hi if (a in WINNERS) != (w == 32) else lo)
+def by_architecture(hi: float, lo: float) -> list[Spec]:
+    """Equal rates; the frontier winners (TopK, JumpReLU, BatchTopK) follow the difficulty with rho hi, the rest lo."""
+    return grid(rho=lambda a, w: hi if a in WINNERS else lo)
 
 
-def weak_layers(hi: float, lo: float) -> list[Spec]:
-    """Equal rates; rho differs between the layers of a component and between the components of a layer."""
-    return layers(rho=lambda L, c: hi if (L >= 3) != (c == "attn_out") else lo)
+def by_width(hi: float, lo: float) -> list[Spec]:
+    """Equal rates; x32 dictionaries follow the difficulty with rho hi, the smaller ones lo."""
+    return grid(rho=lambda a, w: hi if w == 32 else lo)
+
+
+def by_layer(hi: float, lo: float) -> list[Spec]:
+    """Equal rates; layers 3-5 follow the difficulty with rho hi, layers 0-2 lo."""
+    return layers(rho=lambda L, c: hi if L >= 3 else lo)
+
+
+def by_component(hi: float, lo: float) -> list[Spec]:
+    """Equal rates; attn_out follows the difficulty with rho hi, mlp_out and resid_post lo."""
+    return layers(rho=lambda L, c: hi if c == "attn_out" else lo)
 
 
 def frontier_null(hi: float | None, lo: float | None) -> list[Spec]:
@@ -140,14 +148,14 @@ EQUAL_RATE_CLAIMS = {"grid": (activation_claim, width_claim), "layers": (depth_c
 # (name, specs, claims checked): every null scenario.
 NULLS: list[tuple[str, Callable[[], list[Spec]], tuple[Callable[..., Claim], ...]]] = [
     ("grid, exchangeable rho 0.5", grid, EQUAL_RATE_CLAIMS["grid"]),
-    *[(f"grid, weak rho {hi}/{lo}", lambda hi=hi, lo=lo: weak_grid(hi, lo), EQUAL_RATE_CLAIMS["grid"])
-      for hi, lo in WEAK],
+    *[(f"grid, weak rho {hi}/{lo} {how.__name__.replace('_', ' ')}", lambda hi=hi, lo=lo, how=how: how(hi, lo),
+       EQUAL_RATE_CLAIMS["grid"]) for how in (by_architecture, by_width) for hi, lo in WEAK],
     ("layers, exchangeable rho 0.5", layers, EQUAL_RATE_CLAIMS["layers"]),
-    *[(f"layers, weak rho {hi}/{lo}", lambda hi=hi, lo=lo: weak_layers(hi, lo), EQUAL_RATE_CLAIMS["layers"])
-      for hi, lo in WEAK],
+    *[(f"layers, weak rho {hi}/{lo} {how.__name__.replace('_', ' ')}", lambda hi=hi, lo=lo, how=how: how(hi, lo),
+       EQUAL_RATE_CLAIMS["layers"]) for how in (by_layer, by_component) for hi, lo in WEAK],
     ("frontier boundary, exchangeable rho 0.5", lambda: frontier_null(None, None), (frontier_claim,)),
-    *[(f"frontier boundary, weak rho {hi}/{lo}", lambda hi=hi, lo=lo: frontier_null(hi, lo), (frontier_claim,))
-      for hi, lo in WEAK],
+    *[(f"frontier boundary, weak rho {hi}/{lo} by architecture", lambda hi=hi, lo=lo: frontier_null(hi, lo),
+       (frontier_claim,)) for hi, lo in WEAK],
 ]
 PLANTED: dict[str, tuple[Callable[..., Claim], Callable[[float], list[Spec]], str]] = {
     "activation": (activation_claim, lambda e: grid(lambda a, w: e if a == "topk" else 0.0),
