@@ -31,6 +31,9 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
     assert len(rec["eval_config"]["dataset_hash"]) == 64 and rec["pseval_version"]
     outcomes = [d["outcome"] for d in rec["eval_result_details"]]
     assert outcomes.count("TP") == m["tp"] and outcomes.count("TN") == m["tn"]
+    # Rows of the file: all 638 dev lines read and kept, in the record and on the summary line.
+    assert rec["eval_result_unstructured"]["data_rows"] == {"unit": "lines", "read": 638, "kept": 638, "dropped": {}}
+    assert "80 of 638 pairs" in res.output and "lines read 638, kept 638, dropped: none" in res.output
 
 
 @pytest.mark.slow

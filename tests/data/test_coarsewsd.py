@@ -11,6 +11,7 @@ import pytest
 
 from pseval.data.coarsewsd import DEFAULT_MAX_PER_WORD, CoarseWSDOptions, coarsewsd_pairs, load_coarsewsd_instances
 from pseval.data.pairs import label_counts
+from pseval.data.row_counts import RowCounts
 from pseval.data.sources import load_pair_set, normalise_spec
 from pseval.data.text import clean_text
 from tests.conftest import SHARED, require_shared
@@ -80,12 +81,15 @@ def test_text_rules_are_counted_per_pair(tmp_path):
     assert "a ring café" in {p.context_2 for p in ps.pairs}
 
 
-def test_a_sentence_whose_index_misses_the_word_is_dropped_and_counted(tmp_path):
+def test_a_sentence_whose_index_misses_the_word_is_kept_and_noted(tmp_path):
     bat = (BAT[0], {"test": [*BAT[1]["test"], (0, "the bat again", 0)]})  # index 0 points at "the"
     root = write_coarsewsd(tmp_path / "c20", {"bat": bat})
     notes: dict[str, int] = {}
-    inst = load_coarsewsd_instances(root, "bat", "test", notes)
-    assert [i.line for i in inst] == [1, 2, 3, 4] and notes == {"span_not_target": 1}
+    rows = RowCounts()
+    inst = load_coarsewsd_instances(root, "bat", "test", notes, rows)
+    assert [i.line for i in inst] == [1, 2, 3, 4, 5] and notes == {"span_not_target": 1}
+    assert inst[-1].context[inst[-1].span[0]:inst[-1].span[1]] == "the"  # read where the index points
+    assert (rows.read, rows.kept, rows.dropped) == (5, 5, {})
 
 
 def test_words_option_selects_without_changing_a_words_pairs(coarsewsd_root):

@@ -48,8 +48,8 @@ def _assert_same(obj, file) -> None:
     assert 0 < m.tp + m.tn < m.tp + m.fp + m.tn + m.fn
 
 
-def _score(minilm, wic_dev, saes: dict, hook: str | None = None) -> dict:
-    res = pseval.evaluate(minilm, saes, data=f"wic:{wic_dev}", hook=hook, max_pairs=150)
+def _score(minilm, wic_dev, saes: dict, hook: str | None = None, convention: str | None = None) -> dict:
+    res = pseval.evaluate(minilm, saes, data=f"wic:{wic_dev}", hook=hook, max_pairs=150, convention=convention)
     return {r.sae_name: r for r in res.records}
 
 
@@ -65,6 +65,8 @@ def test_saelens_objects_equal_their_files(minilm, wic_dev, tmp_path):
     for i, (cls_name, cfg_name, kw) in enumerate(SAELENS):
         cfg = getattr(sae_lens, cfg_name)(d_in=D, d_sae=M, **kw)
         cfg.metadata.hook_name, cfg.metadata.model_name = HOOK, "minilm"
+        # Trained on Hugging Face MiniLM activations: recorded, since nothing may be guessed from the name.
+        cfg.metadata.activation_convention = "hf"
         obj = _randomise(getattr(sae_lens, cls_name)(cfg), i, positive=("threshold",))
         obj.save_model(tmp_path / cls_name)  # SAELens' own writer
         saes[f"object-{cls_name}"], saes[f"file-{cls_name}"] = obj, str(tmp_path / cls_name)
@@ -72,7 +74,7 @@ def test_saelens_objects_equal_their_files(minilm, wic_dev, tmp_path):
     for cls_name, _, _ in SAELENS:
         obj = got[f"object-{cls_name}"]
         _assert_same(obj, got[f"file-{cls_name}"])
-        assert obj.sae_cfg_dict["metadata"]["activation_convention"] == "hf"  # minilm: no TransformerLens centring
+        assert obj.sae_cfg_dict["metadata"]["activation_convention"] == "hf"  # as recorded in its metadata
         assert obj.sae_lens_version == sae_lens.__version__
 
 
@@ -87,8 +89,9 @@ def test_saelens_loads_pseval_saes_and_scores_them_the_same(minilm, wic_dev, tmp
         saes[f"saelens-{arch}"] = sae_lens.SAE.load_from_disk(str(path))  # SAELens' own reader
         saes[f"file-{arch}"] = str(path)
     # SAELens 6 reads a cfg.json whose metadata has no sae_lens_version as a pre-6.0 one and drops its metadata
-    # (hook, model), so the hook is given here; the weights and architecture come through.
-    got = _score(minilm, wic_dev, saes, hook=HOOK)
+    # (hook, model, pseval's activation convention), so the hook and the convention are given here; the weights and
+    # architecture come through.
+    got = _score(minilm, wic_dev, saes, hook=HOOK, convention="hf")
     for arch in ("topk", "standard", "jumprelu", "gated"):
         _assert_same(got[f"saelens-{arch}"], got[f"file-{arch}"])
 
@@ -204,8 +207,9 @@ def _gpt2_sae(seed: int, centred: bool):
     sae_lens = pytest.importorskip("sae_lens")
     cfg = sae_lens.StandardSAEConfig(d_in=64, d_sae=128)
     cfg.metadata.hook_name, cfg.metadata.model_name = "blocks.1.hook_resid_post", "gpt2"
-    if not centred:  # trained on a model loaded without processing
-        cfg.metadata.model_from_pretrained_kwargs = {"center_writing_weights": False}
+    # How TransformerLens loaded the training model decides the convention (never the model's name): its defaults
+    # (centred), or without processing.
+    cfg.metadata.model_from_pretrained_kwargs = {} if centred else {"center_writing_weights": False}
     return _randomise(sae_lens.StandardSAE(cfg), seed)
 
 
@@ -271,6 +275,8 @@ def test_run_eval_reads_release_ids_through_saelens(minilm, wic_dev, tmp_path, m
     sae_id = next(iter(get_pretrained_saes_directory()[release].saes_map))
     cfg = sae_lens.TopKSAEConfig(d_in=D, d_sae=M, k=16)
     cfg.metadata.hook_name, cfg.metadata.model_name = HOOK, "minilm"
+    # Trained on Hugging Face MiniLM activations: recorded, since nothing may be guessed from the name.
+    cfg.metadata.activation_convention = "hf"
     obj = _randomise(sae_lens.TopKSAE(cfg), 60)
     obj.save_model(tmp_path / "release-copy")
     fetched: list[str] = []

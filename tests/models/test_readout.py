@@ -84,6 +84,13 @@ def test_too_long_truncate_and_skip(minilm):
     assert trunc.truncated and len(trunc.input_ids) == 64
     assert tok.convert_ids_to_tokens(trunc.input_ids[trunc.positions[0]]) == "bank"
     assert trunc.input_ids[0] == tok.cls_token_id and trunc.input_ids[-1] == tok.sep_token_id
+    # head: what a tokenizer's right truncation keeps (the first 63 tokens and [SEP]); "bank" lies past it.
+    assert plan_readouts(tok, item, ReadoutConfig(position="context", too_long="head"), False, 64)[0].drop == \
+        "too_long"
+    early = [(f"bank {words}", (0, 4))]
+    head = plan_readouts(tok, early, ReadoutConfig(position="context", too_long="head"), False, 64)[0]
+    want = tok(early[0][0], truncation=True, max_length=64)["input_ids"]
+    assert head.truncated and list(head.input_ids) == want and head.positions == (1,)
 
 
 def test_target_missing_from_context_is_counted(minilm):
@@ -151,7 +158,7 @@ def test_protocol_reference_sets_every_choice_and_refuses_conflicts():
 
     cfg = PSEvalSettings(protocol="reference", balance="paper")
     r = cfg.readout_config()
-    assert (r.match, r.too_long, r.position, cfg.balance) == ("reference", "skip", "template", "reference")
+    assert (r.match, r.too_long, r.position, cfg.balance) == ("reference", "head", "template", "reference")
     assert PSEvalSettings().readout_config().match == "offsets" and PSEvalSettings().protocol == "pseval"
     for bad, field in ((dict(balance="exact"), "balance='exact'"), (dict(multi_token="last"), "multi_token='last'"),
                        (dict(template="{context} {target_word}"), "template")):
@@ -161,7 +168,14 @@ def test_protocol_reference_sets_every_choice_and_refuses_conflicts():
         PSEvalSettings(protocol="paper")  # type: ignore[arg-type]
 
 
-def test_reference_match_drops_over_long_prompts_instead_of_truncating(minilm):
+def test_reference_match_reads_the_head_of_over_long_prompts(minilm):
+    # TransformerLens' to_tokens keeps the first n_ctx tokens: the reference matches on that head (the template
+    # slot is cut off, so the last "board" inside the head is read). `skip` still drops, for who asks for it.
     pair = WordInContextPair("board", "n", "the board " * 40, "a board", None, None, True, "t:1")
     (a, b), = plan_pairs(minilm.tokenizer, [pair], ReadoutConfig(match="reference", too_long="skip"), False, 32)
     assert a.drop == "too_long" and b.drop is None and len(a.input_ids) > 32
+    (a, b), = plan_pairs(minilm.tokenizer, [pair], ReadoutConfig(match="reference", too_long="head"), False, 32)
+    assert a.drop is None and a.truncated and len(a.input_ids) == 32
+    assert a.input_ids[-1] == minilm.tokenizer.sep_token_id  # [SEP] is kept, as the tokenizer's truncation keeps it
+    strs = minilm.tokenizer.convert_ids_to_tokens(list(a.input_ids))
+    assert strs[a.positions[0]] == "board" and "board" not in strs[a.positions[0] + 1:]

@@ -21,6 +21,7 @@ from pseval.data.pairs import WordInContextPair
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import ReadoutConfig, plan_pairs, prompt_and_span, span_to_tokens
 from pseval.ps_eval import PSEvalSettings, collect_pair_activations, score_sae
+from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.saes import SAEConfig, identity_sae
 from pseval.saes.topk import TopKSAE
 from tests.conftest import tiny_model
@@ -77,8 +78,12 @@ class _HookedGPT2:
 
     def to_tokens(self, prompt: str, prepend_bos: bool = True) -> torch.Tensor:
         # TransformerLens prepends BOS by prefixing the BOS string to the text before tokenising.
+        # It then tokenises with truncation=True, max_length=n_ctx (to_tokens' truncate=True, the default under
+        # run_with_cache and to_str_tokens): an over-long prompt keeps its first n_ctx tokens.
         text = self.tokenizer.bos_token + prompt if prepend_bos else prompt
-        return torch.tensor([self.tokenizer(text, add_special_tokens=False)["input_ids"]])
+        n_ctx = self.model.config.n_positions
+        return torch.tensor([self.tokenizer(text, add_special_tokens=False, truncation=True,
+                                            max_length=n_ctx)["input_ids"]])
 
     def to_str_tokens(self, prompt: str, prepend_bos: bool = True) -> list[str]:
         return [self.tokenizer.decode([t], clean_up_tokenization_spaces=False)
@@ -155,6 +160,7 @@ def calc_f_value(exp, model, saes, template, trace: dict):
     if len(c1_maxlist) != len(c2_maxlist) and len(c1_maxlist) != len(saes):
         trace["why"] = "length"
         return None
+    trace["max"] = (c1_maxlist, c2_maxlist)
     same_num = np.zeros(len(c1_maxlist))
     for i in range(len(c1_maxlist)):
         if c1_maxlist[i] == c2_maxlist[i]:
@@ -185,6 +191,27 @@ def reference_main(rows: list[dict], model, saes) -> dict:
     return {"tp": int(np.sum(tp_list)), "fp": int(np.sum(fp_list)), "tn": int(np.sum(tn_list)),
             "fn": int(np.sum(fn_list)), "cnt_0": cnt_0, "cnt_1": cnt_1,
             "same_0": [int(x[0]) for x in fp_list], "same_1": [int(x[0]) for x in tp_list]}
+
+
+def reference_cosines(rows: list[dict], model, sae) -> dict[str, float]:
+    """The W_enc / W_dec loop of the reference's `main` (`calc_diag` per row): for each label, every row whose token
+    matching succeeds (calc_diag's checks are calc_f_value's), before any balancing; per-label means."""
+    out = {}
+    for label, name in ((0, "different"), (1, "same")):
+        enc, dec = [], []
+        for row in rows:
+            if row["label"] != label:
+                continue
+            trace: dict = {}
+            if calc_f_value(pd.Series(row), model, [_RefSAE(sae)], TEMPLATE, trace) is None:
+                continue
+            (i1,), (i2,) = trace["max"]
+            cos = torch.nn.functional.cosine_similarity
+            w_enc, w_dec = sae.W_enc.detach(), sae.W_dec.detach()
+            enc.append(float(cos(w_enc[:, i1], w_enc[:, i2], dim=0)))
+            dec.append(float(cos(w_dec[i1, :], w_dec[i2, :], dim=0)))
+        out[f"enc_cos_{name}"], out[f"dec_cos_{name}"] = float(np.mean(enc)), float(np.mean(dec))
+    return out
 
 
 def _rows() -> list[dict]:
@@ -274,6 +301,28 @@ class _ReferenceMatchValidPrefix(PSEvalSettings):
 
     def readout_config(self) -> ReadoutConfig:
         return ReadoutConfig(match="reference", too_long="skip")
+def test_reference_cosines_are_over_every_valid_row_before_balancing(lm):
+    # wic_eval.py lines 434-454: the W_enc/W_dec cosines come from the first loop over every valid row of each label;
+    # only the confusion uses the balanced set. A valid label-1 row lies past cnt_0 here (see the case test), so the
+    # two sets differ and so do the same-sense means.
+    torch.manual_seed(1)
+    sae = TopKSAE(SAEConfig("topk", 64, 32, k=4)).eval()
+    port = reference_cosines(_rows(), _HookedGPT2(lm.model, lm.tokenizer), sae)
+    cfg = PSEvalSettings(protocol="reference")
+    pa = collect_pair_activations(lm, _pairs(), [HOOK], cfg)[HOOK]
+    res = score_sae(pa, sae, cfg)
+    assert res.cosine_reference is not None and pa.unscored_index
+    assert res.cosine_reference == pytest.approx(port, abs=1e-6)
+    assert res.cosine["enc_cos_same"] != pytest.approx(port["enc_cos_same"], abs=1e-6)  # pseval's: balanced set
+    # pseval's own protocol collects no unscored pairs and reports no reference cosines.
+    plain = PSEvalSettings()
+    assert score_sae(collect_pair_activations(lm, _pairs(), [HOOK], plain)[HOOK], sae, plain).cosine_reference is None
+    # The record names whose number is whose: pseval's balanced-set means in feature_cosine, the reference's beside.
+    (rec,) = evaluate(lm, "tiny-gpt2", [SAEEntry.of(sae, "topk", HOOK, "mem", "topk:test")],
+                      prepare_pairs("port", None, 0, pairs=_pairs()), cfg)
+    ref = rec.eval_result_unstructured.feature_cosine_reference
+    assert ref is not None and ref.model_dump() == pytest.approx(port, abs=1e-6)
+    assert rec.eval_result_metrics.feature_cosine.enc_cos_same == pytest.approx(res.cosine["enc_cos_same"], abs=1e-6)
 
 
 def test_reference_balance_scores_fewer_same_sense_than_valid_prefix(lm):
@@ -282,3 +331,41 @@ def test_reference_balance_scores_fewer_same_sense_than_valid_prefix(lm):
     assert scored[0]["pairs_valid"] == scored[1]["pairs_valid"]
     assert scored[0]["scored_different"] == scored[1]["scored_different"]
     assert scored[0]["scored_same"] < scored[1]["scored_same"] == scored[1]["scored_different"]
+
+
+# Over-long prompts (the tiny GPT-2 has n_ctx 128): the word early in a long context, twice (read in the head), once
+# (a single occurrence in the head: dropped) or only past the head (no template token: dropped).
+FILLER = "the field was green and the light was bright . " * 14
+LONG_ROWS = [
+    ("long-twice", "plant", f"the plant and the plant {FILLER}", "a plant needs water ."),
+    ("long-once", "water", f"the water {FILLER}", "pour the water out ."),
+    ("long-past", "snake", f"{FILLER} the snake", "a snake bit him ."),
+    ("long-twice", "record", f"a record and a record {FILLER}", "the record was broken ."),
+    ("kept", "shell", "the shell of the egg .", "a shell of a house ."),
+    ("long-twice", "player", f"the player and the player {FILLER}", "a player lost ."),
+]
+LONG_LABELS = [0, 1, 0, 1, 0, 1]
+
+
+def test_over_long_prompts_are_cut_to_their_head_as_transformer_lens_cuts_them(lm):
+    rows = [{"target_word": w, "context_1": c1, "context_2": c2, "label": y}
+            for (_c, w, c1, c2), y in zip(LONG_ROWS, LONG_LABELS, strict=True)]
+    pairs = [WordInContextPair(w, "n", c1, c2, None, None, bool(y), f"long:{i}")
+             for i, ((_c, w, c1, c2), y) in enumerate(zip(LONG_ROWS, LONG_LABELS, strict=True))]
+    model, sae = _HookedGPT2(lm.model, lm.tokenizer), TopKSAE(SAEConfig("topk", 64, 32, k=4)).eval()
+    assert len(model.tokenizer(model.tokenizer.bos_token + TEMPLATE.format(context=FILLER, target_word="x"))[
+        "input_ids"]) > lm.max_positions  # the prompts really are over-long
+    port = reference_main(rows, model, [_RefSAE(sae)])
+    cfg = PSEvalSettings(protocol="reference")
+    pa = collect_pair_activations(lm, pairs, [HOOK], cfg)[HOOK]
+    res = score_sae(pa, sae, cfg)
+    c, counts = res.confusion, res.counts
+    assert (c.tp, c.fp, c.tn, c.fn) == (port["tp"], port["fp"], port["tn"], port["fn"])
+    assert (counts["scored_different"], counts["scored_same"]) == (port["cnt_0"], port["cnt_1"])
+    same_feature = (res.features_1 == res.features_2).tolist()
+    for label, key in ((False, "same_0"), (True, "same_1")):
+        assert [int(f) for f, y in zip(same_feature, pa.same_sense.tolist(), strict=True) if y == label] == port[key]
+    # The long pairs with the word twice in the head are read (pseval used to drop every over-long prompt).
+    assert counts["pairs_valid"] == 4 and counts["contexts_truncated"] == 3 and "too_long" not in counts["dropped"]
+    assert counts["dropped"] == {"reference_no_template_token": 1, "reference_single_occurrence": 1}
+

@@ -325,10 +325,18 @@ def test_given_spans_may_cover_an_inflection(tmp_path, target, context, span):
     assert pair_from_row(row, "mem", 1).span_1 == span
 
 
-def test_wic_line_whose_index_misses_the_target_is_dropped_and_counted(tmp_path):
+def test_wic_line_whose_index_misses_the_target_is_kept_and_noted(tmp_path):
+    # The official index is authoritative: a particle ("called round") or a contraction ("'ve" for have) is read
+    # where the index points, counted as a note, never dropped.
     bad = "call\tV\t3-0\tThe engineer called round whilst you were away .\tCall roll .\n"
-    ps = load_pair_set("wic:" + str(write_wic(tmp_path / "train", WIC_LINE + bad, "F\nT\n")))
-    assert [p.source_id for p in ps.pairs] == ["wic:train:1"] and ps.notes["span_not_target"] == 1
+    contraction = "have\tV\t1-0\tWe 've met .\tHave a seat .\n"
+    ps = load_pair_set("wic:" + str(write_wic(tmp_path / "train", WIC_LINE + bad + contraction, "F\nT\nT\n")))
+    assert [p.source_id for p in ps.pairs] == ["wic:train:1", "wic:train:2", "wic:train:3"]
+    assert ps.notes["span_not_target"] == 2
+    assert (ps.rows.read, ps.rows.kept, ps.rows.dropped) == (3, 3, {})
+    p2, p3 = ps.pairs[1], ps.pairs[2]
+    assert p2.context_1[p2.span_1[0]:p2.span_1[1]] == "round" and p2.target == "call"
+    assert p3.context_1[p3.span_1[0]:p3.span_1[1]] == "'ve" and p3.same_sense
 
 
 def test_wordnet_examples_go_through_the_same_rules(tmp_path):

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from pseval.cli import main
-from pseval.errors import SAEFormatError
-from pseval.saes.conventions import TL_CENTERED, convention_of, to_sae_input
+from pseval.errors import ConfigError, SAEFormatError
+from pseval.saes.conventions import TL_CENTERED, convention_of, set_convention, to_sae_input
 from pseval.saes.formats.detect import detect_format, load_any
 
 D, M = 16, 48
@@ -43,7 +43,13 @@ def test_saelens_legacy_topk(tmp_path, w):
     sae = load_any(d)
     assert sae.architecture == "topk" and sae.cfg.k == 5
     assert sae.cfg.metadata.hook_name == "blocks.8.hook_resid_pre"
-    assert convention_of(sae) == TL_CENTERED  # TransformerLens GPT-2: centred residual stream
+    # Neither model_from_pretrained_kwargs nor a runner config says how the model was loaded: no guess from
+    # "gpt2-small", a refusal naming the option; the option then decides, and the record says so.
+    with pytest.raises(ConfigError, match=r"^topk SAE of gpt2-small at blocks.8.hook_resid_pre: .*--sae-convention"):
+        convention_of(sae)
+    set_convention(sae, TL_CENTERED)
+    assert convention_of(sae) == TL_CENTERED
+    assert sae.cfg.to_dict()["metadata"]["activation_convention_source"] == "the explicit option"
     x = w["x"]
     expected = _topk((x - w["b_dec"]) @ w["W_enc"] + w["b_enc"], 5)
     torch.testing.assert_close(sae.encode(x), expected, atol=1e-6, rtol=1e-6)
@@ -59,7 +65,11 @@ def test_saelens_v6_jumprelu_and_gated(tmp_path, w):
     sae = load_any(d)
     pre = w["x"] @ w["W_enc"] + w["b_enc"]
     torch.testing.assert_close(sae.encode(w["x"]), pre * (pre > w["threshold"]), atol=1e-6, rtol=1e-6)
-    assert convention_of(sae) == "hf"  # Gemma uses RMSNorm: no centring
+    # No model_from_pretrained_kwargs: nothing says how the model was loaded (no guess from "gemma"): refused.
+    with pytest.raises(ConfigError, match="pass --sae-convention"):
+        convention_of(sae)
+    set_convention(sae, "hf")
+    assert convention_of(sae) == "hf"
 
     g = tmp_path / "gated"
     g.mkdir()

@@ -62,7 +62,8 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     md = (report_dir / "report.md").read_text()
     assert "### Claims" in md and "F1 [95% CI]" in md
     assert "| claim | verdict | test | statistic | p | comparisons | evidence |" in md
-    assert "paired permutation test" in md  # the tiny sweep's 4 hooks make the attention claim testable
+    assert "one-sided pair bootstraps" in md  # the tiny sweep's 4 hooks make the attention claim testable
+    assert "Family: the claims testable on this panel (up to five). Each claim's p-value is Holm-adjusted" in md
     assert "### By target word" in md
     with (report_dir / "by_target.csv").open() as f:
         per_word = list(csv.DictReader(f))

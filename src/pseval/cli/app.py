@@ -139,9 +139,14 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
               help="Also write SAEBench-named files ({release}_{sae_id}_eval_results.json) into this folder.")
 @click.option("--cache", type=OutputPath(), default=None,
               help="Cache readout activations here; scoring other SAEs on the same pairs then skips the model.")
+@click.option("--sae-convention", type=click.Choice(("hf", "tl_centered")), default=None,
+              help="Activations the SAEs were trained on: tl_centered (a TransformerLens-processed model) or hf "
+                   "(raw). Needed for an SAE whose config does not say (SAELens without "
+                   "model_from_pretrained_kwargs); the record names where each SAE's convention came from.")
 @settings_options()
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, device: str,
-             out: Path | None, saebench_dir: Path | None, cache: Path | None, **settings: Any) -> None:
+             out: Path | None, saebench_dir: Path | None, cache: Path | None, sae_convention: str | None,
+             **settings: Any) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print tables with 95% intervals."""
     from pseval.cli.eval import EvalRequest, run_eval
 
@@ -150,7 +155,7 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
     _remove_debris(saebench_dir)
     _remove_debris(cache, depth=1)  # one folder per cached entry
     req = EvalRequest(model=model, hooks=list(dict.fromkeys(hooks)), saes=list(saes), data=data_spec, settings=cfg,
-                      device=device, out=out, saebench_dir=saebench_dir, cache=cache)
+                      device=device, out=out, saebench_dir=saebench_dir, cache=cache, sae_convention=sae_convention)
     run_eval(req, log=click.echo)
 
 
@@ -367,7 +372,6 @@ def sae_info(spec: str) -> None:
     """Print what an SAE file is, where it belongs, and its shapes."""
     from pathlib import Path as _Path
 
-    from pseval.saes.conventions import convention_of
     from pseval.saes.formats.detect import detect_format
     from pseval.saes.loading import load_sae
 
@@ -376,7 +380,10 @@ def sae_info(spec: str) -> None:
     fmt = detect_format(spec) if _Path(spec).exists() else meta.extra.get("source_format", "?")
     lines = [("format", fmt), ("architecture", sae.architecture), ("d_in", cfg.d_in), ("d_sae", cfg.d_sae),
              ("k", cfg.k), ("model", meta.model_name), ("hook", meta.hook_name), ("head", meta.hook_head_index),
-             ("activation convention", convention_of(sae)), ("apply_b_dec_to_input", cfg.apply_b_dec_to_input),
+             ("activation convention", meta.extra.get("activation_convention", "hf") or
+              "undecided (pass --sae-convention to pseval eval)"),
+             ("convention from", meta.extra.get("activation_convention_source")),
+             ("apply_b_dec_to_input", cfg.apply_b_dec_to_input),
              ("normalize_activations", cfg.normalize_activations), ("reshape_activations", cfg.reshape_activations)]
     for key, value in lines:
         if value is not None:

@@ -44,6 +44,8 @@ class EvalRequest:
     out: Path | None = None
     saebench_dir: Path | None = None  # also write SAEBench-named `{release}_{sae_id}_eval_results.json` files here
     cache: Path | None = None  # readout-activation cache: scoring more SAEs later skips the model
+    # hf or tl_centered: the activation convention of SAEs whose config does not decide it (pseval.saes.conventions)
+    sae_convention: str | None = None
 
 
 def output_names(records: Sequence[PSEvalRecord]) -> list[str]:
@@ -126,11 +128,15 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
     cfg = req.settings
     data = prepare_pairs(req.data, cfg.max_pairs, cfg.seed)
     lm = load_model(req.model, device=req.device)
-    # Loaded in the scoring dtype: converted once here (these SAEs are this run's own), not copied per cell.
-    entries = resolve_saes(req.saes, lm, req.hooks, dtype=scoring_dtype(cfg.dtype), default_hook=DEFAULT_HOOK)
+    # Loaded in the scoring dtype: converted once here (these SAEs are this run's own), not copied per cell; no guessed
+    # convention: the SAE's config or --sae-convention decides, or the resolver refuses.
+    entries = resolve_saes(req.saes, lm, req.hooks, convention=req.sae_convention, dtype=scoring_dtype(cfg.dtype),
+                           default_hook=DEFAULT_HOOK)
     hooks = list(dict.fromkeys(e.hook for e in entries))
     log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
-        f"{len(hooks)} hook(s)")
+        f"{len(hooks)} hook(s)" + (f"; {data.rows.summary()}" if data.rows else "")
+        + (f"; notes: span_not_target {data.notes['span_not_target']} (kept, read at the dataset's index)"
+           if data.notes.get("span_not_target") else ""))
     records = evaluate(lm, req.model, entries, data, cfg, cache_dir=req.cache, progress=True)
     log_tables(records, log)
     if req.out is not None and records:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pseval.data.pairs import WordInContextPair
+from pseval.data.row_counts import RowCounts
 from pseval.data.spans import span_covers_target
 from pseval.data.text import SPAN_NOT_TARGET, clean_text, count_flags, read_text, split_lines
 from pseval.data.wic import token_char_spans
@@ -80,9 +81,11 @@ def _classes(path: Path) -> dict[int, str]:
 
 
 def load_coarsewsd_instances(root: str | Path, word: str, split: str = "test",
-                             notes: dict[str, int] | None = None) -> list[SenseInstance]:
-    """The sense-labelled sentences of one word and split; a sentence whose indexed token is not the word is
-    dropped and counted as `span_not_target`."""
+                             notes: dict[str, int] | None = None, rows: RowCounts | None = None
+                             ) -> list[SenseInstance]:
+    """The sense-labelled sentences of one word and split; the token index is authoritative, so a sentence whose
+    indexed token does not look like the word is kept and counted as `span_not_target` (per sentence); `rows`
+    counts the sentences read and kept."""
     folder = Path(root) / word
     classes = _classes(folder / "classes_map.txt")
     data_path, gold_path = folder / f"{split}.data.txt", folder / f"{split}.gold.txt"
@@ -115,9 +118,10 @@ def load_coarsewsd_instances(root: str | Path, word: str, split: str = "test",
         except ValueError as exc:
             raise DataFormatError(str(exc), data_path, lineno, "sentence") from exc
         assert span is not None
-        if not span_covers_target(word, ctx[span[0]:span[1]]):
+        if not span_covers_target(word, ctx[span[0]:span[1]]):  # a note, never a drop (see the WiC loader)
             count_flags(notes, [SPAN_NOT_TARGET])
-            continue
+        if rows is not None:
+            rows.add(kept=True)
         out.append(SenseInstance(word, lineno, int(g), classes[int(g)], ctx, span, frozenset(flags)))
     return out
 
@@ -192,8 +196,9 @@ def word_pairs(instances: list[SenseInstance], split: str, max_per_word: int, se
 
 
 def coarsewsd_pairs(root: str | Path, options: CoarseWSDOptions | None = None,
-                    notes: dict[str, int] | None = None) -> list[WordInContextPair]:
-    """Same/different-sense pairs within each selected word of a CoarseWSD-20 root (see the module's rules)."""
+                    notes: dict[str, int] | None = None, rows: RowCounts | None = None) -> list[WordInContextPair]:
+    """Same/different-sense pairs within each selected word of a CoarseWSD-20 root (see the module's rules);
+    `rows` counts the selected words' sentences read and kept."""
     opts = options or CoarseWSDOptions()
     if opts.split not in SPLITS:
         raise ConfigError(f"coarsewsd split {opts.split!r} is not one of {', '.join(SPLITS)}")
@@ -206,7 +211,7 @@ def coarsewsd_pairs(root: str | Path, options: CoarseWSDOptions | None = None,
         raise ConfigError(f"coarsewsd word(s) {', '.join(unknown)} not in {root}; known: {', '.join(available)}")
     out: list[WordInContextPair] = []
     for word in sorted(set(words)):
-        pairs, flags = word_pairs(load_coarsewsd_instances(root, word, opts.split, notes), opts.split,
+        pairs, flags = word_pairs(load_coarsewsd_instances(root, word, opts.split, notes, rows), opts.split,
                                   opts.max_per_word, opts.seed)
         for f in flags:
             count_flags(notes, f)

@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from pseval.data.row_counts import RowCounts
+
 POS_TAGS = ("n", "v", "a", "r")
 _POS_ALIASES = {"n": "n", "noun": "n", "v": "v", "verb": "v", "a": "a", "adj": "a", "s": "a", "r": "r", "adv": "r",
                 "": ""}
@@ -61,6 +63,7 @@ class PairSet:
     spec: str
     pairs: list[WordInContextPair]
     notes: dict[str, int]
+    rows: RowCounts | None = None  # rows read from the files, kept, and dropped by reason
 
     def __len__(self) -> int:
         return len(self.pairs)

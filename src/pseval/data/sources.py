@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pseval.data.coarsewsd import DEFAULT_MAX_PER_WORD, SPLITS, CoarseWSDOptions, coarsewsd_pairs, coarsewsd_words
 from pseval.data.pairs import POS_TAGS, PairSet, WordInContextPair
+from pseval.data.row_counts import RowCounts
 from pseval.data.rows import TABLE_FORMATS, load_hub, load_table
 from pseval.data.text import empty_notes
 from pseval.data.wic import find_split_files, load_wic
@@ -32,7 +33,8 @@ _COARSEWSD_KEYS = ("split", "max_per_word", "words", "seed")
 _HF_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
-Loader = Callable[[dict[str, int]], list[WordInContextPair]]
+# (notes, rows) -> pairs; a loader that reads rows itself counts them into `rows` (see pseval.data.row_counts).
+Loader = Callable[[dict[str, int], RowCounts], list[WordInContextPair]]
 
 
 class _Spec:
@@ -98,7 +100,7 @@ def _wic(s: _Spec, rest: str) -> tuple[str, Loader]:
                 target = data.parent
         except PsevalError:
             pass
-    return f"wic:{target}", lambda notes: load_wic(target, notes=notes)
+    return f"wic:{target}", lambda notes, rows: load_wic(target, notes=notes, rows=_unit(rows, "lines"))
 
 
 def _wordnet(s: _Spec, rest: str) -> tuple[str, Loader]:
@@ -132,7 +134,7 @@ def _wordnet(s: _Spec, rest: str) -> tuple[str, Loader]:
         parts.append(f"dir={location}")
     opts = WordNetPairOptions(pos=pos, max_pairs_per_lemma=cap, coarse=coarse, equal_classes=equal_classes, seed=seed)
     canonical = "wordnet:" + ",".join(parts) if parts else "wordnet"
-    return canonical, lambda notes: wordnet_pairs(opts, find_wordnet(location), notes)
+    return canonical, lambda notes, rows: wordnet_pairs(opts, find_wordnet(location), notes)
 
 
 def _coarsewsd(s: _Spec, rest: str) -> tuple[str, Loader]:
@@ -165,7 +167,8 @@ def _coarsewsd(s: _Spec, rest: str) -> tuple[str, Loader]:
     if seed:
         parts.append(f"seed={seed}")
     opts = CoarseWSDOptions(split=split, max_per_word=cap, words=words, seed=seed)
-    return f"coarsewsd:{root}:{','.join(parts)}", lambda notes: coarsewsd_pairs(root, opts, notes)
+    return f"coarsewsd:{root}:{','.join(parts)}", lambda notes, rows: coarsewsd_pairs(root, opts, notes,
+                                                                                    _unit(rows, "sentences"))
 
 
 def _hf(s: _Spec, rest: str) -> tuple[str, Loader]:
@@ -177,7 +180,7 @@ def _hf(s: _Spec, rest: str) -> tuple[str, Loader]:
     split = split or "test"
     if not re.fullmatch(r"[\w.\[\]:%+-]+", split):
         raise s.error(f"hf split {split!r} is not a split name (e.g. test, train, validation[:50%])")
-    return f"hf:{name}:{split}", lambda notes: load_hub(name, split, notes)
+    return f"hf:{name}:{split}", lambda notes, rows: load_hub(name, split, notes)
 
 
 def _table(s: _Spec, kind: str, rest: str) -> tuple[str, Loader]:
@@ -186,7 +189,7 @@ def _table(s: _Spec, kind: str, rest: str) -> tuple[str, Loader]:
         raise MissingResourceError(f"data spec {s.spec!r}: {p}: file not found")
     if not p.is_file():
         raise s.error(f"{p} is not a file")
-    return f"{kind}:{p}", lambda notes: load_table(p, kind, notes)
+    return f"{kind}:{p}", lambda notes, rows: load_table(p, kind, notes)
 
 
 def _parse(spec: str) -> tuple[str, Loader]:
@@ -220,14 +223,23 @@ def normalise_spec(spec: str) -> str:
     return _parse(spec)[0]
 
 
+def _unit(rows: RowCounts, unit: str) -> RowCounts:
+    rows.unit = unit
+    return rows
+
+
 def load_pair_set(spec: str) -> PairSet:
-    """Load a pair set with its canonical spec and the text-rule counts (see pseval.data.text)."""
+    """Load a pair set with its canonical spec, the text-rule counts (see pseval.data.text) and the rows read."""
     canonical, load = _parse(spec)
     notes = empty_notes()
-    pairs = load(notes)
+    rows = RowCounts()
+    pairs = load(notes, rows)
+    if rows.read == 0:  # tables refuse a bad row (one row, one pair); wordnet builds its pairs: nothing to drop
+        rows.read = rows.kept = len(pairs)
+        rows.unit = "rows" if not canonical.startswith("wordnet") else "pairs built"
     if not pairs:
         raise ConfigError(f"data spec {canonical!r} yields no pairs")
-    return PairSet(spec=canonical, pairs=pairs, notes=notes)
+    return PairSet(spec=canonical, pairs=pairs, notes=notes, rows=rows)
 
 
 def load_pairs(spec: str) -> list[WordInContextPair]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pseval.data.pairs import WordInContextPair, normalise_pos
+from pseval.data.row_counts import RowCounts
 from pseval.data.spans import span_covers_target
 from pseval.data.text import SPAN_NOT_TARGET, clean_text, count_flags, read_text, split_lines
 from pseval.errors import DataFormatError, MissingResourceError
@@ -46,13 +47,14 @@ def find_split_files(folder: str | Path) -> tuple[Path, Path, str]:
     return data, data.with_name(f"{split}.gold.txt"), split
 
 
-def load_wic(folder: str | Path, require_gold: bool = True,
-             notes: dict[str, int] | None = None) -> list[WordInContextPair]:
+def load_wic(folder: str | Path, require_gold: bool = True, notes: dict[str, int] | None = None,
+             rows: RowCounts | None = None) -> list[WordInContextPair]:
     """Read a WiC split; contexts are the token lists joined by single spaces, spans come from the token indices.
 
-    Targets and contexts go through the text rules (pseval.data.text). A line whose indexed token is not the target
-    or an inflection of it (train line 1557 points at the particle of "called round") is dropped and counted as
-    `span_not_target` in `notes`: the official split stays loadable and the drop is on the record.
+    Targets and contexts go through the text rules (pseval.data.text). The dataset's index is authoritative: every
+    line becomes a pair. A line whose indexed token does not look like the target or an inflection of it (train line
+    1557 points at the particle of "called round"; a contraction such as "'ve" for *have*) is kept and counted as
+    `span_not_target` in `notes`; `rows` counts the lines read and kept.
     """
     data_path, gold_path, split = find_split_files(folder)
     lines = _read_lines(data_path, notes)
@@ -113,10 +115,11 @@ def load_wic(folder: str | Path, require_gold: bool = True,
             if g not in ("T", "F"):
                 raise DataFormatError(f"label {g!r} is not T or F", gold_path, lineno)
             label = g == "T"
-        if not covered:
-            count_flags(notes, [SPAN_NOT_TARGET])
-            continue
+        if not covered:  # a note, never a drop: the context readout reads the indexed token, the template the word
+            flags.add(SPAN_NOT_TARGET)
         count_flags(notes, flags)
+        if rows is not None:
+            rows.add(kept=True)
         pairs.append(WordInContextPair(target=word, pos=pos_n, context_1=contexts[0], context_2=contexts[1],
                                        span_1=spans[0], span_2=spans[1], same_sense=label,
                                        source_id=f"wic:{split}:{lineno}"))

@@ -128,7 +128,7 @@ def percentile_interval(point: float, replicates: np.ndarray, level: float = 0.9
 
 def resample_weights(n: int, n_boot: int, seed: int, max_elements: int = 2**21) -> Iterator[np.ndarray]:
     """How often each of n pairs is drawn in each of n_boot resamples, as float64 blocks [b, n] of consecutive
-    resamples (b * n <= max_elements); the draws are exactly `resample_indices(n, n_boot, seed)`'s, row by row."""
+    resamples (b * n <= max_elements); resample i is row i of `default_rng(seed).integers(0, n, size=(n_boot, n))`."""
     rng = np.random.default_rng(seed)
     step = max(1, max_elements // max(1, n))
     for start in range(0, n_boot, step):

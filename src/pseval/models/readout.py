@@ -12,9 +12,11 @@ from pseval.models.tokenize import bos_to_prepend
 
 Position = Literal["template", "context"]
 MultiToken = Literal["first", "last", "mean", "drop"]
-TooLong = Literal["truncate", "skip"]
+# truncate: a window centred on the target; skip: drop the pair; head: the first max_len tokens, as TransformerLens'
+# to_tokens (truncate=True, the default of run_with_cache on a string) keeps them: what the reference runs on.
+TooLong = Literal["truncate", "skip", "head"]
 # offsets: the target is the token(s) under its character span. reference: gouki510/PS-Eval's string matching
-# (see plan_reference_readout); template position and multi_token="drop" only, over-long prompts dropped.
+# (see plan_reference_readout); template position and multi_token="drop" only, over-long prompts cut to their head.
 Match = Literal["offsets", "reference"]
 PAPER_TEMPLATE = "{context} The {target_word} means"
 
@@ -128,9 +130,18 @@ def marks_word_start(tokenizer: Any) -> bool:
 REFERENCE_STAGE_1 = ("too_long", "target_not_tokenized", "multi_token", "reference_no_template_token")
 
 
+def _head(ids: list[int], special: Sequence[int], max_len: int) -> list[int]:
+    """Indices kept by a tokenizer's right truncation to max_len: the leading tokens, then any trailing special
+    tokens (a [SEP] is added after truncation)."""
+    n_post = 0
+    while n_post < len(ids) - 1 and special[len(ids) - 1 - n_post]:
+        n_post += 1
+    return list(range(max_len - n_post)) + list(range(len(ids) - n_post, len(ids)))
+
+
 def plan_reference_readout(ids: list[int], strs: Sequence[str], offsets: Sequence[tuple[int, int]],
                            special: Sequence[int], span: tuple[int, int], target: str,
-                           space_marked: bool) -> ReadoutPlan:
+                           space_marked: bool, max_len: int | None = None) -> ReadoutPlan:
     """The reference's token matching (gouki510/PS-Eval `calc_f_value`) on one template prompt.
 
     The template token T is `" " + target` where token strings carry a word-start space, else (WordPiece) the
@@ -139,6 +150,10 @@ def plan_reference_readout(ids: list[int], strs: Sequence[str], offsets: Sequenc
     LAST position whose string equals that token's string is read, and the pair is dropped if it occurs only once
     (a pandas lookup raises there). `strs` are the token strings (token_strings). `target_ids` is the id at T's
     last position (compared across the two prompts).
+
+    A prompt longer than `max_len` is cut to its first max_len tokens, as TransformerLens' to_tokens cuts what
+    run_with_cache and to_str_tokens see; the matching then runs on what is left (the template slot is usually gone,
+    so an occurrence of the word in the context is read, or the pair is dropped as the reference drops it).
     """
     slot = span_to_tokens(offsets, special, span)
     if not slot:
@@ -149,6 +164,11 @@ def plan_reference_readout(ids: list[int], strs: Sequence[str], offsets: Sequenc
         template_token = word = strs[slot[0]]
     else:
         return ReadoutPlan(tuple(ids), (), (), drop="multi_token")
+    truncated = max_len is not None and len(ids) > max_len
+    if truncated:
+        assert max_len is not None
+        keep = _head(ids, special, max_len)
+        ids, strs, special = [ids[i] for i in keep], [strs[i] for i in keep], [special[i] for i in keep]
     where = [i for i, s in enumerate(strs) if s == template_token]
     if not where:
         return ReadoutPlan(tuple(ids), (), (), drop="multi_token" if len(slot) > 1 else "reference_no_template_token")
@@ -160,7 +180,7 @@ def plan_reference_readout(ids: list[int], strs: Sequence[str], offsets: Sequenc
     same = [i for i, s in enumerate(strs) if s == strs[first]]
     if len(same) == 1:
         return ReadoutPlan(tuple(ids), (), target_ids, drop="reference_single_occurrence")
-    return ReadoutPlan(tuple(ids), (same[-1],), target_ids)
+    return ReadoutPlan(tuple(ids), (same[-1],), target_ids, truncated=truncated)
 
 
 def plan_readouts(tokenizer: Any, items: Sequence[tuple[str, tuple[int, int] | None]], cfg: ReadoutConfig,
@@ -174,9 +194,11 @@ def plan_readouts(tokenizer: Any, items: Sequence[tuple[str, tuple[int, int] | N
             plans.append(ReadoutPlan(tuple(ids), (), (), drop="target_not_in_context"))
             continue
         if cfg.match == "reference":
-            plans.append(ReadoutPlan(tuple(ids), (), (), drop="too_long") if len(ids) > max_len else
+            skip = len(ids) > max_len and cfg.too_long == "skip"
+            plans.append(ReadoutPlan(tuple(ids), (), (), drop="too_long") if skip else
                          plan_reference_readout(ids, token_strings(tokenizer, ids), offs, special, span,
-                                                text[span[0]:span[1]], space_marked))
+                                                text[span[0]:span[1]], space_marked,
+                                                max_len if cfg.too_long == "head" else None))
             continue
         toks = span_to_tokens(offs, special, span)
         if not toks:
@@ -192,7 +214,13 @@ def plan_readouts(tokenizer: Any, items: Sequence[tuple[str, tuple[int, int] | N
             if cfg.too_long == "skip":
                 plans.append(ReadoutPlan(tuple(ids), (), target_ids, drop="too_long"))
                 continue
-            ids, positions = _truncate(ids, special, positions, max_len)
+            if cfg.too_long == "head":  # the first max_len tokens; a target past them cannot be read
+                keep = _head(ids, special, max_len)
+                remap = {old: new for new, old in enumerate(keep)}
+                readable = all(p in remap for p in positions)
+                ids, positions = ([ids[i] for i in keep], [remap[p] for p in positions]) if readable else ([], [])
+            else:
+                ids, positions = _truncate(ids, special, positions, max_len)
             if not ids:
                 plans.append(ReadoutPlan((), (), target_ids, drop="too_long"))
                 continue

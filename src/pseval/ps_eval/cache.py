@@ -34,6 +34,10 @@ def save_pair_activations(pa: PairActivations, path: Path) -> None:
     """Tensors as safetensors, counts as JSON; each written atomically under a unique temp name, JSON last."""
     tensors = {"acts_1": pa.acts_1.contiguous(), "acts_2": pa.acts_2.contiguous(),
                "same_sense": pa.same_sense.to(torch.uint8), "pair_index": torch.tensor(pa.pair_index, dtype=torch.long)}
+    if pa.unscored_1 is not None and pa.unscored_2 is not None and pa.unscored_same is not None:
+        tensors |= {"unscored_1": pa.unscored_1.contiguous(), "unscored_2": pa.unscored_2.contiguous(),
+                    "unscored_same": pa.unscored_same.to(torch.uint8),
+                    "unscored_index": torch.tensor(pa.unscored_index, dtype=torch.long)}
     blob = save(tensors)
     write_atomic(path / "acts.safetensors", lambda fh: fh.write(blob), binary=True)
     write_json_atomic({"hook": pa.hook, "counts": pa.counts}, path / "meta.json")
@@ -49,6 +53,9 @@ def load_pair_activations(path: Path) -> PairActivations | None:
         pa = PairActivations(hook=meta["hook"], acts_1=t["acts_1"], acts_2=t["acts_2"],
                              same_sense=t["same_sense"].bool(), pair_index=t["pair_index"].tolist(),
                              counts=meta["counts"])
+        if "unscored_1" in t:  # protocol reference: the valid pairs balancing left out (for its cosine sets)
+            pa.unscored_1, pa.unscored_2 = t["unscored_1"], t["unscored_2"]
+            pa.unscored_same, pa.unscored_index = t["unscored_same"].bool(), t["unscored_index"].tolist()
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
         warnings.warn(f"{path}: corrupt activation cache entry ({type(exc).__name__}: {exc}); recomputing it",
                       stacklevel=2)

@@ -18,6 +18,7 @@ import numpy as np
 
 from pseval.data.corpus import corpus_texts
 from pseval.data.pairs import WordInContextPair, dataset_hash
+from pseval.data.row_counts import RowCounts
 from pseval.data.selection import PairSelection, select_pairs
 from pseval.data.sources import load_pair_set
 from pseval.data.text import empty_notes
@@ -38,6 +39,7 @@ from pseval.ps_eval.record import (
     ConfusionIntervals,
     CountMetrics,
     DataNotes,
+    DataRows,
     FeatureCosineIntervals,
     FeatureCosineMetrics,
     PairOutcome,
@@ -66,6 +68,7 @@ class PreparedPairs:
     hash: str
     selection: PairSelection
     notes: dict[str, int]
+    rows: RowCounts | None = None  # rows of the dataset's files read, kept and dropped; None for pairs given
 
     @property
     def pairs(self) -> list[WordInContextPair]:
@@ -77,12 +80,13 @@ def prepare_pairs(spec: str, max_pairs: int | None, seed: int,
                   pairs: Sequence[WordInContextPair] | None = None) -> PreparedPairs:
     """Load a pair set (unless given: then `spec` only names it) and select `max_pairs` of it with `seed`: the one
     selection rule."""
+    rows = None
     if pairs is not None:
         loaded, notes = list(pairs), empty_notes()
     else:
         ps = load_pair_set(spec)
-        spec, loaded, notes = ps.spec, ps.pairs, ps.notes
-    return PreparedPairs(spec, dataset_hash(loaded), select_pairs(loaded, max_pairs, seed), notes)
+        spec, loaded, notes, rows = ps.spec, ps.pairs, ps.notes, ps.rows
+    return PreparedPairs(spec, dataset_hash(loaded), select_pairs(loaded, max_pairs, seed), notes, rows)
 
 
 @dataclass
@@ -237,8 +241,11 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
     count_fields = {k: v for k, v in counts.items() if k not in ("dropped", "dropped_examples")}
     details = pair_details(res, pa, data.pairs)
     cats, tops = result_metrics(res, details, config)
-    if getattr(sae, "W_enc", None) is None and getattr(sae, "W_dec", None) is None:  # a module with only `encode`
+    has_weights = getattr(sae, "W_enc", None) is not None or getattr(sae, "W_dec", None) is not None
+    if not has_weights:  # a module with only `encode`
         cats["feature_cosine"] = cats["feature_cosine_intervals"] = None
+    cos_ref = FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine_reference.items()}) \
+        if res.cosine_reference is not None and has_weights else None
     metrics = PSEvalMetricCategories(
         **cats,
         counts=CountMetrics(**count_fields, dropped_total=sum(dropped.values()),
@@ -252,7 +259,8 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         eval_id=str(uuid.uuid4()), datetime_epoch_millis=int(time.time() * 1000), cell_id=cid, eval_config=config,
         eval_result_metrics=metrics, eval_result_details=details,
         eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"],  # type: ignore[arg-type]
-                                              top_features=tops),
+                                              top_features=tops, feature_cosine_reference=cos_ref,
+                                              data_rows=DataRows(**data.rows.to_dict()) if data.rows else None),
         sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
         sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,
         sae_lens_version=meta.sae_lens_version, pseval_version=prov["pseval_version"], git_commit=prov["git_commit"],

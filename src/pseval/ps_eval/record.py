@@ -50,7 +50,8 @@ class PSEvalMetrics(_Flat):
 
 
 class FeatureCosineMetrics(_Flat):
-    """The reference's weight-cosine statistics of the two contexts' top features, averaged per label."""
+    """The reference's weight-cosine statistics of the two contexts' top features, averaged per label (over which
+    pairs: see the field that holds them)."""
 
     enc_cos_same: float | None = Field(title="Encoder cosine, same sense",
                                        description="mean cosine of the two top features' W_enc columns over "
@@ -210,7 +211,7 @@ class CountMetrics(_Flat):
                                         description="template readout: the target's tokens differ between the "
                                                     "two prompts")
     dropped_too_long: int = Field(0, title="Dropped: too long", description="the prompt exceeds the model's "
-                                  "length and too_long is skip")
+                                  "length and too_long is skip (or head, and the target lies past the head)")
     dropped_reference_no_template_token: int = Field(0, title="Dropped (reference): no template token",
                                                      description="protocol reference: ' ' + target is not one of the "
                                                                  "prompt's token strings")
@@ -231,8 +232,9 @@ class DataNotes(_Flat):
                                   "folded to ASCII")
     target_repeated: int = Field(title="Target repeated", description="contexts where the target occurs more than "
                                  "once and no span was given: the first occurrence is read")
-    span_not_target: int = Field(title="Span not the target", description="WiC / CoarseWSD-20 rows whose token index "
-                                 "misses the target word: dropped at load")
+    span_not_target: int = Field(title="Span not the target", description="WiC pairs / CoarseWSD-20 sentences whose "
+                                 "token index points at a token that does not look like the target word (a "
+                                 "particle, a contraction): a note, never a drop; the index is read as given")
 
 
 class PSEvalMetricCategories(BaseModel):
@@ -258,9 +260,12 @@ class PSEvalMetricCategories(BaseModel):
         None, title="Robust PS-Eval intervals", description="95% pair-bootstrap intervals of ps_eval_robust; null "
         "when it is null or undefined")
     feature_cosine: FeatureCosineMetrics | None = Field(None, title="Top-feature weight cosines",
-                                                        description="the reference's encoder/decoder cosine "
-                                                                    "statistics; null for an SAE with neither W_enc "
-                                                                    "nor W_dec (a module with only `encode`)")
+                                                        description="pseval's: the reference's encoder/decoder "
+                                                                    "cosine statistics over the scored (balanced) "
+                                                                    "pairs (the reference's own sets: "
+                                                                    "eval_result_unstructured.feature_cosine_reference)"
+                                                                    "; null for an SAE with neither W_enc nor W_dec (a "
+                                                                    "module with only `encode`)")
     feature_cosine_intervals: FeatureCosineIntervals | None = Field(  # type: ignore[valid-type]
         None, title="Top-feature weight cosine intervals", description="95% pair-bootstrap intervals of "
         "feature_cosine; null when it is null")
@@ -342,6 +347,16 @@ class TopFeatureRecord(BaseModel):
                                   "both contexts' top feature")
 
 
+class DataRows(BaseModel):
+    """Rows of the dataset's files: read, kept, and every drop by reason (official layouts drop none)."""
+
+    unit: str = Field(title="Row unit", description="lines (WiC), sentences (CoarseWSD-20), rows (tables) or pairs "
+                      "built (wordnet)")
+    read: int = Field(title="Rows read", description="rows in the files read (the selected words' for CoarseWSD-20)")
+    kept: int = Field(title="Rows kept", description="rows that became (part of) a pair")
+    dropped: dict[str, int] = Field(default_factory=dict, title="Rows dropped", description="read - kept, by reason")
+
+
 class Unstructured(BaseModel):
     """What fits no flat category."""
 
@@ -350,6 +365,13 @@ class Unstructured(BaseModel):
     top_features: list[TopFeatureRecord] = Field(default_factory=list, title="Most common top features",
                                                  description="the five features that are the top feature of the "
                                                              "most contexts, most common first")
+    data_rows: DataRows | None = Field(None, title="Dataset rows", description="rows read from the dataset's files, "
+                                       "kept, and dropped by reason; null for pairs handed in as objects")
+    feature_cosine_reference: FeatureCosineMetrics | None = Field(
+        None, title="Top-feature weight cosines, the reference's sets", description="protocol reference only: the "
+        "W_enc / W_dec cosines averaged as the reference averages them, over every valid pair of each label before "
+        "balancing (wic_eval.py's first loop); eval_result_metrics.feature_cosine is pseval's, over the scored "
+        "(balanced) pairs")
 
 
 class PSEvalRecord(BaseModel):

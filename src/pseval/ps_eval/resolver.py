@@ -19,6 +19,7 @@ from pseval.models.widths import hook_widths
 from pseval.ps_eval.pipeline import SAEEntry
 from pseval.run_keys import key_id
 from pseval.saes.base import SAE
+from pseval.saes.conventions import check_default_convention, set_convention
 from pseval.saes.fingerprint import files_fingerprint, tensors_fingerprint, training_fingerprint
 from pseval.saes.identity import identity_sae, is_identity_spec
 from pseval.saes.loading import load_sae, sae_display_name
@@ -75,13 +76,18 @@ def named(saes: Any) -> list[tuple[str | None, Any]]:
 def resolve_saes(saes: Any, lm: LoadedModel, hooks: Sequence[str] = (), *, convention: str | None = None,
                  dtype: torch.dtype = torch.float32, default_hook: str | None = None) -> list[SAEEntry]:
     """Entries for SAE specs, paths and objects (one, a list or a {name: SAE} mapping), each at the given hooks or
-    at the hook it records, loaded on the model's device in `dtype`. Names that collide at one hook are numbered."""
+    at the hook it records, loaded on the model's device in `dtype`. `convention` is the activation convention of
+    SAEs whose config does not decide it (a file SAE, or a plain module). Names that collide at one hook are
+    numbered."""
     entries: list[SAEEntry] = []
     seen: set[tuple[str, str]] = set()
     for name, s in named(saes):
         if isinstance(s, (str, Path)):
             spec = str(s)
             sae = None if is_identity_spec(spec) else load_sae(spec, dtype=dtype, device=lm.device)
+            if sae is not None:  # no guessed convention: the SAE's config or `convention` decides, or refuse
+                set_convention(sae, convention, spec)
+                check_default_convention(sae, lm.model, spec)
             recorded = None if sae is None else sae.cfg.metadata.hook_name
             for hook in spec_hooks(spec, recorded, hooks, default_hook):
                 if (spec, hook) in seen:  # one SAE named twice at one hook is one cell

@@ -38,6 +38,12 @@ class PairActivations:
     pair_index: list[int]  # index of each row into the input pairs
     counts: dict[str, object] = field(default_factory=dict)
     convention: str = HF  # the model's activation convention (tl_centered for a processed HookedTransformer)
+    # Protocol reference only: the valid pairs that balancing left out, read the same way. The reference averages
+    # its W_enc/W_dec cosines over every valid pair of each label before balancing (wic_eval.py's first loop).
+    unscored_1: torch.Tensor | None = None  # [m, d]
+    unscored_2: torch.Tensor | None = None  # [m, d]
+    unscored_same: torch.Tensor | None = None  # [m] bool
+    unscored_index: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +77,8 @@ class PSEvalResult:
     robust: RobustResult | None = None
     top_k: int = 8
     same_sense: torch.Tensor | None = None
+    # Protocol reference: the cosine means over every valid pair of each label (the reference's sets); None otherwise.
+    cosine_reference: dict[str, float] | None = None
 
     @property
     def metrics(self) -> dict[str, float | int]:
@@ -132,10 +140,14 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
         raise ConfigError(f"no pair left to score: {len(pairs)} read, {len(valid)} valid ({same} same sense, "
                           f"{len(valid) - same} different), and balance {cfg.balance!r} keeps none; use more pairs "
                           "(--max-pairs), data with both labels, or --balance none")
-    seqs = [plans[i][j].input_ids for i in selected for j in (0, 1)]
-    positions = [plans[i][j].positions for i in selected for j in (0, 1)]
+    chosen = set(selected)
+    unscored = [i for i in valid if i not in chosen] if cfg.protocol == "reference" else []
+    read = selected + unscored  # one pass: the scored pairs, then (reference) the valid pairs balancing left out
+    seqs = [plans[i][j].input_ids for i in read for j in (0, 1)]
+    positions = [plans[i][j].positions for i in read for j in (0, 1)]
     acts = extract_positions(lm, seqs, positions, hooks, max_tokens=cfg.batch_tokens, progress=progress) if seqs \
         else {h: torch.zeros((0, lm.d_model)) for h in hooks}
+    n_sel = 2 * len(selected)
     n_valid_same = sum(labels)
     counts: dict[str, object] = {
         "pairs_read": len(pairs),
@@ -154,12 +166,17 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
         a = acts[hook]
         bad = (~torch.isfinite(a)).any(dim=1).nonzero().flatten().tolist()
         if bad:
-            ids = sorted({pairs[selected[r // 2]].source_id for r in bad})
+            ids = sorted({pairs[read[r // 2]].source_id for r in bad})
             raise PsevalError(f"NaN/inf activations at {hook} for {len(ids)} pair(s): {', '.join(ids[:5])}"
                               + (" ..." if len(ids) > 5 else ""))
-        out[hook] = PairActivations(hook=hook, acts_1=a[0::2], acts_2=a[1::2],
+        scored, rest = a[:n_sel], a[n_sel:]
+        out[hook] = PairActivations(hook=hook, acts_1=scored[0::2], acts_2=scored[1::2],
                                     same_sense=torch.tensor([pairs[i].same_sense for i in selected], dtype=torch.bool),
                                     pair_index=selected, counts=counts, convention=lm.activation_convention)
+        if cfg.protocol == "reference":
+            pa = out[hook]
+            pa.unscored_1, pa.unscored_2, pa.unscored_index = rest[0::2], rest[1::2], unscored
+            pa.unscored_same = torch.tensor([pairs[i].same_sense for i in unscored], dtype=torch.bool)
     return out
 
 
@@ -247,7 +264,22 @@ def score_sae(pa: PairActivations, sae: SAE, cfg: PSEvalSettings | None = None,
                      cfg.memory_budget, cfg.encode_chunk)
     robust = None if cfg.exclude_dense is None else _robust(encode, pa, codes, sae.d_sae, cfg)
     return PSEvalResult(confusion, counts, f1, f2, means, cos_enc, cos_dec, codes=codes, raw=raw, robust=robust,
-                        top_k=cfg.top_k, same_sense=pa.same_sense)
+                        top_k=cfg.top_k, same_sense=pa.same_sense,
+                        cosine_reference=_reference_cosines(sae, pa, encode, f1, f2, cfg))
+
+
+def _reference_cosines(sae: SAE, pa: PairActivations, encode: Encoder, f1: torch.Tensor, f2: torch.Tensor,
+                       cfg: PSEvalSettings) -> dict[str, float] | None:
+    """The cosine means over every valid pair of each label, scored or not (the reference's sets); None when the
+    activations of the unscored valid pairs were not collected (protocol pseval)."""
+    if pa.unscored_1 is None or pa.unscored_2 is None or pa.unscored_same is None:
+        return None
+    zeros = torch.zeros(sae.d_sae, dtype=torch.bool)
+    u1, _ = masked_argmax(encode, pa.unscored_1, zeros, sae.d_sae, cfg.memory_budget, cfg.encode_chunk)
+    u2, _ = masked_argmax(encode, pa.unscored_2, zeros, sae.d_sae, cfg.memory_budget, cfg.encode_chunk)
+    means, _, _ = _cosines(sae, torch.cat([f1, u1.to(f1.dtype)]), torch.cat([f2, u2.to(f2.dtype)]),
+                           torch.cat([pa.same_sense, pa.unscored_same]))
+    return means
 
 
 def _robust(encode: Encoder, pa: PairActivations, codes: PairCodes, d_sae: int, cfg: PSEvalSettings) -> RobustResult:

@@ -77,8 +77,9 @@ class SettingsFields(BaseModel):
         "drop", "Multi-token targets", "A target split into several tokens: read the first, last or mean token, or "
         "drop the pair (the reference's behaviour)", "activations")
     too_long: TooLong = setting(
-        "truncate", "Over-long prompts", "A prompt longer than the model's context: truncate the context before "
-        "the target, or skip the pair", "activations")
+        "truncate", "Over-long prompts", "A prompt longer than the model's context: truncate the context around "
+        "the target, skip the pair, or keep its first max-length tokens (head: what TransformerLens does, and protocol "
+        "reference)", "activations")
     balance: Balance = setting("reference", "Class balancing", "Which valid pairs are scored: `reference` (alias "
                                "`paper`, the reference code's rule), `valid-prefix`, `exact` (a seeded subsample of "
                                "each class to the smaller one) or `none`", "activations")
@@ -160,8 +161,9 @@ class PSEvalSettings(SettingsFields):
             ("template", self.template, PAPER_TEMPLATE), ("balance", self.balance, "reference")) if value != want]
         if wrong:
             raise ValueError(f"protocol='reference' makes every choice the reference makes; got {'; '.join(wrong)}")
-        # The reference cannot run a prompt longer than the model: such pairs are dropped (too_long), never truncated.
-        return ReadoutConfig(position="template", multi_token="drop", too_long="skip", template=self.template,
+        # TransformerLens' to_tokens (truncate=True under run_with_cache and to_str_tokens) keeps a prompt's first n_ctx
+        # tokens: the reference runs on that head, and so does this protocol.
+        return ReadoutConfig(position="template", multi_token="drop", too_long="head", template=self.template,
                              match="reference")
 
     def key(self) -> dict[str, Any]:

@@ -20,7 +20,15 @@ from pseval.errors import ConfigError, SAEFormatError
 from pseval.saes.base import SAE, module_device
 from pseval.saes.code_checks import check_codes
 from pseval.saes.config import NORMALISATIONS, SAEConfig, SAEMetadata
-from pseval.saes.conventions import CONVENTIONS, HF, convention_of, saelens_convention
+from pseval.saes.conventions import (
+    CONVENTIONS,
+    DEFAULT_SOURCES,
+    HF,
+    OPTION,
+    SOURCE_OPTION,
+    convention_of,
+    saelens_convention,
+)
 from pseval.saes.fingerprint import module_fingerprint, tensors_fingerprint
 from pseval.saes.formats.saelens import config_from_legacy, is_v6
 
@@ -237,7 +245,8 @@ def _saelens(obj: Any) -> tuple[SAEConfig, dict[str, Any]]:
         cfg = config_from_legacy(raw)
         meta_raw = cfg.metadata.to_dict()
         kwargs = raw.get("model_from_pretrained_kwargs")
-    cfg.metadata.extra["activation_convention"] = saelens_convention(meta_raw, kwargs)
+    cfg.metadata.extra["activation_convention"], cfg.metadata.extra["activation_convention_source"] = \
+        saelens_convention(meta_raw, kwargs, raw)
     cfg.metadata.extra["source_format"] = "saelens_object"
     return cfg, raw
 
@@ -369,7 +378,14 @@ def adapt_sae(obj: Any, hook: str | None = None, name: str | None = None, conven
         fp_config = _scalar_attrs(obj)
 
     implied = cfg.metadata.extra["activation_convention"]
-    if convention is not None and convention != implied:
+    if implied is None and convention is None:  # nothing decides: refuse (never guess)
+        raise ConfigError(f"{label}: its {kind} config does not say whether it was trained on TransformerLens-"
+                          f"processed (tl_centered) or raw (hf) activations; pass {OPTION}")
+    if implied is None or (convention is not None and convention != implied
+                           and cfg.metadata.extra.get("activation_convention_source") in DEFAULT_SOURCES):
+        cfg.metadata.extra["activation_convention"], cfg.metadata.extra["activation_convention_source"] = \
+            convention, SOURCE_OPTION
+    elif convention is not None and convention != implied:
         raise ConfigError(f"convention={convention!r}, but {label}'s {kind} config implies {implied!r}; set it in "
                           "the object's config instead (SAELens: cfg.metadata.activation_convention)")
     at = hook or cfg.metadata.hook_name

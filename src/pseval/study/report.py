@@ -21,7 +21,7 @@ from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.ps_eval.rows import CellRow, rows_from_records, short_dataset
 from pseval.study import plots
-from pseval.study.claims import Claim, evaluate_claims
+from pseval.study.claims import Claim, evaluate_claims, family_note
 from pseval.study.store import SWEEP_FILE, ResultsStore
 from pseval.tables import fmt, markdown_table
 from pseval.training.trainer import CONVERGENCE_MAX_DROP
@@ -324,7 +324,8 @@ def render_markdown(header: str, views: list[PanelView], out_dir: Path) -> str:
     md = ["# PS-Eval sweep report", ""] + ([header, ""] if header else [])
     for v in views:
         md += [f"## {v.panel.title}", "", "### Claims", "", markdown_table(claims_table(v.panel.claims),
-                                                                          CLAIM_COLUMNS), "", "### Figures", ""]
+                                                                          CLAIM_COLUMNS), "", family_note(), "",
+               "### Figures", ""]
         md += [line for name, fname, _ in v.figures for line in (f"![{name}](figures/{fname})", "")]
         md += ["### Every cell", "", markdown_table(v.cells, CELL_COLUMNS), ""]
         md += [line for note in v.notes for line in (note, "")]
@@ -350,7 +351,7 @@ def render_html(header: str, views: list[PanelView], out_dir: Path) -> str:
                      f"{html.escape(t['verdict'])}</td>"
                      + "".join(f"<td>{html.escape(fmt(t[col]))}</td>" for col in CLAIM_COLUMNS[2:-1])
                      + f"<td>{ev}</td></tr>")
-        h.append("</table><h3>Figures</h3>")
+        h.append(f"</table><p>{html.escape(family_note())}</p><h3>Figures</h3>")
         h += [f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>"
               for name, _, png in v.figures]
         h.append(f"<h3>Every cell</h3>{_html_table(v.cells, CELL_COLUMNS)}"

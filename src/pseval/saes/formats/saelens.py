@@ -28,6 +28,12 @@ CFG_NAME = "cfg.json"
 WEIGHTS_NAME = "sae_weights.safetensors"
 # Pre-6.0 names of the per-latent decoder-side scale (`finetuning_scaling_factor: true`).
 _FINETUNING_SCALES = ("finetuning_scaling_factor", "scaling_factor")
+# Tensors that training code saved beside the weights and that the library's encode/decode never read: ignored, and
+# named in the record (metadata.ignored_tensors). Only in pre-6.0 flat configs, where they occur.
+TRAINING_ONLY_TENSORS = {
+    "qz_loga": "the SAELens 3.4.1 fork of gouki510/PS-Eval: log-alpha of an L0 (hard-concrete) gate, a Parameter of "
+               "every SAE it builds, never used by SAE.encode or decode",
+}
 
 
 def save_sae(sae: SAE, folder: str | Path) -> Path:
@@ -76,13 +82,23 @@ def _read_weights(cfg: SAEConfig, folder: Path, dtype: torch.dtype | str, device
     with torch.device("meta"):
         wanted = list(get_sae_class(cfg.architecture)(cfg).weight_names())
     _check_finetuning_scale(cfg, weights, stored)
+    training_only = set(TRAINING_ONLY_TENSORS) if cfg.metadata.extra.get("source_format") == "saelens_legacy" \
+        else set()
+    ignored = sorted(set(stored) & training_only)
+    if ignored:
+        cfg.metadata.extra["ignored_tensors"] = ignored
     # A tensor the architecture does not use means cfg.json and the weights disagree (a `threshold` beside a ReLU
     # config is a JumpReLU SAE described wrongly): computing without it would be silently wrong, so refuse.
-    unexpected = sorted(set(stored) - set(wanted) - set(_FINETUNING_SCALES))
+    unexpected = sorted(set(stored) - set(wanted) - set(_FINETUNING_SCALES) - training_only)
     if unexpected:
         raise SAEFormatError(f"{weights}: tensor(s) {', '.join(unexpected)} are not weights of architecture "
                              f"{cfg.architecture!r} ({', '.join(wanted)}); cfg.json and the weights disagree: fix "
                              f"the architecture in {folder / CFG_NAME} or remove the tensor(s)")
+    fixed = cfg.extra.get("fixed_threshold")
+    if fixed is not None and "threshold" not in stored:  # the fork's jump-relu: one threshold its code fixes
+        out = read_safetensors(weights, dtype, device, names=[n for n in wanted if n != "threshold"])
+        out["threshold"] = torch.full((cfg.d_sae,), float(fixed), dtype=out["W_enc"].dtype, device=out["W_enc"].device)
+        return out
     return read_safetensors(weights, dtype, device, names=wanted)
 
 
@@ -120,9 +136,12 @@ def load_saelens(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE, d
         raise SAEFormatError(f"{p / CFG_NAME}: field 'architecture' is 'identity', which holds no weights; use "
                              "the `identity` SAE spec, or fix the architecture of these weights")
     check_head_layout(meta.hook_head_index, cfg.reshape_activations, meta.hook_name, str(p / CFG_NAME))
-    if "activation_convention" not in meta.extra and meta.extra.get("source_format") != "pseval":
+    if meta.extra.get("source_format") != "pseval" or "activation_convention" in meta.extra:
+        # Recorded, or decided by model_from_pretrained_kwargs / the runner's defaults; None (undecided) is refused
+        # where the SAE is used unless an explicit option decides (conventions.set_convention).
         kwargs = meta.extra.get("model_from_pretrained_kwargs")
-        meta.extra["activation_convention"] = saelens_convention(meta.to_dict(), kwargs)
+        meta.extra["activation_convention"], meta.extra["activation_convention_source"] = saelens_convention(
+            meta.to_dict(), kwargs, raw)
     sae = build_sae(cfg, _read_weights(cfg, p, dtype, device), str(p / WEIGHTS_NAME))
     _apply_norm_scaling(sae, raw, norm_scaling_factor, p / CFG_NAME)
     return sae

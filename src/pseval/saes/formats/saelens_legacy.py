@@ -8,6 +8,10 @@ What SAELens 0.x-5.x computed from these fields (sae.py / get_activation_fn, rea
 - `normalize_activations` is a string (none, expected_average_only_in, constant_norm_rescale, layer_norm) or, before
   SAELens 3.4, a boolean: true meant expected_average_only_in (SAELens' own translation), false none.
 - `finetuning_scaling_factor: true` multiplies the latents by a per-latent vector before decoding.
+The SAELens 3.4.1 fork bundled with the PS-Eval authors' code (gouki510/PS-Eval) saves its training-runner config:
+`activation_fn` (relu, tanh-relu, topk, jump-relu, softmax), a top-level `k` (read by its TopK, always written) and
+`jump` (always written, never read: its SAE builds JumpReLU with the default threshold 0.001), beside an unused
+`qz_loga` tensor in the weights (see saelens.TRAINING_ONLY_TENSORS).
 pseval maps the combinations that occur onto its architectures (relu -> standard / jumprelu / gated, topk -> topk,
 tanh-relu -> tanh_relu) and refuses the rest with the fields and values named.
 """
@@ -27,11 +31,15 @@ from pseval.saes.config import (
     field_error,
 )
 
-ACTIVATIONS = ("relu", "tanh-relu", "topk")
+ACTIVATIONS = ("relu", "tanh-relu", "topk", "jump-relu")
+# The fork's JumpReLU threshold: `get_activation_fn(cfg.activation_fn_str, cfg.k)` never passes cfg.jump, so its
+# default applies whatever cfg.json says.
+FORK_JUMP_THRESHOLD = 0.001
 ARCHITECTURES = ("standard", "gated", "jumprelu", "topk")
 # (architecture, activation) -> pseval architecture; every other pair is refused.
 _COMBINATIONS = {("standard", "relu"): "standard", ("jumprelu", "relu"): "jumprelu", ("gated", "relu"): "gated",
-                 ("standard", "topk"): "topk", ("topk", "topk"): "topk", ("standard", "tanh-relu"): "tanh_relu"}
+                 ("standard", "topk"): "topk", ("topk", "topk"): "topk", ("standard", "tanh-relu"): "tanh_relu",
+                 ("standard", "jump-relu"): "jumprelu"}
 
 
 def _activation(d: dict[str, Any]) -> tuple[str, str]:
@@ -70,12 +78,19 @@ def config_from_legacy(d: dict[str, Any]) -> SAEConfig:
         raise field_error("architecture", arch, f"one that goes with {act_field}={act!r} ({why}); supported pairs: "
                       + ", ".join(f"{a}+{f}" for a, f in _COMBINATIONS))
     k = None
+    extra: dict[str, Any] = {}
     if act == "topk":
         unknown = sorted(set(kwargs) - {"k"})
         if unknown:
             raise field_error("activation_fn_kwargs", kwargs, f"only 'k' for topk (pseval cannot apply {unknown})")
-        k = check_int("activation_fn_kwargs.k", kwargs.get("k"), maximum=d_sae)
-    extra: dict[str, Any] = {}
+        # SAELens reads activation_fn_kwargs.k; the authors' fork reads a top-level k. Either is accepted, both only
+        # when they agree.
+        if "k" in kwargs and "k" in d and kwargs["k"] != d["k"]:
+            raise field_error("k", d["k"], f"equal to activation_fn_kwargs.k={kwargs['k']!r} when both are given")
+        k = check_int("k" if "k" in d and "k" not in kwargs else "activation_fn_kwargs.k",
+                      kwargs.get("k", d.get("k")), maximum=d_sae)
+    if act == "jump-relu":
+        extra["fixed_threshold"] = FORK_JUMP_THRESHOLD
     if check_bool("finetuning_scaling_factor", d.get("finetuning_scaling_factor", False)):
         extra["finetuning_scaling_factor"] = True
     if "norm_scaling_factor" in d:
