@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pseval.metrics.confusion import metrics_from_counts
 from pseval.metrics.pair_bootstrap import (
     bootstrap_cell_metrics,
     centred_p,
     stratified_pair_counts,
     studentised_max_t,
 )
-from pseval.metrics.confusion import metrics_from_counts
 
 
 def test_resamples_keep_each_labels_number_of_pairs_and_are_seeded():
