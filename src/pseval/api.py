@@ -14,6 +14,7 @@ SAEs, dictionary_learning dictionaries, sparsify SparseCoders, or any module wit
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, parse_bytes
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel, load_model, wrap_model
 from pseval.models.transformer_lens import check_tl_hook, is_hooked_transformer, wrap_hooked_transformer
+from pseval.ps_eval.headline import LEGEND, chance_line
 from pseval.ps_eval.pipeline import CorpusMetrics, SAEEntry, prepare_pairs
 from pseval.ps_eval.pipeline import evaluate as run_pipeline
 from pseval.ps_eval.record import PSEvalRecord
@@ -36,6 +38,9 @@ from pseval.saes.identity import identity_sae
 from pseval.saes.loading import load_sae
 from pseval.saes.objects import adapt_sae
 from pseval.tables import html_table, text_table
+
+# Under the table: what its headline columns mean.
+LEGEND_NOTES = (LEGEND["headline"], LEGEND["gain"], LEGEND["share"])
 
 
 @dataclass
@@ -49,13 +54,16 @@ class Evaluation:
         return [record_row(r) for r in self.records]
 
     def table(self) -> str:
-        """Aligned plain-text table."""
+        """Aligned plain-text table, then what chance scores on the pairs and the legend of its columns."""
         rows = self.rows()
-        return text_table(rows, table_columns(rows))
+        return "\n".join(p for p in (text_table(rows, table_columns(rows)), chance_line(self.records),
+                                      *(f"  {n}" for n in LEGEND_NOTES)) if p)
 
     def _repr_html_(self) -> str:
         rows = self.rows()
-        return html_table(rows, table_columns(rows))
+        notes = [chance_line(self.records), *LEGEND_NOTES]
+        return html_table(rows, table_columns(rows)) + "".join(
+            f"<p style='font-size:smaller'>{html.escape(n)}</p>" for n in notes if n)
 
     def __repr__(self) -> str:
         return self.table()
@@ -163,19 +171,20 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
              multi_token: str = "drop", too_long: str = "truncate", device: str | torch.device | None = None,
              corpus: str = "wordnet-definitions", recon_tokens: int = 0, loss_tokens: int = 0, top_k: int = 8,
              exclude_dense: float | None = None, dtype: str = "float32", n_boot: int = 1000,
-             bootstrap_seed: int = 0, memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
+             bootstrap_seed: int = 0, memory_budget: int | str = DEFAULT_MEMORY_BUDGET, controls: int = 5,
              progress: bool = False) -> Evaluation:
     """PS-Eval of each SAE (spec, path or object) on `data` with `model`; returns the records and a table.
 
     `hook` applies to every SAE (required for SAEs that record none: identity, dictionary_learning, sparsify, plain
     modules); `convention` is the activation convention a plain module expects (default: the model's). The other
-    settings are `pseval eval`'s. The model runs in eval mode and gets its own mode back.
+    settings are `pseval eval`'s (`controls`: random controls per SAE, 0 for none). The model runs in eval mode
+    and gets its own mode back.
     """
     lm = as_loaded_model(model, tokenizer, model_name, device)
     cfg = PSEvalConfig.from_options(readout=readout, multi_token=multi_token, too_long=too_long, balance=balance,
                                     seed=seed, protocol=protocol, top_k=top_k, exclude_dense=exclude_dense,
                                     dtype=dtype, n_boot=n_boot, bootstrap_seed=bootstrap_seed,
-                                    memory_budget=parse_bytes(memory_budget))
+                                    memory_budget=parse_bytes(memory_budget), controls=controls)
     if lm.activation_convention != "hf" and (recon_tokens or loss_tokens):
         raise ConfigError("recon_tokens/loss_tokens: measured on Hugging Face models only; this model gives "
                           f"{lm.activation_convention!r} activations")

@@ -27,7 +27,8 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
     rec = json.loads(out.read_text())
     assert rec["eval_type_id"] == "ps_eval" and rec["schema_version"] == 3
     m, c = rec["eval_result_metrics"]["ps_eval"], rec["eval_result_metrics"]["counts"]
-    assert set(m) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn"}
+    assert set(m) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn", "mcc",
+                      "balanced_accuracy"}
     assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["pairs_scored"] == len(rec["eval_result_details"])
     assert c["pairs_read"] == 80 == rec["eval_config"]["pairs_selected"]
     assert rec["eval_config"]["hook_name"] == "blocks.3.hook_resid_post"

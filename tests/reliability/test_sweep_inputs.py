@@ -191,7 +191,7 @@ def test_settings_hold_what_decides_results(tmp_path):
     assert set(s) == {"name", "model", "seed", "corpus", "train_tokens", "heldout_tokens", "context_size", "lr",
                       "batch_size", "grids", "datasets", "readouts", "multi_token", "protocol", "balance",
                       "max_pairs", "loss_recovered_tokens", "top_k", "exclude_dense", "dtype", "n_boot",
-                      "bootstrap_seed"}
+                      "bootstrap_seed", "controls"}
     assert s["grids"] == [{"hooks": ["blocks.0.hook_resid_post"], "architectures": ["topk", "standard"],
                            "expansions": [2], "k": [8], "sparsity_coeff": {"standard": [2.0]}, "identity": True}]
     paper = load_sweep_config(_write(tmp_path, BASE.replace('balance = "reference"', 'balance = "paper"')))

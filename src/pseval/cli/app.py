@@ -170,12 +170,15 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
 @click.option("--bootstrap-seed", type=SEED, default=0, show_default=True)
 @click.option("--memory-budget", type=Checked("bytes", parse_bytes), default="512MiB", show_default=True,
               help="Bytes of [rows, d_sae] work per encode chunk (e.g. 256MiB, 2GiB); never changes a result.")
+@click.option("--controls", type=Count(0), default=5, show_default=True,
+              help="Seeded random-weight controls per SAE (same architecture, shape and L0; identity: random "
+                   "rotations), scored on the same pairs for the gain over control; 0 turns them off.")
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, readout: str,
              multi_token: str, protocol: str, balance: str, too_long: str, max_pairs: int | None, seed: int,
              device: str,
              out: Path | None, saebench_dir: Path | None, corpus: str, recon_tokens: int, loss_tokens: int,
              cache: Path | None, top_k: int, exclude_dense: float | None, dtype: str, n_boot: int,
-             bootstrap_seed: int, memory_budget: int) -> None:
+             bootstrap_seed: int, memory_budget: int, controls: int) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print tables with 95% intervals."""
     from pseval.cli.eval import EvalRequest, run_eval
 
@@ -187,7 +190,7 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
                       too_long=too_long, max_pairs=max_pairs, seed=seed,
                       device=device, out=out, saebench_dir=saebench_dir, corpus=corpus, recon_tokens=recon_tokens,
                       loss_tokens=loss_tokens, cache=cache, top_k=top_k, exclude_dense=exclude_dense, dtype=dtype,
-                      n_boot=n_boot, bootstrap_seed=bootstrap_seed, memory_budget=memory_budget)
+                      n_boot=n_boot, bootstrap_seed=bootstrap_seed, memory_budget=memory_budget, controls=controls)
     run_eval(req, log=click.echo)
 
 

@@ -16,6 +16,7 @@ from pseval.files import write_atomic
 from pseval.metrics.statistics import Interval, bootstrap_metrics
 from pseval.models.loading import load_model
 from pseval.ps_eval import PSEvalConfig
+from pseval.ps_eval.headline import CONTROL_COLUMNS, LEGEND, chance_line, control_rows, headline_row, legend
 from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.rows import with_ci
@@ -27,8 +28,12 @@ from pseval.tables import markdown_table, text_table
 from pseval.training.run import TrainJob, TrainRequest, run_training
 from pseval.training.trainer import TrainConfig
 
-TABLE_COLUMNS = ("sae", "dataset", "pairs", "accuracy", "precision", "recall", "specificity [95% CI]", "f1 [95% CI]",
-                 "AUC cosine [95% CI]", "share of ceiling", "top feature share", "mse", "fvu", "l0")
+# The headline first (F1, specificity, MCC with intervals, MCC gain over the random control, share of ceiling),
+# then the rest.
+TABLE_COLUMNS = ("sae", "dataset", "pairs", "f1 [95% CI]", "specificity [95% CI]", "MCC [95% CI]",
+                 "MCC gain vs control", "share of ceiling", "accuracy", "precision", "recall", "AUC cosine [95% CI]",
+                 "top feature share", "mse", "fvu", "l0", "converged")
+LEGEND_KEYS = ("headline", "gain", "share", "converged")
 
 
 @dataclass
@@ -82,6 +87,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
         every += records
         for rec in records:
             m, rc = rec.eval_result_metrics, rec.eval_result_metrics.reconstruction
+            head = headline_row(rec)
             iv, tf = m.ps_eval_intervals, m.threshold_free
             rows.append({"sae": rec.sae_name, "dataset": short_dataset(spec), "pairs": m.counts.pairs_scored,
                          **m.ps_eval.model_dump(), "mse": rc and rc.mse_per_token, "fvu": rc and rc.fvu,
@@ -91,16 +97,28 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Any = print) -> list[d
                                                          iv.specificity_high),
                          "AUC cosine [95% CI]": with_ci(tf.auc_cosine, tf.auc_cosine_low, tf.auc_cosine_high),
                          "share of ceiling": m.ceiling.share_cosine,
-                         "top feature share": m.concentration.top_feature_share})
-    write_demo_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in specs])
+                         "top feature share": m.concentration.top_feature_share,
+                         **{k: head[k] for k in ("MCC [95% CI]", "MCC gain vs control")},
+                         "converged": converged_mark(m.training)})
+    write_demo_report(out / "report.md", cfg, rows, time.time() - t0, [spec for spec, _ in specs], every)
     write_page(out / "report.html", cfg, every)
     log(text_table(rows, TABLE_COLUMNS))
+    log(chance_line(every))
+    log(legend(*LEGEND_KEYS))
+    ctl = control_rows(every, [f"{r.sae_name} ({short_dataset(r.eval_config.dataset)})" for r in every])
+    if ctl:
+        log("Random controls and the gain over them\n" + text_table(ctl, CONTROL_COLUMNS) + "\n" + legend("controls"))
     log(f"[demo] done in {time.time() - t0:.0f}s; report {out / 'report.md'} and {out / 'report.html'}")
     return rows
 
 
+def converged_mark(training: Any) -> str:
+    """yes / NO / - (not trained by pseval, or too short to tell)."""
+    return "-" if training is None or training.converged is None else ("yes" if training.converged else "NO")
+
+
 def write_demo_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], seconds: float,
-                 datasets: list[str]) -> None:
+                 datasets: list[str], records: list[PSEvalRecord] | None = None) -> None:
     """Short Markdown report of the demo."""
     lines = [
         "# pseval demo",
@@ -113,6 +131,12 @@ def write_demo_report(path: Path, cfg: DemoConfig, rows: list[dict[str, Any]], s
         "",
         markdown_table(rows, (*TABLE_COLUMNS, "dead")),
         "",
+        *(f"- {LEGEND[k]}" for k in LEGEND_KEYS),
+        "",
+        *([chance_line(records), ""] if records else []),
+        *(["Random controls and the gain over them:", "",
+           markdown_table(control_rows(records), CONTROL_COLUMNS), "", f"- {LEGEND['controls']}", ""]
+          if records and control_rows(records) else []),
         f"Finished in {seconds:.0f} s. Configuration:",
         "",
         "```",
@@ -152,13 +176,16 @@ def write_page(path: Path, cfg: DemoConfig, records: list[PSEvalRecord]) -> None
     rows = [row_from_record(r) for r in records]
     intervals = [record_intervals(r, cfg.seed) for r in records]
     png = plots.metrics_vs_reconstruction(rows, intervals, f"PS-Eval vs reconstruction: {cfg.model} {cfg.hook}")
-    head = ("SAE", "dataset", "pairs", "F1 [95% CI]", "specificity [95% CI]", "MSE", "FVU", "L0", "converged")
+    head = ("SAE", "dataset", "pairs", "F1 [95% CI]", "specificity [95% CI]", "MCC [95% CI]", "MCC gain vs control",
+            "share of ceiling", "MSE", "FVU", "L0", "converged")
     body = []
     for rec, row, iv in zip(records, rows, intervals, strict=True):
         tr = rec.eval_result_metrics.training
-        conv = "-" if tr is None or tr.converged is None else ("yes" if tr.converged else "NO")
+        conv = converged_mark(tr)
+        hl = headline_row(rec)
         cells = (row.sae, short_dataset(row.dataset), len(row.same_sense),
                  *(f"{fmt(iv[m].value)} [{fmt(iv[m].low)}, {fmt(iv[m].high)}]" for m in INTERVAL_METRICS),
+                 *(hl[k] for k in ("MCC [95% CI]", "MCC gain vs control", "share of ceiling")),
                  fmt(row.recon.get("mse_per_token")), fmt(row.recon.get("fvu")), fmt(row.recon.get("l0")), conv)
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     figure = (f"<p><img alt='PS-Eval vs MSE and L0' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
@@ -174,5 +201,8 @@ def write_page(path: Path, cfg: DemoConfig, records: list[PSEvalRecord]) -> None
         f"({DEMO_BOOTSTRAP} resamples, seed {cfg.seed}) unless the record carries its own. Identity has no "
         "reconstruction error: it is the dashed line, its interval the band. The same numbers are in report.md.</p>",
         figure,
-        "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>", *body, "</table></body></html>"])
+        "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>", *body, "</table>",
+        *(f"<p style='font-size:smaller'>{html.escape(t)}</p>" for t in (chance_line(records),
+                                                                         *(LEGEND[k] for k in LEGEND_KEYS)) if t),
+        "</body></html>"])
     write_atomic(path, lambda fh: fh.write(text))

@@ -11,6 +11,7 @@ from typing import Any
 from pseval.files import check_writable, write_atomic
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, scoring_dtype
 from pseval.ps_eval import PSEvalConfig
+from pseval.ps_eval.headline import HEADLINE_COLUMNS, headline_block, headline_row, legend
 from pseval.ps_eval.pipeline import CorpusMetrics, SAEEntry, evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.rows import (
@@ -65,6 +66,7 @@ class EvalRequest:
     n_boot: int = 1000  # bootstrap resamples of every interval
     bootstrap_seed: int = 0
     memory_budget: int = DEFAULT_MEMORY_BUDGET  # bytes per encode chunk (never changes a result)
+    controls: int = 5  # seeded random controls per SAE (0: none)
 
     def ps_eval_config(self) -> PSEvalConfig:
         """The PS-Eval settings of the request."""
@@ -72,7 +74,7 @@ class EvalRequest:
                                          balance=self.balance, seed=self.seed, protocol=self.protocol,
                                          top_k=self.top_k, exclude_dense=self.exclude_dense, dtype=self.dtype,
                                          n_boot=self.n_boot, bootstrap_seed=self.bootstrap_seed,
-                                         memory_budget=self.memory_budget)
+                                         memory_budget=self.memory_budget, controls=self.controls)
 
 
 def plan_cells(sae_specs: list[str], hooks: list[str], loaded: dict[str, SAE]) -> list[tuple[str, str]]:
@@ -108,9 +110,10 @@ def _entries(req: EvalRequest, loaded: dict[str, SAE], d_model: int) -> list[SAE
 
 
 def record_row(rec: PSEvalRecord) -> dict[str, Any]:
-    """One table row of a record: SAE, hook, pairs scored, the argmax PS-Eval numbers with their intervals and any
-    reconstruction figures."""
-    row = argmax_rows([rec])[0]
+    """One table row of a record: the headline (F1, specificity, MCC with intervals, MCC gain over the random
+    control, share of ceiling), then the rest of the argmax PS-Eval numbers and any reconstruction figures."""
+    argmax = argmax_rows([rec])[0]
+    row = {**headline_row(rec), **{c: argmax[c] for c in DETAIL_COLUMNS}}
     m = rec.eval_result_metrics
     if m.reconstruction is not None and m.reconstruction.tokens:
         row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
@@ -120,8 +123,17 @@ def record_row(rec: PSEvalRecord) -> dict[str, Any]:
     return row
 
 
+DETAIL_COLUMNS = ("accuracy", "precision", "recall", "tp", "fp", "tn", "fn")
+
+
 def table_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The table's columns: the argmax PS-Eval ones, and the reconstruction ones that some row has."""
+    """The table's columns: the headline first, the other argmax PS-Eval ones, and the reconstruction ones that
+    some row has."""
+    return HEADLINE_COLUMNS + DETAIL_COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
+
+
+def detail_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The full argmax table's columns, with the reconstruction ones that some row has."""
     return ARGMAX_COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
 
 
@@ -177,11 +189,13 @@ def log_tables(records: Sequence[PSEvalRecord], log: Callable[[str], Any]) -> No
             log(f"loss recovered unavailable for {where}: {lr.reason}")
         elif lr is not None and lr.reason:
             log(f"loss recovered for {where} is on the {lr.objective} objective: {lr.reason}")
-    rows = [record_row(r) for r in records]
-    log("PS-Eval (the paper's argmax metric)\n" + text_table(rows, table_columns(rows)))
+    log(headline_block(records))
+    rows = [{**argmax_rows([r])[0], **{k: v for k, v in record_row(r).items() if k in RECON_COLUMNS}} for r in records]
+    log("Details: PS-Eval (the paper's argmax metric), every metric\n" + text_table(rows, detail_columns(rows)))
     log("Threshold-free: ROC-AUC of per-pair code similarities; ceiling = the same on the raw activations; "
         "share = (AUC - 0.5) / (ceiling - 0.5)\n" + text_table(threshold_free_rows(records), THRESHOLD_FREE_COLUMNS))
-    log("Top-feature concentration\n" + text_table(concentration_rows(records), CONCENTRATION_COLUMNS))
+    log("Top-feature concentration\n" + text_table(concentration_rows(records), CONCENTRATION_COLUMNS)
+        + ("\n" + legend("dominated") if any(r.eval_result_metrics.concentration.dominated for r in records) else ""))
     robust = robust_rows(records)
     if robust:
         log("Dense-feature-robust PS-Eval (argmax over the latents non-zero on at most the given fraction of the "

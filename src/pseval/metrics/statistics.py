@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pseval.metrics.confusion import Confusion
+from pseval.metrics.confusion import Confusion, balanced_accuracy_from_counts, mcc_from_counts
 
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 
@@ -43,11 +43,14 @@ def _metric_arrays(y: np.ndarray, p: np.ndarray, idx: np.ndarray | None) -> dict
 
 
 def metrics_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
-    """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0)."""
+    """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0), and the
+    chance-corrected MCC and balanced accuracy (pseval.metrics.confusion)."""
     tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn),
-                "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn)}
+                "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn),
+                "mcc": mcc_from_counts(tp, fp, tn, fn), "balanced_accuracy": balanced_accuracy_from_counts(
+                    tp, fp, tn, fn)}
 
 
 def bits(s: str) -> np.ndarray:

@@ -29,6 +29,7 @@ from pseval.models.loading import LoadedModel
 from pseval.provenance import provenance
 from pseval.ps_eval.cache import cached_pair_activations
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD, most_common_features
+from pseval.ps_eval.controls import ControlsResult, chance_category, control_categories, score_controls
 from pseval.ps_eval.intervals import NO_INTERVAL, PairArrays, bootstrap_intervals, pair_statistics
 from pseval.ps_eval.record import (
     CeilingMetrics,
@@ -53,6 +54,7 @@ from pseval.ps_eval.scoring import PairActivations, PSEvalResult, score_sae
 from pseval.ps_eval.settings import PSEvalConfig
 from pseval.run_keys import key_id
 from pseval.saes.base import SAE
+from pseval.saes.control import CONTROL_METHOD
 from pseval.training.activations import StreamConfig, collect_activations
 
 
@@ -131,13 +133,15 @@ def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalCo
                               selection_hash=data.selection.ids_hash, protocol=cfg.protocol, readout=r.position,
                               template=r.template, multi_token=r.multi_token, too_long=r.too_long,
                               balance=cfg.balance, top_k=cfg.top_k, exclude_dense=cfg.exclude_dense,
-                              dtype=cfg.dtype, bootstrap_resamples=cfg.n_boot, bootstrap_seed=cfg.bootstrap_seed)
+                              dtype=cfg.dtype, bootstrap_resamples=cfg.n_boot, bootstrap_seed=cfg.bootstrap_seed,
+                              controls=cfg.controls)
 
 
 def cell_id(config: PSEvalConfigRecord, fingerprint: str) -> str:
     """Key of a cell: every setting but the dataset's spelling (its content hash stands for it), and the SAE."""
-    # `hf` is left out so that cells keyed before the field existed keep their ids.
-    exclude = {"dataset"} | ({"model_convention"} if config.model_convention == "hf" else set())
+    # `hf` and no controls are left out so that cells keyed before those fields existed keep their ids.
+    exclude = {"dataset"} | ({"model_convention"} if config.model_convention == "hf" else set()) | (
+        {"controls"} if config.controls == 0 else set())
     fields = {**config.model_dump(exclude=exclude), "sae": fingerprint}
     return key_id(fields, 24)
 
@@ -233,7 +237,7 @@ def result_metrics(res: PSEvalResult, details: Sequence[PairOutcome], config: PS
 
 def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, entry: SAEEntry, sae: SAE,
                  config: PSEvalConfigRecord, cid: str, reconstruction: ReconstructionMetrics | None,
-                 loss: LossRecovered | None) -> PSEvalRecord:
+                 loss: LossRecovered | None, controls: ControlsResult | None = None) -> PSEvalRecord:
     """The typed record of one scored cell."""
     counts = res.counts
     dropped = dict(counts["dropped"])  # type: ignore[arg-type]
@@ -242,6 +246,11 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
     cats, tops = result_metrics(res, details, config)
     if getattr(sae, "W_enc", None) is None and getattr(sae, "W_dec", None) is None:  # a module with only `encode`
         cats["feature_cosine"] = cats["feature_cosine_intervals"] = None
+    cats["chance"] = chance_category(details)
+    control_list = []
+    if controls is not None:
+        cats["controls"], cats["gain_over_control"], control_list = control_categories(
+            controls, details, config.bootstrap_resamples, config.bootstrap_seed)
     metrics = PSEvalMetricCategories(
         **cats,
         counts=CountMetrics(**count_fields, dropped_total=sum(dropped.values()),
@@ -255,7 +264,8 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         eval_id=str(uuid.uuid4()), datetime_epoch_millis=int(time.time() * 1000), cell_id=cid, eval_config=config,
         eval_result_metrics=metrics, eval_result_details=details,
         eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"],  # type: ignore[arg-type]
-                                              top_features=tops),
+                                              top_features=tops, controls=control_list,
+                                              control_method=CONTROL_METHOD if controls is not None else None),
         sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
         sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,
         sae_lens_version=meta.sae_lens_version, pseval_version=prov["pseval_version"], git_commit=prov["git_commit"],
@@ -295,6 +305,8 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
         sae = cast_sae(e.sae(), scoring_dtype(cfg.dtype))  # every number of the cell at the scoring dtype
         pa = acts[e.hook]
         res = score_sae(pa, sae, cfg, model_name)
+        # Right after the SAE, on its activations: the controls cost SAE encodes, never a model pass.
+        ctl = score_controls(pa, sae, res, cfg, e.fingerprint)
         recon = reconstruction_metrics(sae, corpus_acts[e.hook], budget=cfg.memory_budget) if corpus_acts else None
         loss = None
         if corpus.loss_tokens > 0:
@@ -304,7 +316,7 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
             loss = score_loss(baselines[e.hook], sae, cfg.memory_budget)
             if last_at_hook[e.hook] == i:
                 del baselines[e.hook]
-        rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss)
+        rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss, ctl)
         if on_record is not None:
             on_record(rec)
         records.append(rec)

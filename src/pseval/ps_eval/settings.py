@@ -38,6 +38,8 @@ class PSEvalConfig:
     bootstrap_seed: int = 0
     # Bytes of transient [rows, d_sae] work per encode chunk: changes how the work is cut, never a result.
     memory_budget: int = DEFAULT_MEMORY_BUDGET
+    # Seeded random-weight controls scored beside each SAE (pseval.saes.control); 0 turns them off.
+    controls: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "balance", canonical_balance(self.balance))
@@ -48,6 +50,8 @@ class PSEvalConfig:
             raise ConfigError(f"exclude_dense={self.exclude_dense}; must be a fraction strictly between 0 and 1")
         if self.n_boot < 1:
             raise ConfigError(f"n_boot={self.n_boot}; must be at least 1")
+        if self.controls < 0:
+            raise ConfigError(f"controls={self.controls}; must be >= 0 (0 turns the random controls off)")
         if self.memory_budget < 1 or self.encode_chunk < 1:
             raise ConfigError(f"memory_budget={self.memory_budget}, encode_chunk={self.encode_chunk}; must be "
                               "positive")

@@ -86,6 +86,7 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
         extra={"bootstrap": (cfg.bootstrap_resamples, cfg.bootstrap_seed),
                "intervals": m.ps_eval_intervals.model_dump(),
                "concentration": m.concentration.model_dump(), "model": cfg.model_name, "source": r.sae_source,
+               "gain": m.gain_over_control, "share": m.ceiling.share_cosine,
                "protocol": cfg.protocol, "multi_token": cfg.multi_token, "template": cfg.template,
                "too_long": cfg.too_long, "balance": cfg.balance})
 

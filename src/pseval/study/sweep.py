@@ -122,7 +122,8 @@ def ps_eval_config(cfg: SweepConfig, readout: str) -> PSEvalConfig:
     return PSEvalConfig.from_options(readout=readout, multi_token=cfg.multi_token, balance=cfg.balance,
                                      seed=cfg.seed, protocol=cfg.protocol, top_k=cfg.top_k,
                                      exclude_dense=cfg.exclude_dense, dtype=cfg.dtype, n_boot=cfg.n_boot,
-                                     bootstrap_seed=cfg.bootstrap_seed, memory_budget=cfg.memory_budget)
+                                     bootstrap_seed=cfg.bootstrap_seed, memory_budget=cfg.memory_budget,
+                                     controls=cfg.controls)
 
 
 @contextlib.contextmanager

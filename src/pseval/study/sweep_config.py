@@ -128,6 +128,7 @@ class EvalSection(_Section):
     n_boot: PositiveInt = PSEvalConfig.n_boot
     bootstrap_seed: Seed = PSEvalConfig.bootstrap_seed
     memory_budget: PositiveInt | str = PSEvalConfig.memory_budget  # bytes or "512MiB": how work is cut, not a result
+    controls: NonNegativeInt = PSEvalConfig.controls
 
     @field_validator("memory_budget")
     @classmethod
@@ -228,6 +229,7 @@ class SweepConfig:
     n_boot: int = PSEvalConfig.n_boot
     bootstrap_seed: int = PSEvalConfig.bootstrap_seed
     memory_budget: int = PSEvalConfig.memory_budget
+    controls: int = PSEvalConfig.controls
     source: str | None = None
     executor: str = "serial"  # where the work runs (serial or ray), not what it computes
     ray_address: str | None = None
@@ -333,7 +335,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
                        protocol=ev.protocol, balance=canonical_balance(ev.balance), max_pairs=ev.max_pairs,
                        loss_recovered_tokens=ev.loss_recovered_tokens, top_k=ev.top_k,
                        exclude_dense=ev.exclude_dense, dtype=ev.dtype, n_boot=ev.n_boot,
-                       bootstrap_seed=ev.bootstrap_seed, memory_budget=int(ev.memory_budget), source=source,
+                       bootstrap_seed=ev.bootstrap_seed, memory_budget=int(ev.memory_budget), controls=ev.controls,
+                       source=source,
                        executor=doc.executor,
                        ray_address=doc.ray_address)
 
