@@ -103,6 +103,10 @@ def test_demo_small(tmp_path, wic_dev):
         assert name in report and name in res.output
         assert (out / "results" / "wic" / f"{name}__blocks.3.hook_resid_post.json").is_file()
     assert (out / "saes" / "topk-x8-k32" / "cfg.json").is_file()
+    # The headline leads, chance and the random controls beside it, every odd column explained.
+    for text in (report, res.output):
+        assert "MCC gain vs control" in text and 'always "same" F1' in text and "converged NO:" in text
+    assert "Random controls and the gain over them" in res.output and "rotation x5" in res.output
     # The picture beside report.md: one embedded PNG, every SAE x dataset with its F1 interval, loads in Chromium.
     page = (out / "report.html").read_text()
     (png,) = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)

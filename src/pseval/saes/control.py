@@ -126,7 +126,8 @@ def random_control(sae: SAE, plan: ControlPlan, seed: int) -> SAE:
 
 
 def _pre_acts(ctl: SAE) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The control's bias-free pre-activations (its calibrated biases are still 0 here)."""
+    """The control's bias-free pre-activations (its calibrated biases are still 0 here; a gated control's are its
+    gate path's)."""
     return ctl.pre_acts
 
 
@@ -137,14 +138,12 @@ def calibration_cut(ctl: SAE, inputs: torch.Tensor, target_l0: float, budget: in
     rows = inputs.shape[0]
     t = int(round(target_l0 * rows))
     total = rows * ctl.d_sae
-    if t <= 0:
-        t_keep = 1
-    else:
-        t_keep = min(t + 1, total)
+    t_keep = 1 if t <= 0 else min(t + 1, total)  # the T-th and (T+1)-th largest entries are all the cut needs
     top: torch.Tensor | None = None
     encode = _pre_acts(ctl)
+    dev = module_device(ctl)
     for s in row_chunks(rows, chunk_rows(ctl.d_sae, budget)):
-        flat = aligned(encode, inputs[s]).float().flatten()
+        flat = aligned(encode, inputs[s].to(dev)).float().flatten().cpu()
         cand = flat.topk(min(t_keep, flat.numel())).values
         top = cand if top is None else torch.cat([top, cand]).topk(min(t_keep, top.numel() + cand.numel())).values
     assert top is not None
