@@ -14,6 +14,7 @@ SAEs, dictionary_learning dictionaries, sparsify SparseCoders, or any module wit
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pseval.errors import ConfigError, MissingResourceError
 from pseval.metrics.encoding import scoring_dtype
 from pseval.models.any_model import as_loaded_model
 from pseval.models.transformer_lens import check_tl_hook
+from pseval.ps_eval.headline import LEGEND, chance_line
 from pseval.ps_eval.pipeline import evaluate as run_pipeline
 from pseval.ps_eval.pipeline import prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
@@ -34,6 +36,9 @@ from pseval.ps_eval.resolver import resolve_saes
 from pseval.ps_eval.rows import record_row, table_columns
 from pseval.ps_eval.settings import PSEvalSettings, SettingsFields
 from pseval.tables import html_table, text_table
+
+# Under the table: what its headline columns mean.
+LEGEND_NOTES = (LEGEND["headline"], LEGEND["gain"], LEGEND["share"])
 
 
 @dataclass
@@ -47,13 +52,16 @@ class Evaluation:
         return [record_row(r) for r in self.records]
 
     def table(self) -> str:
-        """Aligned plain-text table."""
+        """Aligned plain-text table, then what chance scores on the pairs and the legend of its columns."""
         rows = self.rows()
-        return text_table(rows, table_columns(rows))
+        return "\n".join(p for p in (text_table(rows, table_columns(rows)), chance_line(self.records),
+                                      *(f"  {n}" for n in LEGEND_NOTES)) if p)
 
     def _repr_html_(self) -> str:
         rows = self.rows()
-        return html_table(rows, table_columns(rows))
+        notes = [chance_line(self.records), *LEGEND_NOTES]
+        return html_table(rows, table_columns(rows)) + "".join(
+            f"<p style='font-size:smaller'>{html.escape(n)}</p>" for n in notes if n)
 
     def __repr__(self) -> str:
         return self.table()

@@ -44,3 +44,12 @@ def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
                    for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def with_ci(value: Any, low: Any, high: Any) -> str:
+    """`0.563 [0.515, 0.611]`; the bare value when the interval is unknown."""
+    if value is None:
+        return "-"
+    if low is None or high is None:
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"

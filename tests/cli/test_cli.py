@@ -24,7 +24,8 @@ def test_eval_writes_saebench_shaped_json(tmp_path, wic_dev):
     rec = json.loads(out.read_text())
     assert rec["eval_type_id"] == "ps_eval" and rec["schema_version"] == 3
     m, c = rec["eval_result_metrics"]["ps_eval"], rec["eval_result_metrics"]["counts"]
-    assert set(m) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn"}
+    assert set(m) == {"accuracy", "precision", "recall", "specificity", "f1", "tp", "fp", "tn", "fn", "mcc",
+                      "balanced_accuracy"}
     assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == c["pairs_scored"] == len(rec["eval_result_details"])
     assert c["pairs_read"] == 80 == rec["eval_config"]["pairs_selected"]
     assert rec["eval_config"]["hook_name"] == "blocks.3.hook_resid_post"
@@ -110,6 +111,10 @@ def test_demo_small(tmp_path, wic_dev):
     for rec in records:  # each table row is its record's own number and interval
         m, iv = rec.eval_result_metrics.ps_eval, rec.eval_result_metrics.ps_eval_intervals
         assert f"{fmt(m.f1)} [{fmt(iv.f1_low)}, {fmt(iv.f1_high)}]" in report
+    # The headline leads, chance and the random controls beside it, every odd column explained.
+    for text in (report, res.output):
+        assert "MCC gain vs control" in text and 'always "same" F1' in text and "converged NO:" in text
+    assert "Random controls and the gain over them" in res.output and "rotation x5" in res.output
     page = (out / "report.html").read_text()
     assert "http" not in page.replace("data:image", "").replace("http://www.w3.org", "")  # self-contained
     assert load_page(out / "report.html", tmp_path) == []

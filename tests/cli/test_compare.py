@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from pseval.cli import main
 from pseval.cli.compare import load_records
 from pseval.metrics.statistics import bootstrap_metrics
+from pseval.ps_eval.headline import gain_cell
 from pseval.ps_eval.intervals import PairArrays, bootstrap_intervals
 from pseval.ps_eval.pipeline import _bounds
 from pseval.ps_eval.rows import row_from_record
@@ -37,7 +38,7 @@ def _eval(tmp_path, wic_dev, out: str, max_pairs: int, *extra: str):
 @pytest.mark.slow
 def test_eval_intervals_differences_and_compare(tmp_path, wic_dev):
     text = _eval(tmp_path, wic_dev, "a.json", 80, "--exclude-dense", "0.3", "--memory-budget", "1MiB")
-    for heading in ("PS-Eval (the paper's argmax metric)", "Threshold-free", "Top-feature concentration",
+    for heading in ("Details: PS-Eval (the paper's argmax metric)", "Threshold-free", "Top-feature concentration",
                     "Dense-feature-robust", "Paired differences against identity@blocks.3.hook_resid_post"):
         assert heading in text
     assert "DOMINATED" in text  # the identity's neuron 157 wins about half the contexts
@@ -71,6 +72,12 @@ def test_eval_intervals_differences_and_compare(tmp_path, wic_dev):
     again = [re.split(r"\s{2,}", line.strip())[2:] for line in res.output.splitlines()
              if "a.json[topk@" in line and "a.json[identity@" in line]
     assert printed == again and len(printed[0]) >= 5
+    # Both lead with the headline, chance and the controls, read from the same records.
+    for out in (text, res.output):
+        assert "Headline (read this first)" in out and 'Chance on these' in out and "DOMINATED: one feature" in out
+        assert "Random controls and the gain over them" in out and "rotation x5" in out and "topk k=16 x5" in out
+        for rec in records:
+            assert gain_cell(rec.eval_result_metrics.gain_over_control, "mcc") in out
     cmp = json.loads((tmp_path / "cmp.json").read_text())
     d = cmp["differences"][0]["statistics"]["ps_eval.f1"]
     f1 = [r.eval_result_metrics.ps_eval.f1 for r in records]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pseval.ps_eval import PSEvalSettings
-from pseval.ps_eval.pipeline import SAEEntry, evaluate, prepare_pairs
+from pseval.ps_eval.pipeline import SAEEntry, cell_id, evaluate, prepare_pairs
 from pseval.saes import identity_sae
 
 pytestmark = pytest.mark.slow
@@ -33,14 +33,23 @@ def _numbers(minilm, wic_dev) -> dict:
     (rec,) = evaluate(minilm, "minilm", [SAEEntry.of(sae, "identity", HOOK, "identity", "identity:384")],
                       prepare_pairs(f"wic:{wic_dev}", None, 0), PSEvalSettings())
     data = json.loads(rec.to_json())
+    # Run with the default random controls on: they must not move a pinned number. Controls enter the cell key;
+    # without them the key is the pinned one.
+    no_controls = cell_id(rec.eval_config.model_copy(update={"controls": 0}), rec.sae_fingerprint)
     return {"eval_config": {k: data["eval_config"][k] for k in KEPT_CONFIG},
-            "eval_result_metrics": data["eval_result_metrics"], "cell_id": data["cell_id"],
+            "eval_result_metrics": data["eval_result_metrics"], "cell_id": no_controls,
             "outcomes": "".join(d["outcome"][0] for d in data["eval_result_details"])}
+
+
+# Fields added after the file was pinned (chance, controls, gains, MCC): present now, not pinned; every pinned field
+# must still be there with its pinned value.
+ADDED = {"chance", "controls", "gain_over_control", "mcc", "balanced_accuracy", "mcc_low", "mcc_high",
+         "balanced_accuracy_low", "balanced_accuracy_high"}
 
 
 def _close(a, b, where: str) -> None:
     if isinstance(a, dict):
-        assert set(a) == set(b), f"{where}: fields {sorted(set(a) ^ set(b))}"
+        assert set(a) == set(b) - ADDED, f"{where}: fields {sorted(set(a) ^ (set(b) - ADDED))}"
         for k in a:
             _close(a[k], b[k], f"{where}.{k}")
     elif isinstance(a, float) and isinstance(b, float):
@@ -51,6 +60,7 @@ def _close(a, b, where: str) -> None:
 
 def test_minilm_identity_on_wic_dev_is_pinned(minilm, wic_dev):
     now = _numbers(minilm, wic_dev)
+    assert now["eval_result_metrics"]["gain_over_control"] is not None  # the controls did run
     if os.environ.get("PSEVAL_REPIN") == "1":
         PINNED.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
     _close(json.loads(PINNED.read_text()), now, "record")

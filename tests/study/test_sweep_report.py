@@ -60,7 +60,8 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
     attention = next(c for c in panel if c["key"] == "attention")
     assert any("attn_out minus resid_post" in e for e in attention["evidence"])
     md = (report_dir / "report.md").read_text()
-    assert "### Claims" in md and "F1 [95% CI]" in md
+    assert "### Claims" in md and "F1 [95% CI]" in md and "| MCC gain vs control |" in md
+    assert "MCC gain vs control: the SAE's MCC minus" in md  # the legend under the cell table
     assert "| claim | verdict | test | statistic | p | comparisons | evidence |" in md
     assert "one-sided pair bootstraps" in md  # the tiny sweep's 4 hooks make the attention claim testable
     assert "Family: the claims testable on this panel (up to five). Each claim's p-value is Holm-adjusted" in md

@@ -14,6 +14,7 @@ from typing import Any
 
 from pseval.errors import DataFormatError
 from pseval.files import write_json_atomic
+from pseval.ps_eval.headline import headline_block, legend
 from pseval.ps_eval.record import PSEvalRecord, read_record
 from pseval.ps_eval.rows import (
     ARGMAX_COLUMNS,
@@ -68,10 +69,12 @@ def run_compare(paths: list[Path], n_boot: int | None = None, seed: int | None =
     cmp = compare_records(records, names, n_boot, seed)
     # Rows named by file where SAE names alone would be ambiguous.
     labels = names if len({(r.sae_name, r.eval_config.hook_name) for r in records}) < len(records) else None
-    log("PS-Eval (the paper's argmax metric), intervals as recorded\n"
+    log(headline_block(records, labels))
+    log("Details: PS-Eval (the paper's argmax metric), intervals as recorded\n"
         + text_table(argmax_rows(records, labels), ARGMAX_COLUMNS))
     log("Threshold-free and ceiling\n" + text_table(threshold_free_rows(records, labels), THRESHOLD_FREE_COLUMNS))
-    log("Top-feature concentration\n" + text_table(concentration_rows(records, labels), CONCENTRATION_COLUMNS))
+    log("Top-feature concentration\n" + text_table(concentration_rows(records, labels), CONCENTRATION_COLUMNS)
+        + ("\n" + legend("dominated") if any(r.eval_result_metrics.concentration.dominated for r in records) else ""))
     robust = robust_rows(records, labels)
     if robust:
         log("Dense-feature-robust PS-Eval\n" + text_table(robust, ROBUST_COLUMNS))

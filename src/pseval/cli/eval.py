@@ -11,20 +11,23 @@ from typing import Any
 from pseval.data.sources import DEFAULT_DATA
 from pseval.files import check_writable, write_atomic
 from pseval.metrics.encoding import scoring_dtype
+from pseval.ps_eval.headline import headline_block, legend
 from pseval.ps_eval.pipeline import evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.resolver import DEFAULT_HOOK, resolve_saes
 from pseval.ps_eval.rows import (
     CONCENTRATION_COLUMNS,
+    RECON_COLUMNS,
     ROBUST_COLUMNS,
     THRESHOLD_FREE_COLUMNS,
+    argmax_rows,
     compare_records,
     concentration_rows,
+    detail_columns,
     difference_columns,
     difference_rows,
     record_row,
     robust_rows,
-    table_columns,
     threshold_free_rows,
 )
 from pseval.ps_eval.settings import PSEvalSettings
@@ -100,11 +103,13 @@ def log_tables(records: Sequence[PSEvalRecord], log: Callable[[str], Any]) -> No
             log(f"loss recovered unavailable for {where}: {lr.reason}")
         elif lr is not None and lr.reason:
             log(f"loss recovered for {where} is on the {lr.objective} objective: {lr.reason}")
-    rows = [record_row(r) for r in records]
-    log("PS-Eval (the paper's argmax metric)\n" + text_table(rows, table_columns(rows)))
+    log(headline_block(records))
+    rows = [{**argmax_rows([r])[0], **{k: v for k, v in record_row(r).items() if k in RECON_COLUMNS}} for r in records]
+    log("Details: PS-Eval (the paper's argmax metric), every metric\n" + text_table(rows, detail_columns(rows)))
     log("Threshold-free: ROC-AUC of per-pair code similarities; ceiling = the same on the raw activations; "
         "share = (AUC - 0.5) / (ceiling - 0.5)\n" + text_table(threshold_free_rows(records), THRESHOLD_FREE_COLUMNS))
-    log("Top-feature concentration\n" + text_table(concentration_rows(records), CONCENTRATION_COLUMNS))
+    log("Top-feature concentration\n" + text_table(concentration_rows(records), CONCENTRATION_COLUMNS)
+        + ("\n" + legend("dominated") if any(r.eval_result_metrics.concentration.dominated for r in records) else ""))
     robust = robust_rows(records)
     if robust:
         log("Dense-feature-robust PS-Eval (argmax over the latents non-zero on at most the given fraction of the "

@@ -7,6 +7,23 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def mcc_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Matthews correlation (TP TN - FP FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) of confusion counts (arrays of any
+    shape, expected counts allowed); 0 where a margin is 0, so every constant predictor scores 0 (chance), 1 is a
+    perfect predictor and -1 a perfectly inverted one."""
+    tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
+    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (tp * tn - fp * fn) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def balanced_accuracy_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """(recall + specificity) / 2: 0.5 for every predictor that ignores the pair; NaN when a class is empty."""
+    tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (tp / (tp + fn) + tn / (tn + fp)) / 2
+
+
 @dataclass(frozen=True, slots=True)
 class Confusion:
     """Positive class = same sense; predicted positive = same argmax feature in both contexts."""
@@ -50,11 +67,21 @@ class Confusion:
         # The one formula of every metric (metrics_from_counts), for one confusion as for bootstrap replicates.
         return float(metrics_from_counts(self.tp, self.fp, self.tn, self.fn)[name])
 
+    @property
+    def mcc(self) -> float:
+        """Matthews correlation: 0 for chance (and when a margin is 0), 1 for a perfect predictor."""
+        return self._metric("mcc")
+
+    @property
+    def balanced_accuracy(self) -> float:
+        """(recall + specificity) / 2: 0.5 is chance whatever the class balance."""
+        return self._metric("balanced_accuracy")
+
     def metrics(self) -> dict[str, float | int]:
-        """The nine PS-Eval numbers."""
+        """The nine PS-Eval numbers and the two chance-corrected ones (MCC, balanced accuracy)."""
         return {"accuracy": self.accuracy, "precision": self.precision, "recall": self.recall,
                 "specificity": self.specificity, "f1": self.f1, "tp": self.tp, "fp": self.fp, "tn": self.tn,
-                "fn": self.fn}
+                "fn": self.fn, "mcc": self.mcc, "balanced_accuracy": self.balanced_accuracy}
 
     @classmethod
     def from_predictions(cls, same_sense: list[bool], same_feature: list[bool]) -> Confusion:
@@ -73,8 +100,11 @@ class Confusion:
 
 
 def metrics_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
-    """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0)."""
+    """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0), and the
+    chance-corrected MCC and balanced accuracy: the one formula of each, for one confusion as for resamples."""
     tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn),
-                "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn)}
+                "specificity": tn / (tn + fp), "f1": 2 * tp / (2 * tp + fp + fn),
+                "mcc": mcc_from_counts(tp, fp, tn, fn), "balanced_accuracy": balanced_accuracy_from_counts(
+                    tp, fp, tn, fn)}

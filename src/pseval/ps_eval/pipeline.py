@@ -32,7 +32,9 @@ from pseval.models.widths import hook_widths
 from pseval.provenance import provenance
 from pseval.ps_eval.cache import cached_pair_activations
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD, most_common_features
+from pseval.ps_eval.controls import ControlsResult, chance_category, control_categories, score_controls
 from pseval.ps_eval.intervals import NO_INTERVAL, PairArrays, bootstrap_intervals, pair_statistics
+from pseval.ps_eval.random_control import CONTROL_METHOD
 from pseval.ps_eval.record import (
     CeilingMetrics,
     ConcentrationMetrics,
@@ -131,7 +133,7 @@ def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalSe
 
 # Fields a cell key leaves out at their default, so that cells keyed before the field existed keep their ids.
 KEYED_WHEN_SET = {"model_convention": "hf", "corpus": "wordnet-definitions", "reconstruction_tokens": 0,
-                  "loss_recovered_tokens": 0}
+                  "loss_recovered_tokens": 0, "controls": 0}
 
 
 def cell_id(config: PSEvalConfigRecord, fingerprint: str) -> str:
@@ -234,7 +236,7 @@ def result_metrics(res: PSEvalResult, details: Sequence[PairOutcome], config: PS
 
 def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, entry: SAEEntry, sae: SAE,
                  config: PSEvalConfigRecord, cid: str, reconstruction: ReconstructionMetrics | None,
-                 loss: LossRecovered | None) -> PSEvalRecord:
+                 loss: LossRecovered | None, controls: ControlsResult | None = None) -> PSEvalRecord:
     """The typed record of one scored cell."""
     counts = res.counts
     dropped = dict(counts["dropped"])  # type: ignore[arg-type]
@@ -246,6 +248,11 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         cats["feature_cosine"] = cats["feature_cosine_intervals"] = None
     cos_ref = FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine_reference.items()}) \
         if res.cosine_reference is not None and has_weights else None
+    cats["chance"] = chance_category(details)
+    control_list = []
+    if controls is not None:
+        cats["controls"], cats["gain_over_control"], control_list = control_categories(
+            controls, details, config.bootstrap_resamples, config.bootstrap_seed)
     metrics = PSEvalMetricCategories(
         **cats,
         counts=CountMetrics(**count_fields, dropped_total=sum(dropped.values()),
@@ -260,7 +267,9 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         eval_result_metrics=metrics, eval_result_details=details,
         eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"],  # type: ignore[arg-type]
                                               top_features=tops, feature_cosine_reference=cos_ref,
-                                              data_rows=DataRows(**data.rows.to_dict()) if data.rows else None),
+                                              data_rows=DataRows(**data.rows.to_dict()) if data.rows else None,
+                                              controls=control_list,
+                                              control_method=CONTROL_METHOD if controls is not None else None),
         sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
         sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,
         sae_lens_version=meta.sae_lens_version, pseval_version=prov["pseval_version"], git_commit=prov["git_commit"],
@@ -308,6 +317,8 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
         sae = cast_sae(e.sae(), scoring_dtype(cfg.dtype))  # every number of the cell at the scoring dtype
         pa = acts[e.hook]
         res = score_sae(pa, sae, cfg, model_name)
+        # Right after the SAE, on its activations: the controls cost SAE encodes, never a model pass.
+        ctl = score_controls(pa, sae, res, cfg, e.fingerprint)
         recon = reconstruction_metrics(sae, corpus_acts[e.hook], budget=cfg.memory_budget) if corpus_acts else None
         loss = None
         if cfg.loss_recovered_tokens > 0:
@@ -317,7 +328,7 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
             loss = score_loss(baselines[e.hook], sae, cfg.memory_budget)
             if last_at_hook[e.hook] == i:
                 del baselines[e.hook]
-        rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss)
+        rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss, ctl)
         if on_record is not None:
             on_record(rec)
         records.append(rec)

@@ -47,6 +47,12 @@ class PSEvalMetrics(_Flat):
     fp: int = Field(title="False positives", description="different sense, same top feature")
     tn: int = Field(title="True negatives", description="different sense, different top features")
     fn: int = Field(title="False negatives", description="same sense, different top features")
+    # Optional so that records written before they existed still read.
+    mcc: float | None = Field(None, title="Matthews correlation", description="(TP TN - FP FN) / sqrt((TP+FP)(TP+FN)"
+                              "(TN+FP)(TN+FN)); 0 when a margin is 0: 0 for every trivial predictor (chance), 1 "
+                              "for a perfect one, negative below chance")
+    balanced_accuracy: float | None = Field(None, title="Balanced accuracy", description="(recall + specificity) / "
+                                            "2; 0.5 is chance whatever the class balance")
 
 
 class FeatureCosineMetrics(_Flat):
@@ -79,7 +85,8 @@ def _with_bounds(name: str, base: type[_Flat], fields: dict[str, str], doc: str)
 
 
 CONFUSION_TITLES = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall",
-                    "specificity": "Specificity", "f1": "F1"}
+                    "specificity": "Specificity", "f1": "F1", "mcc": "Matthews correlation",
+                    "balanced_accuracy": "Balanced accuracy"}
 ConfusionIntervals = _with_bounds("ConfusionIntervals", _Flat, CONFUSION_TITLES,
                                   "95% pair-bootstrap intervals of the five metrics of a confusion category.")
 FeatureCosineIntervals = _with_bounds(
@@ -181,6 +188,9 @@ class RobustPSEvalMetrics(_Flat):
     tn: int | None = Field(None, title="True negatives", description="different sense, different robust top "
                            "features")
     fn: int | None = Field(None, title="False negatives", description="same sense, different robust top features")
+    mcc: float | None = Field(None, title="Matthews correlation", description="of the robust confusion; 0 is chance")
+    balanced_accuracy: float | None = Field(None, title="Balanced accuracy", description="(recall + specificity) / 2"
+                                            " of the robust confusion")
 
 
 class CountMetrics(_Flat):
@@ -236,6 +246,72 @@ class DataNotes(_Flat):
                                  "token index points at a token that does not look like the target word (a "
                                  "particle, a contraction): a note, never a drop; the index is read as given")
 
+TRIVIAL_TITLES = {"always_same": 'always "same"', "always_different": 'always "different"',
+                  "coin": "prevalence-matched coin (expected)"}
+CHANCE_METRIC_TITLES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall",
+                        "specificity": "specificity", "f1": "F1", "mcc": "Matthews correlation",
+                        "balanced_accuracy": "balanced accuracy"}
+
+
+class _Chance(_Flat):
+    """Chance on the scored pairs: three predictors that ignore the pair, exact (see pseval.metrics.chance)."""
+
+    same_pairs: int = Field(title="Same-sense pairs", description="scored pairs with the same sense")
+    different_pairs: int = Field(title="Different-sense pairs", description="scored pairs with different senses")
+    prevalence: float | None = Field(title="Prevalence", description="share of same-sense pairs: the coin's "
+                                     "probability of predicting same")
+
+
+ChanceMetrics = create_model(
+    "ChanceMetrics", __base__=_Chance, __doc__=_Chance.__doc__, **{
+        f"{p}_{m}": (float | None, Field(None, title=f"{pt}, {mt}", description=f"{mt} of the predictor {pt} on the "
+                                         "scored pairs" + (" (of its expected confusion)" if p == "coin" else "")
+                                         + "; null when undefined"))
+        for p, pt in TRIVIAL_TITLES.items() for m, mt in CHANCE_METRIC_TITLES.items()})
+
+GAIN_TITLES = {"f1": "F1", "specificity": "specificity", "mcc": "Matthews correlation", "auc_cosine": "AUC cosine"}
+
+
+class _Controls(_Flat):
+    """The SAE's seeded random controls (pseval.ps_eval.random_control): how they were drawn and what they scored."""
+
+    controls: int = Field(title="Controls", description="number of control seeds (eval_config controls)")
+    kind: str = Field(title="Control kind", description="random_weights (a random dictionary of the SAE's "
+                      "architecture and shape) or random_rotation (the identity's: a Haar-random rotation)")
+    architecture: str = Field(title="Control architecture", description="the controls' architecture")
+    architecture_assumed: bool = Field(title="Architecture assumed", description="true when the SAE's architecture "
+                                       "is unknown to pseval (an object with only encode): TopK with k = its mean "
+                                       "L0 rounded")
+    k: int | None = Field(None, title="Control k", description="k of a TopK control; null otherwise")
+    sae_l0: float = Field(title="SAE mean L0", description="the SAE's mean non-zero latents per scored context")
+    control_l0: float = Field(title="Control mean L0", description="the controls' mean L0 on the scored contexts, "
+                              "averaged over seeds (calibrated to sae_l0)")
+
+
+ControlMetrics = create_model(
+    "ControlMetrics", __base__=_Controls, __doc__=_Controls.__doc__, **{
+        f"{s}_{agg}": (float | None, Field(None, title=f"Controls' {t}, {agg}", description=f"{agg} over the control "
+                                           f"seeds of their {t}; null when undefined"))
+        for s, t in GAIN_TITLES.items() for agg in ("mean", "min", "max")})
+
+
+class _Gain(_Flat):
+    """The SAE minus the mean of its random controls on the same pairs, with a 95% interval that covers pair
+    resampling and the controls' seed-to-seed spread (pseval.ps_eval.controls), and a verdict."""
+
+
+GainMetrics = create_model(
+    "GainMetrics", __base__=_Gain, __doc__=_Gain.__doc__, **{
+        name: spec for s, t in GAIN_TITLES.items() for name, spec in (
+            (s, (float | None, Field(None, title=f"Gain in {t}", description=f"the SAE's {t} minus the mean of its "
+                                     "controls'; null when undefined"))),
+            (f"{s}_low", (float | None, Field(None, title=f"Gain in {t}, 95% CI lower end", description="lower "
+                                              "end of the 95% interval over pair resamples and control seeds"))),
+            (f"{s}_high", (float | None, Field(None, title=f"Gain in {t}, 95% CI upper end", description="upper "
+                                               "end of the 95% interval over pair resamples and control seeds"))),
+            (f"{s}_verdict", (str, Field("undefined", title=f"Verdict on {t}", description="better (interval "
+                                         "above 0), worse (below 0), not distinguishable (covers 0) or undefined"))))})
+
 
 class PSEvalMetricCategories(BaseModel):
     """Every metric of one evaluation, by category; optional categories are null when not measured."""
@@ -269,6 +345,14 @@ class PSEvalMetricCategories(BaseModel):
     feature_cosine_intervals: FeatureCosineIntervals | None = Field(  # type: ignore[valid-type]
         None, title="Top-feature weight cosine intervals", description="95% pair-bootstrap intervals of "
         "feature_cosine; null when it is null")
+    chance: ChanceMetrics | None = Field(None, title="Chance",  # type: ignore[valid-type]
+                                         description="trivial predictors (always same, always different, a "
+                                         "prevalence-matched coin) on the scored pairs; null in older records")
+    controls: ControlMetrics | None = Field(None, title="Random controls",  # type: ignore[valid-type]
+                                            description="the SAE's seeded random controls; null when controls = 0")
+    gain_over_control: GainMetrics | None = Field(None, title="Gain over random control",  # type: ignore[valid-type]
+                                                  description="the SAE minus its random controls, with intervals "
+                                                  "and verdicts; null when controls = 0")
     counts: CountMetrics = Field(title="Pair counts", description="pairs read, valid, dropped by reason, scored")
     data: DataNotes = Field(title="Data notes", description="what the text rules changed or dropped at load")
     reconstruction: ReconstructionMetrics | None = Field(None, title="Reconstruction",
@@ -357,6 +441,21 @@ class DataRows(BaseModel):
     dropped: dict[str, int] = Field(default_factory=dict, title="Rows dropped", description="read - kept, by reason")
 
 
+class ControlRecord(BaseModel):
+    """One random control of the SAE."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(title="Index", description="0 .. controls - 1")
+    seed: int = Field(title="Seed", description="torch seed of its weights: SHA-256 of the SAE fingerprint, hook "
+                      "and index (pseval.ps_eval.random_control.control_seed)")
+    cut: float | None = Field(None, title="Calibration cut", description="pre-activation value above which a "
+                              "latent fires (bias/threshold set from it); null for TopK and rotations")
+    l0: float = Field(title="Mean L0", description="its mean non-zero latents per scored context")
+    metrics: dict[str, float | None] = Field(title="Metrics", description="its PS-Eval metrics on the scored pairs "
+                                             "(f1, specificity, mcc, auc_cosine, accuracy, ...; null undefined)")
+
+
 class Unstructured(BaseModel):
     """What fits no flat category."""
 
@@ -372,6 +471,10 @@ class Unstructured(BaseModel):
         "W_enc / W_dec cosines averaged as the reference averages them, over every valid pair of each label before "
         "balancing (wic_eval.py's first loop); eval_result_metrics.feature_cosine is pseval's, over the scored "
         "(balanced) pairs")
+    controls: list[ControlRecord] = Field(default_factory=list, title="Random controls",
+                                          description="each control: index, seed, calibration and metrics")
+    control_method: str | None = Field(None, title="How controls are drawn", description="the rule that drew them "
+                                       "(see pseval.ps_eval.random_control); null without controls")
 
 
 class PSEvalRecord(BaseModel):

@@ -18,22 +18,14 @@ from pseval.errors import ConfigError
 from pseval.metrics.statistics import Interval
 from pseval.models.hooks import parse_hook_name
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
+from pseval.ps_eval.headline import HEADLINE_COLUMNS, headline_row
 from pseval.ps_eval.intervals import PairArrays, paired_intervals
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.saes.identity import is_identity_architecture
-from pseval.tables import fmt
+from pseval.tables import with_ci
 
 CONFUSION = ("accuracy", "precision", "recall", "specificity", "f1")
 RECON_COLUMNS = ("mse", "fvu", "l0", "dead", "loss_rec")
-
-
-def with_ci(value: Any, low: Any, high: Any) -> str:
-    """`0.563 [0.515, 0.611]`; the bare value when the interval is unknown."""
-    if value is None:
-        return "-"
-    if low is None or high is None:
-        return fmt(value)
-    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
 def _ci(cat: Any, bounds: Any, field: str) -> str:
@@ -81,8 +73,10 @@ def threshold_free_rows(records: Sequence[PSEvalRecord], labels: Sequence[str] |
     return rows
 
 
+# PS-Eval@k is left out of the tables (kept in the record): with top_k 8 nearly every pair's two top-8 sets share a
+# latent, so its specificity is 0.000 [0.000, 0.000] for every SAE and the columns said nothing.
 THRESHOLD_FREE_COLUMNS = ("sae", "hook", "k", "AUC cosine", "AUC Jaccard@k", "ceiling AUC cosine", "share of ceiling",
-                          "ceiling AUC Jaccard@k", "PS-Eval@k F1", "PS-Eval@k specificity")
+                          "ceiling AUC Jaccard@k")
 
 
 def concentration_rows(records: Sequence[PSEvalRecord], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -190,9 +184,9 @@ def compare_records(records: Sequence[PSEvalRecord], names: Sequence[str], n_boo
     return Comparison(list(names), per_record, diffs, n_boot, seed, notes)
 
 
-DIFFERENCE_STATS = {"Δ F1": "ps_eval.f1", "Δ specificity": "ps_eval.specificity",
+DIFFERENCE_STATS = {"Δ F1": "ps_eval.f1", "Δ specificity": "ps_eval.specificity", "Δ MCC": "ps_eval.mcc",
                     "Δ AUC cosine": "threshold_free.auc_cosine", "Δ AUC Jaccard@k": "threshold_free.auc_jaccard",
-                    "Δ PS-Eval@k F1": "ps_eval_at_k.f1", "Δ robust F1": "ps_eval_robust.f1"}
+                    "Δ robust F1": "ps_eval_robust.f1"}
 
 
 def difference_rows(comparison: Comparison) -> list[dict[str, Any]]:
@@ -215,9 +209,10 @@ def difference_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def record_row(rec: PSEvalRecord) -> dict[str, Any]:
-    """One table row of a record: SAE, hook, pairs scored, the argmax PS-Eval numbers with their intervals and any
-    reconstruction figures."""
-    row = argmax_rows([rec])[0]
+    """One table row of a record: the headline (F1, specificity, MCC with intervals, MCC gain over the random
+    control, share of ceiling), then the rest of the argmax PS-Eval numbers and any reconstruction figures."""
+    argmax = argmax_rows([rec])[0]
+    row = {**headline_row(rec), **{c: argmax[c] for c in DETAIL_COLUMNS}}
     m = rec.eval_result_metrics
     if m.reconstruction is not None and m.reconstruction.tokens:
         row.update(mse=m.reconstruction.mse_per_token, fvu=m.reconstruction.fvu, l0=m.reconstruction.l0,
@@ -227,8 +222,17 @@ def record_row(rec: PSEvalRecord) -> dict[str, Any]:
     return row
 
 
+DETAIL_COLUMNS = ("accuracy", "precision", "recall", "tp", "fp", "tn", "fn")
+
+
 def table_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The table's columns: the argmax PS-Eval ones, and the reconstruction ones that some row has."""
+    """The table's columns: the headline first, the other argmax PS-Eval ones, and the reconstruction ones that
+    some row has."""
+    return HEADLINE_COLUMNS + DETAIL_COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
+
+
+def detail_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The full argmax table's columns, with the reconstruction ones that some row has."""
     return ARGMAX_COLUMNS + tuple(col for col in RECON_COLUMNS if any(col in r for r in rows))
 
 

@@ -101,6 +101,11 @@ class SettingsFields(BaseModel):
         1000, "Bootstrap resamples", "Resamples of the scored pairs behind every 95% interval", "scores", ge=1)
     bootstrap_seed: int = setting(
         0, "Bootstrap seed", "Seed of the pair resamples behind every interval", "scores", ge=0, le=MAX_SEED)
+    controls: int = setting(
+        5, "Random controls", "Seeded random-weight SAEs of each SAE's architecture, shape and sparsity scored beside "
+        "it on the same pairs (pseval.ps_eval.random_control); their spread and the gain over them come with every "
+        "SAE. 0: off",
+        "scores", ge=0)
     corpus: str = setting(
         "wordnet-definitions", "Metrics corpus", "Text for the standard metrics (reconstruction and loss recovered): "
         "wordnet, wordnet-definitions, file:PATH[,PATH], hf:NAME[:SPLIT[:COLUMN]]", "scores", cli="corpus")

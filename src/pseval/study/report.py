@@ -19,6 +19,7 @@ from pseval.files import write_atomic, write_json_atomic, write_text_atomic
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
+from pseval.ps_eval.headline import LEGEND, gain_cell
 from pseval.ps_eval.rows import CellRow, rows_from_records, short_dataset
 from pseval.study import plots
 from pseval.study.claims import Claim, evaluate_claims, family_note
@@ -118,6 +119,9 @@ def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
                     "F1 [95% CI]": f"{fmt(r.metrics['f1'])} [{fmt(ci['f1'][0])}, {fmt(ci['f1'][1])}]",
                     "specificity [95% CI]": f"{fmt(r.metrics['specificity'])} [{fmt(ci['specificity'][0])}, "
                                             f"{fmt(ci['specificity'][1])}]",
+                    "MCC": r.metrics.get("mcc"), "MCC gain vs control": gain_cell(
+                        r.record.eval_result_metrics.gain_over_control if r.record else None, "mcc"),
+                    "share of ceiling": r.record.eval_result_metrics.ceiling.share_cosine if r.record else None,
                     "precision": r.metrics["precision"], "recall": r.metrics["recall"],
                     "accuracy": r.metrics["accuracy"], "top feature share": _concentration(r),
                     "MSE": r.recon.get("mse_per_token"), "FVU": r.recon.get("fvu"),
@@ -127,7 +131,8 @@ def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
     return out
 
 
-CELL_COLUMNS = ("hook", "sae", "pairs", "F1 [95% CI]", "specificity [95% CI]", "precision", "recall", "accuracy",
+CELL_COLUMNS = ("hook", "sae", "pairs", "F1 [95% CI]", "specificity [95% CI]", "MCC", "MCC gain vs control",
+                "share of ceiling", "precision", "recall", "accuracy",
                 "top feature share", "MSE", "FVU", "L0", "dead", "loss rec.", "converged")
 CONCENTRATION_NOTE = (f"top feature share = the share of contexts whose argmax is the most common feature (#id); "
                       f"DOMINATED above {DOMINANCE_THRESHOLD:g}: that cell's recall and F1 come largely from one "
@@ -315,7 +320,8 @@ def panel_view(p: Panel, n_boot: int, seed: int, inspections: list[InspectLink])
     title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; every cell and "
              "word in by_target.csv)")
     return PanelView(p, figures, _cell_rows(p, n_boot, seed),
-                     [". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x), convergence_note(p)],
+                     [". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x), convergence_note(p),
+                      *(LEGEND[k] for k in ("headline", "gain", "share"))],
                      inspections, title, target_rows, _pos_rows(p))
 
 
