@@ -214,8 +214,14 @@ def test_a_reference_protocol_conflict_in_a_sweep_toml_is_refused_at_load(tmp_pa
 
     p = tmp_path / "s.toml"
     p.write_text(sweep_toml(tiny_gpt2_dir, wic_dev, readouts='["context"]') + 'protocol = "reference"\n')
+    with pytest.raises(ConfigError, match=r"s\.toml: \[eval\]\.protocol='reference' makes every choice the reference "
+                                          r"makes; got multi_token='last'"):
+        load_sweep_config(p)
+    # The section's own choices agree, but one of its readouts does not: refused at load too.
+    p.write_text(sweep_toml(tiny_gpt2_dir, wic_dev, readouts='["template", "context"]').replace(
+        'multi_token = "last"', 'multi_token = "drop"') + 'protocol = "reference"\n')
     with pytest.raises(ConfigError, match=r"s\.toml: \[eval\]\.protocol = 'reference' conflicts with the other "
-                                          r"\[eval\] settings .*readout position='context'"):
+                                          r"\[eval\] settings .*readout='context'"):
         load_sweep_config(p)
 
 

@@ -294,7 +294,8 @@ def _describe(err: ErrorDetails) -> str:
     if tuple(loc) == ("grid",) and kind == "too_short":
         return "grid: needs at least one [[grid]] table"
     if kind == "value_error" and isinstance(v, dict):  # a check across fields: its message starts with the field
-        return f"{where}.{str(err['msg']).removeprefix('Value error, ')}"
+        section = f"[{loc[0]}]" if len(loc) == 1 and loc[0] in _SECTIONS else where
+        return f"{section}.{str(err['msg']).removeprefix('Value error, ')}"
     bound = next((ctx[b] for b in ("ge", "gt", "le") if b in ctx), None)
     number = "a number" if isinstance(bound, float) or not isinstance(v, int) else "an integer"
     expected = {
