@@ -24,7 +24,6 @@ one control there is no seed spread to estimate: the interval is the pair bootst
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -97,7 +96,7 @@ def score_controls(pa: PairActivations, sae: SAE, res: PSEvalResult, cfg: PSEval
         # The contexts as the SAE reads them (its convention and head slice), in the scoring dtype's precision.
         inputs = to_sae_input(torch.cat([pa.acts_1, pa.acts_2]), sae, pa.convention).float()
     # The controls' own scoring needs no robust variant; their settings are otherwise the SAE's.
-    ctl_cfg = dataclasses.replace(cfg, exclude_dense=None)
+    ctl_cfg = cfg.replace(exclude_dense=None)
     out = []
     for i in range(cfg.controls):
         seed = control_seed(fingerprint, pa.hook, i)
