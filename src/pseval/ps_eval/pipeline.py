@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -231,7 +231,8 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
                  loss: LossRecovered | None) -> PSEvalRecord:
     """The typed record of one scored cell."""
     counts = res.counts
-    dropped = dict(counts["dropped"])  # type: ignore[arg-type]
+    # collect_pair_activations writes these two entries as reason -> count and reason -> example ids.
+    dropped = dict(cast(dict[str, int], counts["dropped"]))
     count_fields = {k: v for k, v in counts.items() if k not in ("dropped", "dropped_examples")}
     details = pair_details(res, pa, data.pairs)
     cats, tops = result_metrics(res, details, config)
@@ -249,7 +250,7 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
     return PSEvalRecord(
         eval_id=str(uuid.uuid4()), datetime_epoch_millis=int(time.time() * 1000), cell_id=cid, eval_config=config,
         eval_result_metrics=metrics, eval_result_details=details,
-        eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"],  # type: ignore[arg-type]
+        eval_result_unstructured=Unstructured(dropped_examples=cast(dict[str, list[str]], counts["dropped_examples"]),
                                               top_features=tops),
         sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
         sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,

@@ -8,7 +8,7 @@ One record per (SAE, hook, pair set, readout settings). No block repeats another
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -19,8 +19,8 @@ from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.ps_eval.settings import SettingsFields
 from pseval.training.trainer import TrainingMetrics
 
-SCHEMA_VERSION = 3
-EVAL_TYPE_ID = "ps_eval"
+SCHEMA_VERSION: Final = 3  # Final: the checker reads Literal[3], as schema_version declares
+EVAL_TYPE_ID: Final = "ps_eval"
 # pseval is not SAEBench: the field SAEBench requires says so rather than inventing a commit.
 NOT_SAE_BENCH = "none (written by pseval, not by SAEBench)"
 
@@ -78,12 +78,19 @@ def _with_bounds(name: str, base: type[_Flat], fields: dict[str, str], doc: str)
 
 CONFUSION_TITLES = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall",
                     "specificity": "Specificity", "f1": "F1"}
-ConfusionIntervals = _with_bounds("ConfusionIntervals", _Flat, CONFUSION_TITLES,
-                                  "95% pair-bootstrap intervals of the five metrics of a confusion category.")
-FeatureCosineIntervals = _with_bounds(
-    "FeatureCosineIntervals", _Flat, {f: FeatureCosineMetrics.model_fields[f].title or f
-                                      for f in FeatureCosineMetrics.model_fields},
-    "95% pair-bootstrap intervals of the top-feature weight-cosine means.")
+if TYPE_CHECKING:  # create_model's fields are invisible to a type checker: it sees the base class
+    # (the `_low`/`_high` bounds are only read by name); the runtime class is the one below.
+    ConfusionIntervals = _Flat
+else:
+    ConfusionIntervals = _with_bounds("ConfusionIntervals", _Flat, CONFUSION_TITLES,
+                                      "95% pair-bootstrap intervals of the five metrics of a confusion category.")
+if TYPE_CHECKING:
+    FeatureCosineIntervals = _Flat
+else:
+    FeatureCosineIntervals = _with_bounds(
+        "FeatureCosineIntervals", _Flat, {f: FeatureCosineMetrics.model_fields[f].title or f
+                                          for f in FeatureCosineMetrics.model_fields},
+        "95% pair-bootstrap intervals of the top-feature weight-cosine means.")
 
 
 class _ThresholdFree(_Flat):
@@ -97,9 +104,12 @@ class _ThresholdFree(_Flat):
                                       "the two top-k active sets (k largest non-zero latents)")
 
 
-ThresholdFreeMetrics = _with_bounds("ThresholdFreeMetrics", _ThresholdFree,
-                                    {"auc_cosine": "AUC, code cosine", "auc_jaccard": "AUC, top-k Jaccard"},
-                                    _ThresholdFree.__doc__ or "")
+if TYPE_CHECKING:
+    ThresholdFreeMetrics = _ThresholdFree
+else:
+    ThresholdFreeMetrics = _with_bounds("ThresholdFreeMetrics", _ThresholdFree,
+                                        {"auc_cosine": "AUC, code cosine", "auc_jaccard": "AUC, top-k Jaccard"},
+                                        _ThresholdFree.__doc__ or "")
 
 
 class _Ceiling(_Flat):
@@ -118,10 +128,13 @@ class _Ceiling(_Flat):
                                         "top-k Jaccard AUC")
 
 
-CeilingMetrics = _with_bounds("CeilingMetrics", _Ceiling, {
-    "auc_cosine": "Ceiling AUC, cosine", "auc_jaccard": "Ceiling AUC, top-k Jaccard",
-    "share_cosine": "Share of the ceiling, cosine", "share_jaccard": "Share of the ceiling, Jaccard"},
-    _Ceiling.__doc__ or "")
+if TYPE_CHECKING:
+    CeilingMetrics = _Ceiling
+else:
+    CeilingMetrics = _with_bounds("CeilingMetrics", _Ceiling, {
+        "auc_cosine": "Ceiling AUC, cosine", "auc_jaccard": "Ceiling AUC, top-k Jaccard",
+        "share_cosine": "Share of the ceiling, cosine", "share_jaccard": "Share of the ceiling, Jaccard"},
+        _Ceiling.__doc__ or "")
 
 
 class _Concentration(_Flat):
@@ -152,9 +165,12 @@ class _Concentration(_Flat):
 
 
 # No interval for effective_top_features: the pair bootstrap biases it low (pseval.ps_eval.intervals).
-ConcentrationMetrics = _with_bounds("ConcentrationMetrics", _Concentration, {
-    "top_feature_share": "Share of the most common top feature",
-    "same_by_top_share": "Share of same predictions by the most common feature"}, _Concentration.__doc__ or "")
+if TYPE_CHECKING:
+    ConcentrationMetrics = _Concentration
+else:
+    ConcentrationMetrics = _with_bounds("ConcentrationMetrics", _Concentration, {
+        "top_feature_share": "Share of the most common top feature",
+        "same_by_top_share": "Share of same predictions by the most common feature"}, _Concentration.__doc__ or "")
 
 
 class RobustPSEvalMetrics(_Flat):
@@ -238,29 +254,29 @@ class PSEvalMetricCategories(BaseModel):
     """Every metric of one evaluation, by category; optional categories are null when not measured."""
 
     ps_eval: PSEvalMetrics = Field(title="PS-Eval", description="argmax PS-Eval confusion and metrics")
-    ps_eval_intervals: ConfusionIntervals = Field(title="PS-Eval intervals",  # type: ignore[valid-type]
+    ps_eval_intervals: ConfusionIntervals = Field(title="PS-Eval intervals",
                                                   description="95% pair-bootstrap intervals of ps_eval")
-    threshold_free: ThresholdFreeMetrics = Field(title="Threshold-free PS-Eval",  # type: ignore[valid-type]
+    threshold_free: ThresholdFreeMetrics = Field(title="Threshold-free PS-Eval",
                                                  description="ROC-AUCs of per-pair code similarities")
     ps_eval_at_k: PSEvalMetrics = Field(title="PS-Eval@k", description="predicted same sense when the two "
                                         "contexts' top-k active sets share at least one latent")
-    ps_eval_at_k_intervals: ConfusionIntervals = Field(title="PS-Eval@k intervals",  # type: ignore[valid-type]
+    ps_eval_at_k_intervals: ConfusionIntervals = Field(title="PS-Eval@k intervals",
                                                        description="95% pair-bootstrap intervals of ps_eval_at_k")
-    ceiling: CeilingMetrics = Field(title="Representation ceiling",  # type: ignore[valid-type]
+    ceiling: CeilingMetrics = Field(title="Representation ceiling",
                                     description="the AUCs on the raw activations and the SAE's share of them")
-    concentration: ConcentrationMetrics = Field(title="Top-feature concentration",  # type: ignore[valid-type]
+    concentration: ConcentrationMetrics = Field(title="Top-feature concentration",
                                                 description="how much one feature drives the argmax predictions")
     ps_eval_robust: RobustPSEvalMetrics | None = Field(None, title="PS-Eval, dense latents left out",
                                                        description="the robust variant; null unless exclude_dense "
                                                                    "is set")
-    ps_eval_robust_intervals: ConfusionIntervals | None = Field(  # type: ignore[valid-type]
+    ps_eval_robust_intervals: ConfusionIntervals | None = Field(
         None, title="Robust PS-Eval intervals", description="95% pair-bootstrap intervals of ps_eval_robust; null "
         "when it is null or undefined")
     feature_cosine: FeatureCosineMetrics | None = Field(None, title="Top-feature weight cosines",
                                                         description="the reference's encoder/decoder cosine "
                                                                     "statistics; null for an SAE with neither W_enc "
                                                                     "nor W_dec (a module with only `encode`)")
-    feature_cosine_intervals: FeatureCosineIntervals | None = Field(  # type: ignore[valid-type]
+    feature_cosine_intervals: FeatureCosineIntervals | None = Field(
         None, title="Top-feature weight cosine intervals", description="95% pair-bootstrap intervals of "
         "feature_cosine; null when it is null")
     counts: CountMetrics = Field(title="Pair counts", description="pairs read, valid, dropped by reason, scored")
