@@ -259,8 +259,10 @@ def _where(loc: Sequence[int | str]) -> str:
     if len(loc) == 1:
         return str(loc[0])
     head, rest = loc[0], list(loc[1:])
-    if head == "grid" and rest and isinstance(rest[0], int):
-        out = f"[[grid]] #{rest.pop(0) + 1}"
+    first = rest[0] if rest else None
+    if head == "grid" and isinstance(first, int):
+        rest.pop(0)
+        out = f"[[grid]] #{first + 1}"
     else:
         out = f"[{head}]"
     for part in rest:
