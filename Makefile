@@ -34,12 +34,15 @@ demo: install
 
 test: install $(VENV_INT)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy src/pseval
 	$(PY) -m pytest -q
 	$(VENV_INT)/bin/python -m pytest -q -m integration tests/integrations
 
-# The inner loop: lint and every test not marked slow (no sweeps, subprocesses, Ray or calibration), no extra venv.
+# The inner loop: lint, type check (mypy, settings in pyproject.toml) and every test not marked slow (no sweeps,
+# subprocesses, Ray or calibration), no extra venv.
 test-fast: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy src/pseval
 	$(PY) -m pytest -q -m "not slow"
 
 # The real SAELens 6, TransformerLens, dictionary_learning and sparsify objects (tests/integrations, marker

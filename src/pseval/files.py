@@ -79,7 +79,7 @@ def remove_stale_temp_files(folder: Path) -> int:
 def _open_new(path: Path, binary: bool) -> IO[Any]:
     # os.open with 0o666 lets the umask decide the permissions (tempfile would force 0600).
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    return os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"}))
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
 
 
 # The OS errors of a write the system refused (not a bug): full disk, quota, file-size limit, read-only, permission.
@@ -159,7 +159,7 @@ def atomic_target(path: str | Path, exclusive: bool = False) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: str | Path, write: Callable[[IO[Any]], None], binary: bool = False,
+def write_atomic(path: str | Path, write: Callable[[IO[Any]], object], binary: bool = False,
                  exclusive: bool = False) -> bool:
     """Write through a temp file, fsync, then rename into place; on any failure the temp file is removed.
 
@@ -193,6 +193,11 @@ def write_json_atomic(obj: Any, path: str | Path, exclusive: bool = False, inden
 def write_text_atomic(text: str, path: str | Path) -> None:
     """UTF-8 text written atomically."""
     write_atomic(path, lambda fh: fh.write(text))
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> None:
+    """Bytes written atomically."""
+    write_atomic(path, lambda fh: fh.write(data), binary=True)
 
 
 def check_writable(path: str | Path, is_dir: bool) -> None:

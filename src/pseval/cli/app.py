@@ -266,7 +266,8 @@ def train(ctx: click.Context, model: str, hook: str, corpus: str, archs: tuple[s
     from pseval.training.run import TrainJob, TrainRequest, grid, run_training
 
     # A setting given twice is one SAE, not two writers of one folder.
-    archs, expansions, ks, coeffs = (tuple(dict.fromkeys(x)) for x in (archs, expansions, ks, coeffs))
+    archs, expansions, ks, coeffs = (tuple(dict.fromkeys(archs)), tuple(dict.fromkeys(expansions)),
+                                     tuple(dict.fromkeys(ks)), tuple(dict.fromkeys(coeffs)))
     _check_sparsity_settings(ctx, archs, ks, coeffs, expansions, model)
     configs = grid(archs, expansions, ks, coeffs or (None,), lr=lr, batch_size=batch_size, seed=seed)
     held = min(20_000, max(500, tokens // 10))  # held-out tokens for the summary metrics

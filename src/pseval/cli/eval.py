@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pseval.data.sources import DEFAULT_DATA
-from pseval.files import check_writable, write_atomic
+from pseval.files import check_writable, write_atomic, write_text_atomic
 from pseval.metrics.encoding import scoring_dtype
 from pseval.ps_eval.headline import headline_block, legend
 from pseval.ps_eval.pipeline import evaluate, prepare_pairs
@@ -80,7 +80,7 @@ def write_records(records: Sequence[PSEvalRecord], out: Path, names: Sequence[st
     paths = []
     for rec, name in zip(records, names or output_names(records), strict=True):
         text = rec.to_json()
-        write_atomic(out / name, lambda fh, text=text: fh.write(text))
+        write_text_atomic(text, out / name)
         paths.append(out / name)
     return paths
 

@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -143,7 +143,7 @@ class OutputPath(click.Path):
         """The Path, or a usage error saying why it cannot be written."""
         from pseval.files import check_writable
 
-        p = Path(super().convert(value, param, ctx))
+        p = cast(Path, super().convert(value, param, ctx))  # path_type=Path: click gives a Path
         is_dir = not (self.json_file_ok and p.suffix == ".json")
         try:
             check_writable(p, is_dir=is_dir)

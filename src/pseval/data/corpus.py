@@ -45,7 +45,7 @@ def file_texts(paths: list[str]) -> Iterator[str]:
 def hub_texts(name: str, split: str = "train", column: str = "text") -> Iterator[str]:
     """Texts streamed from a Hugging Face dataset (needs `datasets` and the network)."""
     try:
-        import datasets  # type: ignore[import-not-found]
+        import datasets
     except ImportError as exc:
         raise ConfigError("streaming a Hub corpus needs `datasets`: pip install 'pseval[hub]'") from exc
     for row in datasets.load_dataset(name, split=split, streaming=True):

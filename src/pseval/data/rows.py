@@ -184,7 +184,7 @@ def load_table(path: str | Path, fmt: str | None = None,
 def load_hub(name: str, split: str = "test", notes: dict[str, int] | None = None) -> list[WordInContextPair]:
     """Pairs from a Hugging Face dataset (`super_glue`/`wic` config or the PS-Eval dataset); needs `datasets`."""
     try:
-        import datasets  # type: ignore[import-not-found]
+        import datasets
     except ImportError as exc:
         raise DataFormatError("loading from the Hub needs the `datasets` package: pip install 'pseval[hub]'",
                               name) from exc

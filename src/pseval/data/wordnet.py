@@ -83,7 +83,7 @@ class WordNetSource:
 def _nltk_data_dirs() -> list[Path]:
     dirs: list[str] = []
     try:  # NLTK's own list when it is installed, so a user's custom nltk.data.path is honoured
-        import nltk.data  # type: ignore[import-not-found]
+        import nltk.data
 
         dirs.extend(str(p) for p in nltk.data.path)
     except Exception:

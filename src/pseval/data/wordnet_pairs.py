@@ -88,7 +88,7 @@ def wordnet_pairs(options: WordNetPairOptions | None = None, source: WordNetSour
                 by_syn[o.synset_id].append(o)
             same = [p for group in by_syn.values() for a, b in itertools.combinations(group, 2)
                     if (p := _pair(lemma, pos, a, b, True, flagged)) is not None]
-            diff = []
+            diff: list[WordInContextPair] = []
             for s1, s2 in itertools.combinations(list(by_syn), 2):
                 g1, g2 = by_syn[s1], by_syn[s2]
                 if opts.coarse and g1[0].lex_filenum == g2[0].lex_filenum:

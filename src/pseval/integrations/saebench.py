@@ -38,7 +38,7 @@ from pseval.ps_eval.settings import PSEvalSettings
 
 def _sae_bench() -> Any:
     try:
-        from sae_bench.evals import base_eval_output  # type: ignore[import-not-found]
+        from sae_bench.evals import base_eval_output
     except ImportError as exc:
         raise MissingResourceError("SAEBench compatibility needs the `sae-bench` package: "
                                    "pip install --no-deps sae-bench==0.6.0 (its output classes need only pydantic)"
@@ -78,13 +78,14 @@ def saebench_output_class(present_categories: list[str]) -> type:
     categories_cls = pydantic_dataclass(type("PSEvalSAEBenchCategories", (beo.BaseMetricCategories,), categories_ns),
                                         kw_only=True)
     detail_cls = _as_dataclass("PSEvalSAEBenchDetail", beo.BaseResultDetail, PairOutcome)
-    generic = beo.BaseEvalOutput[config_cls, categories_cls, detail_cls]  # type: ignore[valid-type]
-    ns = {"__annotations__": {"eval_config": config_cls, "eval_id": str, "datetime_epoch_millis": int,
-                              "eval_result_metrics": categories_cls, "eval_result_details": list[detail_cls],
-                              "eval_type_id": str},
-          "__doc__": PSEvalRecord.__doc__,
-          "eval_result_details": Field(default_factory=list, title="Per-pair outcomes"),
-          "eval_type_id": Field(default="ps_eval", title="Eval Type ID")}
+    generic = beo.BaseEvalOutput[config_cls, categories_cls, detail_cls]
+    details = types.GenericAlias(list, detail_cls)  # list[detail_cls], spelt as a call: a class built at run time
+    ns: dict[str, Any] = {"__annotations__": {"eval_config": config_cls, "eval_id": str, "datetime_epoch_millis": int,
+                                              "eval_result_metrics": categories_cls, "eval_result_details": details,
+                                              "eval_type_id": str},
+                          "__doc__": PSEvalRecord.__doc__,
+                          "eval_result_details": Field(default_factory=list, title="Per-pair outcomes"),
+                          "eval_type_id": Field(default="ps_eval", title="Eval Type ID")}
     cls = types.new_class("PSEvalSAEBenchOutput", (generic,), exec_body=lambda body: body.update(ns))
     return pydantic_dataclass(cls, kw_only=True)
 
@@ -125,7 +126,7 @@ def hf_model_id(name: str) -> str:
     if "/" in name or Path(name).exists():
         return name
     try:
-        from transformer_lens.loading_from_pretrained import get_official_model_name  # type: ignore
+        from transformer_lens.loading_from_pretrained import get_official_model_name
     except ImportError:
         return name
     try:

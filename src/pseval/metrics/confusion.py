@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def mcc_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
@@ -99,7 +100,7 @@ class Confusion:
         return cls(tp, fp, tn, fn)
 
 
-def metrics_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+def metrics_from_counts(tp: ArrayLike, fp: ArrayLike, tn: ArrayLike, fn: ArrayLike) -> dict[str, np.ndarray]:
     """Every PS-Eval metric from confusion counts (arrays of any shape; NaN where a denominator is 0), and the
     chance-corrected MCC and balanced accuracy: the one formula of each, for one confusion as for resamples."""
     tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))

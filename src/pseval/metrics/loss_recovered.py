@@ -305,6 +305,7 @@ def _loss_sums(base: LossBaseline, b: LossBatch, out: torch.Tensor, clean: torch
                ) -> tuple[float, float]:
     """The batch's summed loss and summed KL(P_clean || P) (NaN for sentence_embedding, or without `clean`)."""
     if base.objective == "sentence_embedding":
+        assert clean is not None  # callers always pass the clean embeddings: the loss is the distance to them
         return float((1 - F.cosine_similarity(out, clean, dim=-1)).sum()), math.nan
     ce = float(-out.gather(1, b.labels[:, None]).double().sum())
     if clean is None:

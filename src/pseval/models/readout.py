@@ -258,7 +258,7 @@ def _reference_pair_drop(a: ReadoutPlan, b: ReadoutPlan) -> ReadoutPlan:
     """Plan `a` carrying the pair's drop reason in the order the reference's `calc_f_value` returns None."""
     stage_1 = [p.drop for p in (a, b) if p.drop in REFERENCE_STAGE_1]
     if stage_1:
-        reason: str | None = stage_1[0]
+        reason: DropReason | None = stage_1[0]
     elif a.target_ids != b.target_ids:
         reason = "token_mismatch"
     else:

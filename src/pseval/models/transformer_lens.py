@@ -51,7 +51,8 @@ def _writing_weights(ht: Any) -> dict[str, torch.Tensor]:
 def tl_convention(ht: Any) -> str:
     """`tl_centered` when every (non-zero) writing weight has zero mean across d_model, `hf` when none has; a model
     with some centred and some not is refused."""
-    centred, not_centred = [], []
+    centred: list[str] = []
+    not_centred: list[str] = []
     with torch.no_grad():
         for name, t in _writing_weights(ht).items():
             t = t.detach().float()

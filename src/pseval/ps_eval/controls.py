@@ -181,7 +181,7 @@ def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def chance_category(details: Sequence[Any]) -> ChanceMetrics:  # type: ignore[valid-type]
+def chance_category(details: Sequence[Any]) -> ChanceMetrics:
     """The record's `chance` category from its per-pair outcomes."""
     n_same = sum(1 for d in details if d.same_sense)
     return ChanceMetrics(**chance_fields(n_same, len(details) - n_same))

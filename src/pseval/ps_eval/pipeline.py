@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from pseval.ps_eval.record import (
     CeilingMetrics,
     ConcentrationMetrics,
     ConfusionIntervals,
+    ControlRecord,
     CountMetrics,
     DataNotes,
     DataRows,
@@ -239,7 +240,8 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
                  loss: LossRecovered | None, controls: ControlsResult | None = None) -> PSEvalRecord:
     """The typed record of one scored cell."""
     counts = res.counts
-    dropped = dict(counts["dropped"])  # type: ignore[arg-type]
+    # collect_pair_activations writes these two entries as reason -> count and reason -> example ids.
+    dropped = dict(cast(dict[str, int], counts["dropped"]))
     count_fields = {k: v for k, v in counts.items() if k not in ("dropped", "dropped_examples")}
     details = pair_details(res, pa, data.pairs)
     cats, tops = result_metrics(res, details, config)
@@ -249,7 +251,7 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
     cos_ref = FeatureCosineMetrics(**{k: _nan_to_none(v) for k, v in res.cosine_reference.items()}) \
         if res.cosine_reference is not None and has_weights else None
     cats["chance"] = chance_category(details)
-    control_list = []
+    control_list: list[ControlRecord] = []
     if controls is not None:
         cats["controls"], cats["gain_over_control"], control_list = control_categories(
             controls, details, config.bootstrap_resamples, config.bootstrap_seed)
@@ -265,7 +267,7 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
     return PSEvalRecord(
         eval_id=str(uuid.uuid4()), datetime_epoch_millis=int(time.time() * 1000), cell_id=cid, eval_config=config,
         eval_result_metrics=metrics, eval_result_details=details,
-        eval_result_unstructured=Unstructured(dropped_examples=counts["dropped_examples"],  # type: ignore[arg-type]
+        eval_result_unstructured=Unstructured(dropped_examples=cast(dict[str, list[str]], counts["dropped_examples"]),
                                               top_features=tops, feature_cosine_reference=cos_ref,
                                               data_rows=DataRows(**data.rows.to_dict()) if data.rows else None,
                                               controls=control_list,

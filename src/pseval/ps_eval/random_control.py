@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -160,16 +161,20 @@ def calibration_cut(ctl: SAE, inputs: torch.Tensor, target_l0: float, budget: in
 def apply_cut(ctl: SAE, c: float) -> None:
     """Set the control's bias/threshold so that an entry fires when its bias-free pre-activation exceeds c."""
     arch = ctl.architecture
+
+    def tensor(name: str) -> torch.Tensor:  # the architecture's own parameter or buffer, by name
+        return cast(torch.Tensor, getattr(ctl, name))
+
     if arch in ("standard", "tanh_relu"):
-        ctl.b_enc.fill_(-c)
+        tensor("b_enc").fill_(-c)
     elif arch == "gated":
-        ctl.b_gate.fill_(-c)
-        ctl.b_mag.fill_(-c)
+        tensor("b_gate").fill_(-c)
+        tensor("b_mag").fill_(-c)
     elif arch in ("jumprelu", "batchtopk"):
-        ctl.b_enc.fill_(0.0 if c >= 0 else -c)
-        ctl.threshold.fill_(max(c, 0.0))
+        tensor("b_enc").fill_(0.0 if c >= 0 else -c)
+        tensor("threshold").fill_(max(c, 0.0))
         if arch == "batchtopk":
-            ctl.threshold_initialised.fill_(True)
+            tensor("threshold_initialised").fill_(True)
     else:
         raise ValueError(f"no calibration for architecture {arch!r}")
 

@@ -8,7 +8,7 @@ One record per (SAE, hook, pair set, readout settings). No block repeats another
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -20,8 +20,8 @@ from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.ps_eval.settings import SettingsFields
 from pseval.training.trainer import TrainingMetrics
 
-SCHEMA_VERSION = 3
-EVAL_TYPE_ID = "ps_eval"
+SCHEMA_VERSION: Final = 3  # Final: the checker reads Literal[3], as schema_version declares
+EVAL_TYPE_ID: Final = "ps_eval"
 # pseval is not SAEBench: the field SAEBench requires says so rather than inventing a commit.
 NOT_SAE_BENCH = "none (written by pseval, not by SAEBench)"
 
@@ -87,12 +87,19 @@ def _with_bounds(name: str, base: type[_Flat], fields: dict[str, str], doc: str)
 CONFUSION_TITLES = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall",
                     "specificity": "Specificity", "f1": "F1", "mcc": "Matthews correlation",
                     "balanced_accuracy": "Balanced accuracy"}
-ConfusionIntervals = _with_bounds("ConfusionIntervals", _Flat, CONFUSION_TITLES,
-                                  "95% pair-bootstrap intervals of the five metrics of a confusion category.")
-FeatureCosineIntervals = _with_bounds(
-    "FeatureCosineIntervals", _Flat, {f: FeatureCosineMetrics.model_fields[f].title or f
-                                      for f in FeatureCosineMetrics.model_fields},
-    "95% pair-bootstrap intervals of the top-feature weight-cosine means.")
+if TYPE_CHECKING:  # create_model's fields are invisible to a type checker: it sees the base class
+    # (the `_low`/`_high` bounds are only read by name); the runtime class is the one below.
+    ConfusionIntervals = _Flat
+else:
+    ConfusionIntervals = _with_bounds("ConfusionIntervals", _Flat, CONFUSION_TITLES,
+                                      "95% pair-bootstrap intervals of the five metrics of a confusion category.")
+if TYPE_CHECKING:
+    FeatureCosineIntervals = _Flat
+else:
+    FeatureCosineIntervals = _with_bounds(
+        "FeatureCosineIntervals", _Flat, {f: FeatureCosineMetrics.model_fields[f].title or f
+                                          for f in FeatureCosineMetrics.model_fields},
+        "95% pair-bootstrap intervals of the top-feature weight-cosine means.")
 
 
 class _ThresholdFree(_Flat):
@@ -106,9 +113,12 @@ class _ThresholdFree(_Flat):
                                       "the two top-k active sets (k largest non-zero latents)")
 
 
-ThresholdFreeMetrics = _with_bounds("ThresholdFreeMetrics", _ThresholdFree,
-                                    {"auc_cosine": "AUC, code cosine", "auc_jaccard": "AUC, top-k Jaccard"},
-                                    _ThresholdFree.__doc__ or "")
+if TYPE_CHECKING:
+    ThresholdFreeMetrics = _ThresholdFree
+else:
+    ThresholdFreeMetrics = _with_bounds("ThresholdFreeMetrics", _ThresholdFree,
+                                        {"auc_cosine": "AUC, code cosine", "auc_jaccard": "AUC, top-k Jaccard"},
+                                        _ThresholdFree.__doc__ or "")
 
 
 class _Ceiling(_Flat):
@@ -127,10 +137,13 @@ class _Ceiling(_Flat):
                                         "top-k Jaccard AUC")
 
 
-CeilingMetrics = _with_bounds("CeilingMetrics", _Ceiling, {
-    "auc_cosine": "Ceiling AUC, cosine", "auc_jaccard": "Ceiling AUC, top-k Jaccard",
-    "share_cosine": "Share of the ceiling, cosine", "share_jaccard": "Share of the ceiling, Jaccard"},
-    _Ceiling.__doc__ or "")
+if TYPE_CHECKING:
+    CeilingMetrics = _Ceiling
+else:
+    CeilingMetrics = _with_bounds("CeilingMetrics", _Ceiling, {
+        "auc_cosine": "Ceiling AUC, cosine", "auc_jaccard": "Ceiling AUC, top-k Jaccard",
+        "share_cosine": "Share of the ceiling, cosine", "share_jaccard": "Share of the ceiling, Jaccard"},
+        _Ceiling.__doc__ or "")
 
 
 class _Concentration(_Flat):
@@ -161,9 +174,12 @@ class _Concentration(_Flat):
 
 
 # No interval for effective_top_features: the pair bootstrap biases it low (pseval.ps_eval.intervals).
-ConcentrationMetrics = _with_bounds("ConcentrationMetrics", _Concentration, {
-    "top_feature_share": "Share of the most common top feature",
-    "same_by_top_share": "Share of same predictions by the most common feature"}, _Concentration.__doc__ or "")
+if TYPE_CHECKING:
+    ConcentrationMetrics = _Concentration
+else:
+    ConcentrationMetrics = _with_bounds("ConcentrationMetrics", _Concentration, {
+        "top_feature_share": "Share of the most common top feature",
+        "same_by_top_share": "Share of same predictions by the most common feature"}, _Concentration.__doc__ or "")
 
 
 class RobustPSEvalMetrics(_Flat):
@@ -262,12 +278,15 @@ class _Chance(_Flat):
                                      "probability of predicting same")
 
 
-ChanceMetrics = create_model(
-    "ChanceMetrics", __base__=_Chance, __doc__=_Chance.__doc__, **{
-        f"{p}_{m}": (float | None, Field(None, title=f"{pt}, {mt}", description=f"{mt} of the predictor {pt} on the "
-                                         "scored pairs" + (" (of its expected confusion)" if p == "coin" else "")
-                                         + "; null when undefined"))
-        for p, pt in TRIVIAL_TITLES.items() for m, mt in CHANCE_METRIC_TITLES.items()})
+if TYPE_CHECKING:  # create_model's fields are invisible to a type checker: it sees the base class
+    ChanceMetrics = _Chance
+else:
+    ChanceMetrics = create_model(
+        "ChanceMetrics", __base__=_Chance, __doc__=_Chance.__doc__, **{
+            f"{p}_{m}": (float | None, Field(
+                None, title=f"{pt}, {mt}", description=f"{mt} of the predictor {pt} on the scored pairs"
+                + (" (of its expected confusion)" if p == "coin" else "") + "; null when undefined"))
+            for p, pt in TRIVIAL_TITLES.items() for m, mt in CHANCE_METRIC_TITLES.items()})
 
 GAIN_TITLES = {"f1": "F1", "specificity": "specificity", "mcc": "Matthews correlation", "auc_cosine": "AUC cosine"}
 
@@ -288,11 +307,15 @@ class _Controls(_Flat):
                               "averaged over seeds (calibrated to sae_l0)")
 
 
-ControlMetrics = create_model(
-    "ControlMetrics", __base__=_Controls, __doc__=_Controls.__doc__, **{
-        f"{s}_{agg}": (float | None, Field(None, title=f"Controls' {t}, {agg}", description=f"{agg} over the control "
-                                           f"seeds of their {t}; null when undefined"))
-        for s, t in GAIN_TITLES.items() for agg in ("mean", "min", "max")})
+if TYPE_CHECKING:  # create_model's fields are invisible to a type checker: it sees the base class
+    ControlMetrics = _Controls
+else:
+    ControlMetrics = create_model(
+        "ControlMetrics", __base__=_Controls, __doc__=_Controls.__doc__, **{
+            f"{s}_{agg}": (float | None, Field(
+                None, title=f"Controls' {t}, {agg}", description=f"{agg} over the control seeds of their {t}; null "
+                "when undefined"))
+            for s, t in GAIN_TITLES.items() for agg in ("mean", "min", "max")})
 
 
 class _Gain(_Flat):
@@ -300,39 +323,43 @@ class _Gain(_Flat):
     resampling and the controls' seed-to-seed spread (pseval.ps_eval.controls), and a verdict."""
 
 
-GainMetrics = create_model(
-    "GainMetrics", __base__=_Gain, __doc__=_Gain.__doc__, **{
-        name: spec for s, t in GAIN_TITLES.items() for name, spec in (
-            (s, (float | None, Field(None, title=f"Gain in {t}", description=f"the SAE's {t} minus the mean of its "
-                                     "controls'; null when undefined"))),
-            (f"{s}_low", (float | None, Field(None, title=f"Gain in {t}, 95% CI lower end", description="lower "
-                                              "end of the 95% interval over pair resamples and control seeds"))),
-            (f"{s}_high", (float | None, Field(None, title=f"Gain in {t}, 95% CI upper end", description="upper "
-                                               "end of the 95% interval over pair resamples and control seeds"))),
-            (f"{s}_verdict", (str, Field("undefined", title=f"Verdict on {t}", description="better (interval "
-                                         "above 0), worse (below 0), not distinguishable (covers 0) or undefined"))))})
+if TYPE_CHECKING:  # create_model's fields are invisible to a type checker: it sees the base class
+    GainMetrics = _Gain
+else:
+    GainMetrics = create_model(
+        "GainMetrics", __base__=_Gain, __doc__=_Gain.__doc__, **{
+            name: spec for s, t in GAIN_TITLES.items() for name, spec in (
+                (s, (float | None, Field(None, title=f"Gain in {t}", description=f"the SAE's {t} minus the mean of its "
+                                         "controls'; null when undefined"))),
+                (f"{s}_low", (float | None, Field(None, title=f"Gain in {t}, 95% CI lower end", description="lower "
+                                                  "end of the 95% interval over pair resamples and control seeds"))),
+                (f"{s}_high", (float | None, Field(None, title=f"Gain in {t}, 95% CI upper end", description="upper "
+                                                   "end of the 95% interval over pair resamples and control seeds"))),
+                (f"{s}_verdict", (str, Field(
+                    "undefined", title=f"Verdict on {t}", description="better (interval above 0), worse (below 0), "
+                    "not distinguishable (covers 0) or undefined"))))})
 
 
 class PSEvalMetricCategories(BaseModel):
     """Every metric of one evaluation, by category; optional categories are null when not measured."""
 
     ps_eval: PSEvalMetrics = Field(title="PS-Eval", description="argmax PS-Eval confusion and metrics")
-    ps_eval_intervals: ConfusionIntervals = Field(title="PS-Eval intervals",  # type: ignore[valid-type]
+    ps_eval_intervals: ConfusionIntervals = Field(title="PS-Eval intervals",
                                                   description="95% pair-bootstrap intervals of ps_eval")
-    threshold_free: ThresholdFreeMetrics = Field(title="Threshold-free PS-Eval",  # type: ignore[valid-type]
+    threshold_free: ThresholdFreeMetrics = Field(title="Threshold-free PS-Eval",
                                                  description="ROC-AUCs of per-pair code similarities")
     ps_eval_at_k: PSEvalMetrics = Field(title="PS-Eval@k", description="predicted same sense when the two "
                                         "contexts' top-k active sets share at least one latent")
-    ps_eval_at_k_intervals: ConfusionIntervals = Field(title="PS-Eval@k intervals",  # type: ignore[valid-type]
+    ps_eval_at_k_intervals: ConfusionIntervals = Field(title="PS-Eval@k intervals",
                                                        description="95% pair-bootstrap intervals of ps_eval_at_k")
-    ceiling: CeilingMetrics = Field(title="Representation ceiling",  # type: ignore[valid-type]
+    ceiling: CeilingMetrics = Field(title="Representation ceiling",
                                     description="the AUCs on the raw activations and the SAE's share of them")
-    concentration: ConcentrationMetrics = Field(title="Top-feature concentration",  # type: ignore[valid-type]
+    concentration: ConcentrationMetrics = Field(title="Top-feature concentration",
                                                 description="how much one feature drives the argmax predictions")
     ps_eval_robust: RobustPSEvalMetrics | None = Field(None, title="PS-Eval, dense latents left out",
                                                        description="the robust variant; null unless exclude_dense "
                                                                    "is set")
-    ps_eval_robust_intervals: ConfusionIntervals | None = Field(  # type: ignore[valid-type]
+    ps_eval_robust_intervals: ConfusionIntervals | None = Field(
         None, title="Robust PS-Eval intervals", description="95% pair-bootstrap intervals of ps_eval_robust; null "
         "when it is null or undefined")
     feature_cosine: FeatureCosineMetrics | None = Field(None, title="Top-feature weight cosines",
@@ -342,15 +369,15 @@ class PSEvalMetricCategories(BaseModel):
                                                                     "eval_result_unstructured.feature_cosine_reference)"
                                                                     "; null for an SAE with neither W_enc nor W_dec (a "
                                                                     "module with only `encode`)")
-    feature_cosine_intervals: FeatureCosineIntervals | None = Field(  # type: ignore[valid-type]
+    feature_cosine_intervals: FeatureCosineIntervals | None = Field(
         None, title="Top-feature weight cosine intervals", description="95% pair-bootstrap intervals of "
         "feature_cosine; null when it is null")
-    chance: ChanceMetrics | None = Field(None, title="Chance",  # type: ignore[valid-type]
+    chance: ChanceMetrics | None = Field(None, title="Chance",
                                          description="trivial predictors (always same, always different, a "
                                          "prevalence-matched coin) on the scored pairs; null in older records")
-    controls: ControlMetrics | None = Field(None, title="Random controls",  # type: ignore[valid-type]
+    controls: ControlMetrics | None = Field(None, title="Random controls",
                                             description="the SAE's seeded random controls; null when controls = 0")
-    gain_over_control: GainMetrics | None = Field(None, title="Gain over random control",  # type: ignore[valid-type]
+    gain_over_control: GainMetrics | None = Field(None, title="Gain over random control",
                                                   description="the SAE minus its random controls, with intervals "
                                                   "and verdicts; null when controls = 0")
     counts: CountMetrics = Field(title="Pair counts", description="pairs read, valid, dropped by reason, scored")

@@ -99,8 +99,10 @@ def resolve_saes(saes: Any, lm: LoadedModel, hooks: Sequence[str] = (), *, conve
                 if name is not None:
                     entry.name = name
         else:
-            for hook in list(hooks) or [None]:
-                a = adapt_sae(s, hook, name, convention, lm.activation_convention, lambda h: hook_widths(lm, [h])[h])
+            object_hooks: list[str | None] = [*hooks] or [None]  # None: the hook the object records
+            for object_hook in object_hooks:
+                a = adapt_sae(s, object_hook, name, convention, lm.activation_convention,
+                              lambda h: hook_widths(lm, [h])[h])
                 entries.append(SAEEntry.of(a.sae, a.name, a.hook, a.source, a.fingerprint))
     _number_collisions(entries)
     return entries

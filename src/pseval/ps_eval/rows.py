@@ -42,7 +42,8 @@ def _head(r: PSEvalRecord, label: str | None = None) -> dict[str, Any]:
 
 
 def _labelled(records: Sequence[PSEvalRecord], labels: Sequence[str] | None) -> list[tuple[PSEvalRecord, str | None]]:
-    return list(zip(records, labels or [None] * len(records), strict=True))
+    names: Sequence[str | None] = labels or [None] * len(records)
+    return list(zip(records, names, strict=True))
 
 
 def argmax_rows(records: Sequence[PSEvalRecord], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:

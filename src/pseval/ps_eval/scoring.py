@@ -95,14 +95,15 @@ class PSEvalResult:
         """The per-pair arrays every statistic and interval is computed from."""
         assert self.codes is not None and self.raw is not None and self.same_sense is not None
         rb = self.robust
-        robust = rb is not None and rb.features_1 is not None and rb.features_2 is not None
+        robust_1 = robust_2 = None
+        if rb is not None and rb.features_1 is not None and rb.features_2 is not None:
+            robust_1, robust_2 = rb.features_1.numpy(), rb.features_2.numpy()
         return PairArrays(
             same_sense=self.same_sense.numpy().astype(bool), feature_1=self.features_1.numpy(),
             feature_2=self.features_2.numpy(), cosine=self.codes.cosine, jaccard=self.codes.jaccard,
             raw_cosine=self.raw.cosine, raw_jaccard=self.raw.jaccard,
             enc_cos=self.pair_cos_enc.double().numpy(), dec_cos=self.pair_cos_dec.double().numpy(),
-            robust_1=rb.features_1.numpy() if robust else None,  # type: ignore[union-attr]
-            robust_2=rb.features_2.numpy() if robust else None)  # type: ignore[union-attr]
+            robust_1=robust_1, robust_2=robust_2)
 
     def statistics(self) -> dict[str, float]:
         """Every statistic's value (names `category.field`, see pseval.ps_eval.intervals)."""
@@ -163,13 +164,13 @@ def collect_pair_activations(lm: LoadedModel, pairs: Sequence[WordInContextPair]
     }
     out = {}
     for hook in hooks:
-        a = acts[hook]
-        bad = (~torch.isfinite(a)).any(dim=1).nonzero().flatten().tolist()
+        h_acts = acts[hook]
+        bad = (~torch.isfinite(h_acts)).any(dim=1).nonzero().flatten().tolist()
         if bad:
             ids = sorted({pairs[read[r // 2]].source_id for r in bad})
             raise PsevalError(f"NaN/inf activations at {hook} for {len(ids)} pair(s): {', '.join(ids[:5])}"
                               + (" ..." if len(ids) > 5 else ""))
-        scored, rest = a[:n_sel], a[n_sel:]
+        scored, rest = h_acts[:n_sel], h_acts[n_sel:]
         out[hook] = PairActivations(hook=hook, acts_1=scored[0::2], acts_2=scored[1::2],
                                     same_sense=torch.tensor([pairs[i].same_sense for i in selected], dtype=torch.bool),
                                     pair_index=selected, counts=counts, convention=lm.activation_convention)

@@ -37,6 +37,8 @@ class SAE(nn.Module):
     # Training decodes by gathering the decoder rows of non-zero latents (see `train_matmul`). Only exact where a
     # zero latent carries no gradient back (ReLU, gates, TopK selection); JumpReLU's threshold STE needs it dense.
     sparse_decode: bool = False
+    # A buffer (register_buffer), declared so that type checkers see a Tensor rather than Module.__getattr__'s union.
+    input_scale: torch.Tensor
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
@@ -89,7 +91,8 @@ class SAE(nn.Module):
     def assign_weight(self, name: str, value: torch.Tensor) -> None:
         """Make `value` itself the weight `name` (no copy): how loaders fill an SAE built on the meta device."""
         if name in self._parameters:
-            self._parameters[name] = nn.Parameter(value, requires_grad=self._parameters[name].requires_grad)
+            old = self._parameters[name]  # None for a parameter registered empty: the default (trainable) applies
+            self._parameters[name] = nn.Parameter(value, requires_grad=True if old is None else old.requires_grad)
         elif name in self._buffers:
             self._buffers[name] = value
         else:
@@ -205,7 +208,7 @@ class SAE(nn.Module):
     @torch.no_grad()
     def normalise_decoder(self) -> None:
         """Rescale decoder rows to unit norm (the training constraint that stops L1 shrinking latents)."""
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
 
     @torch.no_grad()
     def fold_input_scale(self) -> None:
@@ -213,9 +216,9 @@ class SAE(nn.Module):
         s = float(self.input_scale)
         if s == 1.0:
             return
-        self.W_enc *= s
-        self.b_dec /= s
-        self.W_dec /= s
+        self.W_enc.mul_(s)
+        self.b_dec.div_(s)
+        self.W_dec.div_(s)
         self.input_scale.fill_(1.0)
 
     @torch.no_grad()

@@ -21,6 +21,9 @@ class BatchTopKSAE(SAE):
     uses_k = True
     aux_k_coeff: float = 1.0 / 32.0
     sparse_decode = True  # unselected latents carry no gradient: the sparse decode is exact
+    # Buffers (register_buffer), declared so that type checkers see Tensors.
+    threshold: torch.Tensor
+    threshold_initialised: torch.Tensor
 
     def __init__(self, cfg: SAEConfig) -> None:
         if cfg.k is None:

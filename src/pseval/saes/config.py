@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, overload
 
 from pseval.errors import SAEFormatError
 
@@ -34,6 +34,13 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
+# The overloads tell the checker that only `optional=True` can return None.
+@overload
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, optional: Literal[False] = False
+              ) -> int: ...
+@overload
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, optional: bool = False
+              ) -> int | None: ...
 def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, optional: bool = False
               ) -> int | None:
     """An integer (not a boolean, not a float) in [minimum, maximum]; None only when optional."""
@@ -50,6 +57,12 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
     return value
 
 
+@overload
+def check_str(name: str, value: Any, choices: tuple[str, ...] | None = None, optional: Literal[False] = False
+              ) -> str: ...
+@overload
+def check_str(name: str, value: Any, choices: tuple[str, ...] | None = None, optional: bool = False
+              ) -> str | None: ...
 def check_str(name: str, value: Any, choices: tuple[str, ...] | None = None, optional: bool = False) -> str | None:
     """A string (one of `choices` when given); None only when optional."""
     if value is None and optional:

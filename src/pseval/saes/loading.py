@@ -49,7 +49,7 @@ def load_saelens_release(spec: str, dtype: str | torch.dtype = DEFAULT_DTYPE, de
     """
     release, _, sae_id = spec.removeprefix("saelens:").partition("/")
     try:
-        from sae_lens.loading.pretrained_saes_directory import (  # type: ignore
+        from sae_lens.loading.pretrained_saes_directory import (
             get_norm_scaling_factor,
             get_pretrained_saes_directory,
         )

@@ -99,6 +99,8 @@ class ObjectSAE(SAE):
     """Another library's SAE object behind pseval's SAE interface: its own `encode`, its weights read in place
     (W_enc [d_in, d_sae], W_dec [d_sae, d_in] as SAELens names them; None where the object has none)."""
 
+    inner: Any  # the foreign object, duck-typed (an nn.Module or not): its encode and weights are read as found
+
     def __init__(self, obj: Any, cfg: SAEConfig, feed: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         nn.Module.__init__(self)  # not SAE.__init__: the object owns its weights
@@ -112,13 +114,13 @@ class ObjectSAE(SAE):
         self._decode = decode
 
     # Read on each access: a view such as encoder.weight.T would go stale when the object moves device.
-    @property  # type: ignore[override]
-    def W_enc(self) -> torch.Tensor | None:
+    @property
+    def W_enc(self) -> torch.Tensor | None:  # type: ignore[override]  # a foreign SAE may lack the matrix: None
         """The object's encoder matrix [d_in, d_sae], or None."""
         return object_weights(self.inner, self.cfg.d_in)[0]
 
-    @property  # type: ignore[override]
-    def W_dec(self) -> torch.Tensor | None:
+    @property
+    def W_dec(self) -> torch.Tensor | None:  # type: ignore[override]  # a foreign SAE may lack the matrix: None
         """The object's decoder matrix [d_sae, d_in], or None."""
         return object_weights(self.inner, self.cfg.d_in)[1]
 
@@ -388,9 +390,8 @@ def adapt_sae(obj: Any, hook: str | None = None, name: str | None = None, conven
     elif convention is not None and convention != implied:
         raise ConfigError(f"convention={convention!r}, but {label}'s {kind} config implies {implied!r}; set it in "
                           "the object's config instead (SAELens: cfg.metadata.activation_convention)")
-    at = hook or cfg.metadata.hook_name
-    if at is None:
-        at = _need_hook(kind, obj, None)
+    given_at = hook or cfg.metadata.hook_name
+    at = _need_hook(kind, obj, None) if given_at is None else given_at
     if cfg.metadata.hook_name is None:
         cfg.metadata.hook_name = at
     w_enc, w_dec = object_weights(obj, cfg.d_in)

@@ -65,7 +65,7 @@ def _read_exact(f: IO[bytes], view: memoryview, source: str) -> None:
     """Fill `view` from f, or raise SAEFormatError when the stream ends early (a truncated file)."""
     done = 0
     while done < len(view):
-        n = f.readinto(view[done:])  # type: ignore[attr-defined]
+        n = f.readinto(view[done:])  # type: ignore[attr-defined]  # typing.IO lacks readinto; binary streams have it
         if not n:
             raise SAEFormatError(f"{source}: cannot read tensor data (truncated or corrupt?): "
                                  f"{len(view) - done} of {len(view)} bytes missing")
@@ -80,7 +80,7 @@ def fill_from_stream(f: IO[bytes], out: torch.Tensor, stored: torch.dtype, sourc
         return
     direct = stored == out.dtype and out.device.type == "cpu" and isinstance(f, (io.BufferedReader, io.FileIO))
     if direct:  # a plain file in the stored dtype: read straight into the tensor's memory
-        _read_exact(f, memoryview(flat.view(torch.uint8).numpy()), source)
+        _read_exact(f, flat.view(torch.uint8).numpy().data, source)
         return
     size = stored.itemsize
     step = max(1, CHUNK_BYTES // size)
@@ -236,7 +236,8 @@ def load_torch_state(path: str | Path) -> dict[str, Any]:
 
 def storage_ordered(t: torch.Tensor) -> torch.Tensor | None:
     """t with its dims permuted into memory order (a transposed view becomes contiguous), or None if it has gaps."""
-    order = sorted(range(t.ndim), key=lambda d: (-t.stride(d), d))
+    strides = t.stride()
+    order = sorted(range(t.ndim), key=lambda d: (-strides[d], d))
     v = t.permute(*order)
     return v if v.is_contiguous() else None
 
@@ -272,5 +273,6 @@ def place(t: torch.Tensor, dtype: str | torch.dtype | None, device: str | torch.
     for i in range(0, flat_src.numel(), step):
         flat_out[i:i + step].copy_(flat_src[i:i + step])
         _page_out(flat_src[i:i + step])
-    order = sorted(range(t.ndim), key=lambda d: (-t.stride(d), d))
+    strides = t.stride()
+    order = sorted(range(t.ndim), key=lambda d: (-strides[d], d))
     return out.permute(*sorted(range(t.ndim), key=lambda d: order[d]))

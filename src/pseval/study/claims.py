@@ -45,7 +45,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -257,7 +257,7 @@ def depth_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> Clai
     for (sae, comp), grp in _grouped([r for r in rows if r.layer is not None], ("sae", "component")).items():
         by_layer: dict[int, CellRow] = {}
         for r in grp:
-            by_layer.setdefault(r.layer, r)  # type: ignore[arg-type]
+            by_layer.setdefault(cast(int, r.layer), r)  # rows without a layer were filtered out above
         layers = sorted(by_layer)
         if len(layers) < 3:
             continue
@@ -288,12 +288,12 @@ def attention_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> 
         attn: dict[int, CellRow] = {}
         for r in grp:
             if r.component == "attn_out":
-                attn.setdefault(r.layer, r)  # type: ignore[arg-type]
+                attn.setdefault(cast(int, r.layer), r)  # rows without a layer were filtered out above
         for other in ("mlp_out", "resid_post"):
             oth: dict[int, CellRow] = {}
             for r in grp:
                 if r.component == other:
-                    oth.setdefault(r.layer, r)  # type: ignore[arg-type]
+                    oth.setdefault(cast(int, r.layer), r)
             shared = sorted(set(attn) & set(oth))
             if shared:
                 per_other.setdefault(other, []).append((f"{sae}: attn_out minus {other} specificity over layers "
@@ -340,8 +340,8 @@ def frontier_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> C
         grp = groups.get((r.hook, r.expansion))
         if grp is None or r.is_identity or r.architecture == "standard" or not r.recon:
             continue
-        b = grp[0]
-        if r.recon["fvu"] <= b.recon["fvu"] and r.recon["l0"] <= b.recon["l0"]:
+        relu = grp[0]
+        if r.recon["fvu"] <= relu.recon["fvu"] and r.recon["l0"] <= relu.recon["l0"]:
             grp.append(r)  # a frontier winner over this ReLU SAE
     groups = {k: g for k, g in groups.items() if len(g) > 1}
     if not groups:
@@ -401,7 +401,7 @@ def evaluate_claims(rows: Sequence[CellRow], n_boot: int = 1000, seed: int = 0, 
             c.evidence.append(f"not testable on these cells: needs {_NEEDS.get(c.key, 'more cells')}")
     # One family: Holm across the testable claims decides "holds" (see the module).
     tested = [c for c in claims if c.p_value is not None]
-    for c, adj in zip(tested, holm([c.p_value for c in tested]), strict=True):
+    for c, adj in zip(tested, holm([float(c.p_value) for c in tested if c.p_value is not None]), strict=True):
         c.p_family = float(adj)
         c.verdict = _verdict(c.p_family, cfg.alpha, c.refuted)
         c.evidence.append(f"Holm-adjusted over the {len(tested)} testable claim(s): p={_p(c.p_family)}")

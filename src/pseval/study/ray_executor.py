@@ -256,10 +256,10 @@ def run_hooks_on_ray(cfg: SweepConfig, root: str | Path, hooks: Sequence[str], a
                     f"({len(done)}/{len(hooks)} hooks)")
         forward()
         if failed:
-            hook, exc = next(iter(failed.items()))
-            cause = getattr(exc, "cause", None)  # a RayTaskError carries the task's own exception
+            hook, err = next(iter(failed.items()))
+            cause = getattr(err, "cause", None)  # a RayTaskError carries the task's own exception
             if isinstance(cause, PsevalError):
                 raise cause
             raise RaySweepError(f"{len(failed)} of {len(hooks)} hook(s) failed on Ray ({', '.join(failed)}); the "
-                                f"others' cells are in {root}, re-running resumes. {hook}: {exc}") from exc
+                                f"others' cells are in {root}, re-running resumes. {hook}: {err}") from err
         return RayOutcome(done, evaluated)

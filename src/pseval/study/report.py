@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pseval.errors import ConfigError, PsevalError
-from pseval.files import write_atomic, write_json_atomic, write_text_atomic
+from pseval.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
@@ -260,8 +260,8 @@ def _target_rows(panel: Panel, limit: int = 30) -> tuple[str, list[dict]]:
     if not cands:
         return "", []
     best = max(cands, key=lambda r: r.metrics["f1"])
-    rows = [{"target": w, **m} for w, m in breakdown(best.same_sense, best.same_feature, best.targets).items()]
-    rows.sort(key=lambda r: (-r["pairs"], r["target"]))
+    per_target = breakdown(best.same_sense, best.same_feature, best.targets)
+    rows = [{"target": w, **m} for w, m in sorted(per_target.items(), key=lambda wm: (-wm[1]["pairs"], wm[0]))]
     return f"{best.sae} at {best.hook}", rows[:limit]
 
 
@@ -400,7 +400,7 @@ def write_sweep_report(results: str | Path, out: str | Path | None = None, n_boo
     views = [panel_view(p, n_boot, seed, inspections.get(n, [])) for n, p in enumerate(panels)]
     for v in views:
         for _, fname, png in v.figures:
-            write_atomic(out_dir / "figures" / fname, lambda fh, png=png: fh.write(png), binary=True)
+            write_bytes_atomic(png, out_dir / "figures" / fname)
     header = _header(store, panels, n_boot, seed)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(render_markdown(header, views, out_dir), md_path)

@@ -259,8 +259,10 @@ def _where(loc: Sequence[int | str]) -> str:
     if len(loc) == 1:
         return str(loc[0])
     head, rest = loc[0], list(loc[1:])
-    if head == "grid" and rest and isinstance(rest[0], int):
-        out = f"[[grid]] #{rest.pop(0) + 1}"
+    first = rest[0] if rest else None
+    if head == "grid" and isinstance(first, int):
+        rest.pop(0)
+        out = f"[[grid]] #{first + 1}"
     else:
         out = f"[{head}]"
     for part in rest:
@@ -294,8 +296,8 @@ def _describe(err: ErrorDetails) -> str:
     if tuple(loc) == ("grid",) and kind == "too_short":
         return "grid: needs at least one [[grid]] table"
     if kind == "value_error" and isinstance(v, dict):  # a check across fields: its message starts with the field
-        section = f"[{loc[0]}]" if len(loc) == 1 and loc[0] in _SECTIONS else where
-        return f"{section}.{str(err['msg']).removeprefix('Value error, ')}"
+        head = f"[{loc[0]}]" if len(loc) == 1 and loc[0] in _SECTIONS else where
+        return f"{head}.{str(err['msg']).removeprefix('Value error, ')}"
     bound = next((ctx[b] for b in ("ge", "gt", "le") if b in ctx), None)
     number = "a number" if isinstance(bound, float) or not isinstance(v, int) else "an integer"
     expected = {

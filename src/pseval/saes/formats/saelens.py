@@ -107,7 +107,7 @@ def _apply_norm_scaling(sae: SAE, raw: dict[str, Any], given: float | None, sour
     b_dec / s); without a factor SAELens leaves inputs unscaled, and so does pseval, with a warning."""
     if sae.cfg.normalize_activations != "expected_average_only_in":
         return
-    meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    meta = m if isinstance(m := raw.get("metadata"), dict) else {}
     factor = check_scale("norm_scaling_factor", given)
     if factor is None:
         factor = check_scale("norm_scaling_factor", raw.get("norm_scaling_factor", meta.get("norm_scaling_factor")))

@@ -112,7 +112,7 @@ def config_from_legacy(d: dict[str, Any]) -> SAEConfig:
                        context_size=d.get("context_size"), dataset_path=d.get("dataset_path"),
                        sae_lens_version=_first(d, "sae_lens_version", "sae_lens_training_version"),
                        neuronpedia_id=d.get("neuronpedia_id"), extra=meta_extra)
-    return SAEConfig(architecture=pseval_arch, d_in=d_in, d_sae=d_sae,  # type: ignore[arg-type]
+    return SAEConfig(architecture=pseval_arch, d_in=d_in, d_sae=d_sae,
                      dtype=d.get("dtype", "float32"), device=d.get("device", "cpu"),
                      apply_b_dec_to_input=d.get("apply_b_dec_to_input", True),
                      normalize_activations=_normalisation(d.get("normalize_activations")),
