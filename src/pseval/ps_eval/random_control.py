@@ -34,6 +34,7 @@ import torch
 from pseval.metrics.encoding import aligned, chunk_rows, row_chunks
 from pseval.saes.base import SAE, module_device
 from pseval.saes.config import SAEConfig
+from pseval.saes.identity import is_identity_architecture
 from pseval.saes.registry import get_sae_class
 
 # The record's one-line statement of the rule (the module doc is the full one).
@@ -78,7 +79,7 @@ class ControlPlan:
 def control_plan(sae: SAE, measured_l0: float) -> ControlPlan:
     """The control of `sae` whose mean L0 on the scored contexts was `measured_l0`."""
     arch = sae.architecture
-    if arch == "identity":
+    if is_identity_architecture(arch):
         return ControlPlan("random_rotation", "random_rotation", None, measured_l0, False)
     if arch == "topk":
         return ControlPlan("random_weights", "topk", int(sae.cfg.k or round(measured_l0)), measured_l0, False)

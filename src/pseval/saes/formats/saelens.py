@@ -18,6 +18,7 @@ from pseval.saes.conventions import saelens_convention
 from pseval.saes.formats.checks import check_head_layout
 from pseval.saes.formats.common import read_json_object
 from pseval.saes.formats.saelens_legacy import config_from_legacy
+from pseval.saes.identity import is_identity_architecture
 from pseval.saes.registry import get_sae_class
 from pseval.saes.tensor_io import DEFAULT_DTYPE, read_safetensors, safetensors_index
 
@@ -132,7 +133,7 @@ def load_saelens(folder: str | Path, dtype: str | torch.dtype = DEFAULT_DTYPE, d
     except SAEFormatError as exc:
         raise SAEFormatError(f"{p / CFG_NAME}: {exc}") from exc
     meta = cfg.metadata
-    if cfg.architecture == "identity":  # the identity has no weights to read: a file claiming some is not one
+    if is_identity_architecture(cfg.architecture):  # no weights to read: a file claiming some is not the identity
         raise SAEFormatError(f"{p / CFG_NAME}: field 'architecture' is 'identity', which holds no weights; use "
                              "the `identity` SAE spec, or fix the architecture of these weights")
     check_head_layout(meta.hook_head_index, cfg.reshape_activations, meta.hook_name, str(p / CFG_NAME))
