@@ -31,6 +31,9 @@ from pseval.ps_eval.rows import (
     threshold_free_rows,
 )
 from pseval.ps_eval.settings import PSEvalSettings
+from pseval.saes.conventions import set_convention
+from pseval.saes.identity import is_identity_spec
+from pseval.saes.loading import load_sae
 from pseval.tables import text_table
 
 
@@ -132,6 +135,9 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         check_writable(req.saebench_dir, is_dir=True)
     cfg = req.settings
     data = prepare_pairs(req.data, cfg.max_pairs, cfg.seed)
+    # No guessed convention, refused before the model loads: each file SAE's config or --sae-convention decides.
+    for spec in dict.fromkeys(s for s in req.saes if not is_identity_spec(s)):
+        set_convention(load_sae(spec), req.sae_convention, spec)
     lm = load_model(req.model, device=req.device)
     # Loaded in the scoring dtype: converted once here (these SAEs are this run's own), not copied per cell; no guessed
     # convention: the SAE's config or --sae-convention decides, or the resolver refuses.

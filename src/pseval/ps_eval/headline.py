@@ -123,6 +123,9 @@ def headline_block(records: Sequence[PSEvalRecord], labels: Sequence[str | None]
 
     parts = ["Headline (read this first)\n" + text_table(headline_rows(records, labels), HEADLINE_COLUMNS),
              chance_line(records), legend("headline", "gain", "share")]
+    if any(r.eval_result_metrics.training is not None and r.eval_result_metrics.training.converged is False
+           for r in records):
+        parts.append(legend("converged"))
     ctl = control_rows(records, labels)
     if ctl:
         parts.append("Random controls and the gain over them\n" + text_table(ctl, CONTROL_COLUMNS) + "\n"

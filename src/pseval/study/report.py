@@ -19,7 +19,7 @@ from pseval.files import write_bytes_atomic, write_json_atomic, write_text_atomi
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
-from pseval.ps_eval.headline import LEGEND, gain_cell
+from pseval.ps_eval.headline import LEGEND, chance_line, gain_cell
 from pseval.ps_eval.rows import CellRow, rows_from_records, short_dataset
 from pseval.study import plots
 from pseval.study.claims import Claim, evaluate_claims, family_note
@@ -320,8 +320,9 @@ def panel_view(p: Panel, n_boot: int, seed: int, inspections: list[InspectLink])
     title = (f"By target word ({who}, the highest F1; the {len(target_rows)} words with most pairs; every cell and "
              "word in by_target.csv)")
     return PanelView(p, figures, _cell_rows(p, n_boot, seed),
-                     [". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x), convergence_note(p),
-                      *(LEGEND[k] for k in ("headline", "gain", "share"))],
+                     [chance_line([r.record for r in p.rows if r.record is not None]),
+                      ". ".join(x for x in (loss_note(p), CONCENTRATION_NOTE) if x), convergence_note(p),
+                      *(LEGEND[k] for k in ("headline", "gain", "share", "converged"))],
                      inspections, title, target_rows, _pos_rows(p))
 
 
