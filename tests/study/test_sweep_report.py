@@ -74,6 +74,16 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
                 and r["readout"] == cfg.readout and r["dataset"] == cfg.dataset]
         assert sum(int(r["pairs"]) for r in mine) == len(c.eval_result_details)
         assert {r["target"] for r in mine} == {d.target for d in c.eval_result_details}
+    # cells.csv: one row per cell, its counts and F1 the record's, plain numbers.
+    from pseval.study.cells_csv import read_cells_csv
+    table = {(r["hook"], r["sae"], r["readout"]): r for r in read_cells_csv(report_dir / "cells.csv")}
+    assert len(table) == len(cells)
+    for c in cells:
+        row, m = table[c.eval_config.hook_name, c.sae_name, c.eval_config.readout], c.eval_result_metrics
+        assert (int(row["tp"]), int(row["fn"]), int(row["pairs"])) == (m.ps_eval.tp, m.ps_eval.fn,
+                                                                       m.counts.pairs_scored)
+        assert float(row["f1"]) == m.ps_eval.f1 and float(row["f1_low"]) <= m.ps_eval.f1 <= float(row["f1_high"])
+        assert (row["fvu"] == "") == (c.sae_name == "identity")
     commits = {str(c.git_commit)[:12] for c in cells}
     assert len(commits) == 1 and f"cells computed at commit(s) {commits.pop()}." in md
     page = (report_dir / "report.html").read_text()

@@ -22,6 +22,7 @@ from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.ps_eval.headline import LEGEND, chance_line, gain_cell
 from pseval.ps_eval.rows import CellRow, rows_from_records, short_dataset
 from pseval.study import plots
+from pseval.study.cells_csv import sorted_cells, write_cells_csv
 from pseval.study.claims import Claim, evaluate_claims, family_note
 from pseval.study.store import SWEEP_FILE, ResultsStore
 from pseval.tables import fmt, markdown_table
@@ -389,7 +390,8 @@ def _header(store: ResultsStore, panels: list[Panel], n_boot: int, seed: int) ->
 
 def write_sweep_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
                        seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
-    """Write report.md (with figures/*.png), report.html (images embedded), claims.json and by_target.csv;
+    """Write report.md (with figures/*.png), report.html (images embedded), claims.json, cells.csv (one row per cell)
+    and by_target.csv;
     returns the two report paths.
 
     With `inspect`, per-sense inspection pages of each panel's best and worst SAE are written to inspect/ and
@@ -407,6 +409,7 @@ def write_sweep_report(results: str | Path, out: str | Path | None = None, n_boo
     write_text_atomic(render_markdown(header, views, out_dir), md_path)
     write_text_atomic(render_html(header, views, out_dir), html_path)
     write_target_csv(panels, out_dir / "by_target.csv")
+    write_cells_csv(sorted_cells([r for p in panels for r in p.rows]), out_dir / "cells.csv")
     write_json_atomic({p.key: [c.to_dict() for c in p.claims] for p in panels},
                       out_dir / "claims.json")
     return md_path, html_path
