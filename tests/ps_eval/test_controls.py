@@ -19,21 +19,16 @@ from pseval.ps_eval.scoring import PairActivations
 from pseval.saes import SAEConfig, identity_sae
 from pseval.saes.standard import StandardSAE
 from pseval.saes.topk import TopKSAE
+from tests.ps_eval.planted import SENSES, sense_pairs
 
-D_IN, SENSES = 64, 8
+D_IN = 64
 HOOK = "blocks.3.hook_resid_post"
 
 
 def _sense_pairs(n: int, seed: int = 0) -> PairActivations:
-    """n pairs, half same sense; a context of sense s is 3 e_s plus N(0, 0.5²) noise in every one of 64 dimensions,
-    so a random direction reads mostly noise while the sense's own coordinate reads the sense."""
-    gen = torch.Generator().manual_seed(seed)
-    s1 = torch.randint(0, SENSES, (n,), generator=gen)
-    same = torch.arange(n) % 2 == 0
-    s2 = torch.where(same, s1, (s1 + torch.randint(1, SENSES, (n,), generator=gen)) % SENSES)
-    acts = [3 * torch.nn.functional.one_hot(s, D_IN).float() + 0.5 * torch.randn(n, D_IN, generator=gen)
-            for s in (s1, s2)]
-    return PairActivations("h", acts[0], acts[1], same, list(range(n)), {})
+    """Planted pairs in 64 dimensions with N(0, 0.5²) noise, so a random direction reads mostly noise while the
+    sense's own coordinate reads the sense."""
+    return sense_pairs(n, D_IN, 0.5, seed)[0]
 
 
 def _planted_sae() -> StandardSAE:

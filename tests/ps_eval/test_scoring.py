@@ -16,19 +16,14 @@ from pseval.ps_eval.concentration import most_common_features
 from pseval.ps_eval.scoring import PairActivations
 from pseval.saes import SAEConfig, identity_sae
 from pseval.saes.standard import StandardSAE
+from tests.ps_eval.planted import SENSES, sense_pairs
 
-D_IN, SENSES = 16, 8
+D_IN = 16
 
 
 def _sense_pairs(n: int, seed: int = 0) -> tuple[PairActivations, torch.Tensor, torch.Tensor]:
-    """n pairs, half same sense; a context of sense s is 3 e_s plus noise. Returns the pairs and both senses."""
-    gen = torch.Generator().manual_seed(seed)
-    s1 = torch.randint(0, SENSES, (n,), generator=gen)
-    same = torch.arange(n) % 2 == 0
-    s2 = torch.where(same, s1, (s1 + torch.randint(1, SENSES, (n,), generator=gen)) % SENSES)
-    acts = [3 * torch.nn.functional.one_hot(s, D_IN).float() + 0.1 * torch.randn(n, D_IN, generator=gen)
-            for s in (s1, s2)]
-    return PairActivations("h", acts[0], acts[1], same, list(range(n)), {}), s1, s2
+    """Planted pairs in 16 dimensions with N(0, 0.1²) noise; returns the pairs and both senses."""
+    return sense_pairs(n, D_IN, 0.1, seed)
 
 
 def _planted_sae(always_on: bool = False) -> StandardSAE:
