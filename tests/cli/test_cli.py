@@ -75,9 +75,9 @@ def test_eval_several_saes_share_a_pass(tmp_path, wic_dev, monkeypatch):
     assert res.exit_code == 0, res.output
     # A second SAE at another hook costs no forward pass: every hook is read in the same passes.
     assert alone > 0 and len(forwards) == alone
-    files = sorted(p.name for p in outdir.iterdir())
-    # identity at the default hook, the SAE at the hook it records
-    assert files == ["identity__blocks.3.hook_resid_post.json", "sae__blocks.2.hook_attn_out.json"]
+    files = sorted(p.name.rsplit("__", 1)[0] for p in (outdir / "cells").iterdir())
+    # identity at the default hook, the SAE at the hook it records: one record per cell in the results store
+    assert files == ["blocks.2.hook_attn_out__sae__template", "blocks.3.hook_resid_post__identity__template"]
 
 
 def test_clear_errors(tmp_path, wic_dev):

@@ -87,7 +87,8 @@ def test_eval_intervals_differences_and_compare(tmp_path, wic_dev):
 def test_compare_refuses_records_on_different_pairs(tmp_path, wic_dev):
     _eval(tmp_path, wic_dev, "a", 60)
     _eval(tmp_path, wic_dev, "b", 50)
-    a, b = sorted((tmp_path / "a").glob("identity*.json"))[0], sorted((tmp_path / "b").glob("topk*.json"))[0]
+    a, b = (sorted((tmp_path / "a" / "cells").glob("*__identity__*.json"))[0],
+            sorted((tmp_path / "b" / "cells").glob("*__topk*.json"))[0])
     res = CliRunner().invoke(main, ["compare", str(a), str(b)])
     assert res.exit_code == 2
     assert str(a) in res.output and str(b) in res.output and "not scored on the same pairs" in res.output

@@ -51,7 +51,7 @@ def test_eval_and_sweep_select_the_same_pairs_and_give_the_same_numbers(tmp_path
                                     "--sae", str(run / "saes" / hook / "topk-x2-k8"), "--data", f"wic:{wic_dev}",
                                     "--max-pairs", "60", "--seed", "0", "--multi-token", "last", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    evals = {json.loads(p.read_text())["sae_name"]: json.loads(p.read_text()) for p in out.glob("*.json")}
+    evals = {json.loads(p.read_text())["sae_name"]: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
     assert set(evals) == {"identity", "topk-x2-k8"}
     for name, e in evals.items():
         s = json.loads(sweep_cells[name].to_json())
@@ -198,7 +198,7 @@ def test_records_validate_with_saebench_and_no_block_repeats_another(tmp_path, w
                                     "--sae", str(tmp_path / "topk"), "--reconstruction-tokens", "300", "--out",
                                     str(out), "--saebench-dir", str(bench)])
     assert res.exit_code == 0, res.output
-    files = sorted(out.glob("*.json"))
+    files = sorted((out / "cells").glob("*.json"))
     assert len(files) == 2
     for f in files:
         rec = json.loads(f.read_text())
@@ -241,7 +241,7 @@ def test_same_named_saes_keep_both_files(tmp_path, wic_dev):
                                     str(tmp_path / "a" / "good"), "--sae", str(tmp_path / "b" / "good"),
                                     "--hook", "blocks.3.hook_resid_post", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    recs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    recs = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     assert len(recs) == 2 and {r["sae_source"] for r in recs} == {str(tmp_path / "a" / "good"),
                                                                   str(tmp_path / "b" / "good")}
     assert recs[0]["sae_fingerprint"] != recs[1]["sae_fingerprint"]

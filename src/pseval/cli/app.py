@@ -128,13 +128,18 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
 @click.option("--hook", "hooks", type=HOOK, multiple=True,
               help="Hook point(s), e.g. blocks.3.hook_resid_post (repeatable).")
 @click.option("--sae", "saes", multiple=True, default=("identity",), show_default=True,
-              help="`identity` or an SAE folder (repeatable; all share one forward pass).")
+              help="`identity`, an SAE folder or file, a glob over folders ('saes/**'), hf://REPO/PATH, "
+                   "saelens:RELEASE/ID or saelens:RELEASE/REGEX, or @FILE listing specs (repeatable; all share one "
+                   "forward pass, one SAE in memory at a time).")
 @click.option("--data", "data_spec", type=DATA_SPEC, default=DEFAULT_DATA, show_default=True,
               help="wic:PATH, wordnet[:opts], coarsewsd:PATH[:opts], hf:NAME[:SPLIT], jsonl:PATH, csv:PATH "
               "(docs/data.md).")
 @click.option("--device", type=DEVICE, default="cpu", show_default=True)
 @click.option("--out", type=OutputPath(json_file_ok=True), default=None,
-              help="JSON file (a list when several SAE/hook cells) or a folder (one file per cell).")
+              help="JSON file (a list when several SAE/hook cells) or a results folder (one record per cell under "
+                   "cells/; a re-run skips the cells already there).")
+@click.option("--force", is_flag=True,
+              help="Discard the --out folder's results (of any settings) and score every cell again.")
 @click.option("--saebench-dir", type=OutputPath(), default=None,
               help="Also write SAEBench-named files ({release}_{sae_id}_eval_results.json) into this folder.")
 @click.option("--cache", type=OutputPath(), default=None,
@@ -145,8 +150,8 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
                    "model_from_pretrained_kwargs); the record names where each SAE's convention came from.")
 @settings_options()
 def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spec: str, device: str,
-             out: Path | None, saebench_dir: Path | None, cache: Path | None, sae_convention: str | None,
-             **settings: Any) -> None:
+             out: Path | None, force: bool, saebench_dir: Path | None, cache: Path | None,
+             sae_convention: str | None, **settings: Any) -> None:
     """Score SAEs with PS-Eval on word-in-context pairs and print tables with 95% intervals."""
     from pseval.cli.eval import EvalRequest, run_eval
 
@@ -155,7 +160,8 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
     _remove_debris(saebench_dir)
     _remove_debris(cache, depth=1)  # one folder per cached entry
     req = EvalRequest(model=model, hooks=list(dict.fromkeys(hooks)), saes=list(saes), data=data_spec, settings=cfg,
-                      device=device, out=out, saebench_dir=saebench_dir, cache=cache, sae_convention=sae_convention)
+                      device=device, out=out, force=force, saebench_dir=saebench_dir, cache=cache,
+                      sae_convention=sae_convention)
     run_eval(req, log=click.echo)
 
 

@@ -1,4 +1,8 @@
-"""`pseval eval`: many SAEs at many hooks on one pair set, one forward pass, through the one pipeline."""
+"""`pseval eval`: many SAEs at many hooks on one pair set, one forward pass, through the one pipeline.
+
+With `--out DIR` the eval is resumable: each finished cell is kept in DIR's results store (the store and cell keys of
+sweeps, marked by eval.json), a re-run scores only the missing cells, and `--force` discards DIR's results first.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from pseval.data.sources import DEFAULT_DATA
 from pseval.files import check_writable, write_atomic, write_text_atomic
 from pseval.metrics.encoding import scoring_dtype
 from pseval.ps_eval.headline import headline_block, legend
-from pseval.ps_eval.pipeline import evaluate, prepare_pairs
+from pseval.ps_eval.pipeline import PreparedPairs, evaluate, planned_cells, prepare_pairs
+from pseval.ps_eval.plan import eval_plan
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.resolver import DEFAULT_HOOK, resolve_saes
 from pseval.ps_eval.rows import (
@@ -30,10 +35,12 @@ from pseval.ps_eval.rows import (
     robust_rows,
     threshold_free_rows,
 )
-from pseval.ps_eval.settings import PSEvalSettings
+from pseval.ps_eval.settings import PSEvalSettings, SettingsFields
 from pseval.saes.conventions import set_convention
 from pseval.saes.identity import is_identity_spec
-from pseval.saes.loading import load_sae
+from pseval.saes.loading import peek_sae
+from pseval.saes.selection import expand_specs
+from pseval.study.store import ResultsStore
 from pseval.tables import text_table
 
 
@@ -47,7 +54,8 @@ class EvalRequest:
     data: str = DEFAULT_DATA
     settings: PSEvalSettings = field(default_factory=PSEvalSettings)
     device: str = "cpu"
-    out: Path | None = None
+    out: Path | None = None  # a .json file, or a folder: the resumable results store
+    force: bool = False  # discard the --out folder's results (of any settings) and score every cell again
     saebench_dir: Path | None = None  # also write SAEBench-named `{release}_{sae_id}_eval_results.json` files here
     cache: Path | None = None  # readout-activation cache: scoring more SAEs later skips the model
     # hf or tl_centered: the activation convention of SAEs whose config does not decide it (pseval.saes.conventions)
@@ -124,8 +132,18 @@ def log_tables(records: Sequence[PSEvalRecord], log: Callable[[str], Any]) -> No
             + text_table(diff, difference_columns(diff)))
 
 
+def store_settings(req: EvalRequest, data: PreparedPairs) -> dict[str, Any]:
+    """What an eval's results folder belongs to: the model, the pair set and every setting that changes a number
+    (the SAEs and hooks may differ from run to run: a folder gathers the cells of many)."""
+    cfg = req.settings
+    kept = set(SettingsFields.model_fields) - set(SettingsFields.affecting("nothing"))
+    return {"model": req.model, "dataset": data.spec, "dataset_hash": data.hash,
+            **cfg.model_dump(include=kept, mode="json")}
+
+
 def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEvalRecord]:
-    """Run the evaluation, print a table, write JSON; returns the result records."""
+    """Run the evaluation, print a table, write JSON (a file, or the results store of a folder: resumed when run
+    again); returns the records of every requested cell."""
     from pseval.models.loading import load_model
 
     # Before any model loads: an unusable output must not cost the work.
@@ -135,22 +153,41 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         check_writable(req.saebench_dir, is_dir=True)
     cfg = req.settings
     data = prepare_pairs(req.data, cfg.max_pairs, cfg.seed)
-    # No guessed convention, refused before the model loads: each file SAE's config or --sae-convention decides.
-    for spec in dict.fromkeys(s for s in req.saes if not is_identity_spec(s)):
-        set_convention(load_sae(spec), req.sae_convention, spec)
+    specs = expand_specs(req.saes)  # globs, release regexes and list files: a pattern matching nothing stops here
+    # No guessed convention, refused before the model loads: each file SAE's config or --sae-convention decides
+    # (read from a weightless peek: no SAE is loaded here).
+    for spec in dict.fromkeys(s for s in specs if not is_identity_spec(s)):
+        set_convention(peek_sae(spec), req.sae_convention, spec)
+    store = None
+    if req.out is not None and req.out.suffix != ".json":
+        store = ResultsStore.for_eval(req.out)
+        store.claim(store_settings(req, data), overwrite=req.force)  # mixed settings refused before the model loads
+        store.clean_temp()
     lm = load_model(req.model, device=req.device)
-    # Loaded in the scoring dtype: converted once here (these SAEs are this run's own), not copied per cell; no guessed
+    # Lazy entries, loaded in the scoring dtype when scored (converted once, not copied per cell); no guessed
     # convention: the SAE's config or --sae-convention decides, or the resolver refuses.
-    entries = resolve_saes(req.saes, lm, req.hooks, convention=req.sae_convention, dtype=scoring_dtype(cfg.dtype),
+    entries = resolve_saes(specs, lm, req.hooks, convention=req.sae_convention, dtype=scoring_dtype(cfg.dtype),
                            default_hook=DEFAULT_HOOK)
     hooks = list(dict.fromkeys(e.hook for e in entries))
     log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
         f"{len(hooks)} hook(s)" + (f"; {data.rows.summary()}" if data.rows else "")
         + (f"; notes: span_not_target {data.notes['span_not_target']} (kept, read at the dataset's index)"
            if data.notes.get("span_not_target") else ""))
-    records = evaluate(lm, req.model, entries, data, cfg, cache_dir=req.cache, progress=True)
+    log(eval_plan(entries, len(data.pairs), cfg, scoring_dtype(cfg.dtype)).line())
+    cells = planned_cells(lm, req.model, entries, data, cfg)
+    done = [cid for _, _, cid in cells if store is not None and store.has(cid)]
+    if store is not None and done:
+        log(f"{len(done)} of {len(cells)} cell(s) already in {req.out}, skipped; {len(cells) - len(done)} to score")
+    new = evaluate(lm, req.model, entries, data, cfg, cache_dir=req.cache, progress=True,
+                   skip=None if store is None else store.has, on_record=None if store is None else store.put)
+    records = new
+    if store is not None:  # every requested cell, the reused ones read back, in the entries' order
+        by_id = {r.cell_id: r for r in store.records()}
+        records = [by_id[cid] for _, _, cid in cells]
     log_tables(records, log)
-    if req.out is not None and records:
+    if store is not None:
+        log(f"{len(new)} cell(s) scored, {len(done)} reused; records in {store.cells_dir}")
+    elif req.out is not None and records:
         write_records(records, req.out)
         log(f"wrote {req.out}")
     if req.saebench_dir is not None and records:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 import uuid
@@ -107,17 +108,34 @@ class SAEEntry:
     sae_lens_id: str | None = None
     sae_lens_release_id: str | None = None
     _sae: SAE | None = field(default=None, repr=False)
+    # A lazy entry's SAE on the meta device: its config and shapes, no weights (pseval.saes.loading.peek_sae).
+    peek: SAE | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, sae: SAE, name: str, hook: str, source: str, fingerprint: str, **known: Any) -> SAEEntry:
         """An entry for an SAE already in memory."""
         return cls(name, hook, source, fingerprint, lambda: sae, _sae=sae, **known)
 
+    @classmethod
+    def lazy(cls, peek: SAE, load: Callable[[], SAE], name: str, hook: str, source: str, fingerprint: str,
+             **known: Any) -> SAEEntry:
+        """An entry that loads its SAE when scored and frees it after (`peek` says what it will be)."""
+        return cls(name, hook, source, fingerprint, load, peek=peek, **known)
+
     def sae(self) -> SAE:
         """The SAE, loaded on first use."""
         if self._sae is None:
             self._sae = self.load()
         return self._sae
+
+    def described(self) -> SAE | None:
+        """The SAE's config and shapes without loading it: the SAE in memory, or the peek; None if neither."""
+        return self._sae if self._sae is not None else self.peek
+
+    def release(self) -> None:
+        """Drop a lazy entry's loaded SAE (the next use loads it again); an SAE given in memory stays."""
+        if self.peek is not None:
+            self._sae = None
 
 
 def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalSettings,
@@ -279,30 +297,40 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         python_version=prov["python"])
 
 
+def planned_cells(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data: PreparedPairs,
+                  cfg: PSEvalSettings) -> list[tuple[SAEEntry, PSEvalConfigRecord, str]]:
+    """(entry, its eval_config, its cell id) of every entry, in order: what a store is asked about before scoring."""
+    out = []
+    for e in entries:
+        cfg_rec = config_record(model_name, e.hook, data, cfg, lm.activation_convention)
+        out.append((e, cfg_rec, cell_id(cfg_rec, e.fingerprint)))
+    return out
+
+
 def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data: PreparedPairs, cfg: PSEvalSettings,
              cache_dir: str | Path | None = None,
              skip: Callable[[str], bool] | None = None, on_record: Callable[[PSEvalRecord], Any] | None = None,
              progress: bool = False) -> list[PSEvalRecord]:
-    """Score every entry on the selected pairs (one forward pass for all hooks); returns the new records.
+    """Score every entry on the selected pairs (one forward pass for all hooks); returns the new records, in the
+    entries' order.
 
-    `skip(cell_id)` leaves out cells already done; `on_record` receives each record as soon as it is made, so a
-    caller can store it before the next SAE is scored.
+    The SAEs are scored as a stream, hook by hook: each lazy entry's SAE is loaded, scored and freed before the next
+    is loaded, so memory holds one SAE and the activations whatever the number of SAEs. `skip(cell_id)` leaves out
+    cells already done; `on_record` receives each record as soon as it is made, so a caller can store it before the
+    next SAE is scored.
     """
-    todo = []
-    for e in entries:
-        cfg_rec = config_record(model_name, e.hook, data, cfg, lm.activation_convention)
-        cid = cell_id(cfg_rec, e.fingerprint)
-        if skip is None or not skip(cid):
-            todo.append((e, cfg_rec, cid))
+    todo = [c for c in planned_cells(lm, model_name, entries, data, cfg) if skip is None or not skip(c[2])]
     if not todo:
         return []
     hooks = list(dict.fromkeys(e.hook for e, _, _ in todo))
-    # SAEs already in memory are checked against their hook's width now, not after the forward passes.
-    early = [e for e, _, _ in todo if e._sae is not None]
-    if early:
-        widths = hook_widths(lm, [e.hook for e in early])
-        for e in early:
-            check_sae_width(e.sae(), widths[e.hook], e.hook)
+    order = {id(e): i for i, (e, _, _) in enumerate(todo)}
+    todo.sort(key=lambda c: hooks.index(c[0].hook))  # stable: the hook's SAEs in turn, then the next hook's
+    # Every SAE is checked against its hook's width now (from its config: nothing is loaded), not after the passes.
+    described = [(e, d) for e, _, _ in todo if (d := e.described()) is not None]
+    if described:
+        widths = hook_widths(lm, [e.hook for e, _ in described])
+        for e, d in described:
+            check_sae_width(d, widths[e.hook], e.hook)
     acts = cached_pair_activations(lm, model_name, data.pairs, hooks, cfg, cache_dir, progress=progress)
     corpus_acts: dict[str, Any] = {}
     if cfg.reconstruction_tokens > 0:
@@ -311,12 +339,13 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
         if any(a.shape[0] == 0 for a in corpus_acts.values()):  # reconstruction over no tokens is no result
             raise ConfigError(f"corpus {cfg.corpus!r} gave no tokens for reconstruction metrics (reconstruction_tokens="
                               f"{cfg.reconstruction_tokens}); give a corpus with text, or reconstruction_tokens=0")
-    records = []
+    records: list[tuple[int, PSEvalRecord]] = []
     # Loss-recovered baselines: made once per hook, dropped after the hook's last SAE.
     baselines: dict[str, LossBaseline] = {}
     last_at_hook = {e.hook: i for i, (e, _, _) in enumerate(todo)}
     for i, (e, cfg_rec, cid) in enumerate(todo):
         sae = cast_sae(e.sae(), scoring_dtype(cfg.dtype))  # every number of the cell at the scoring dtype
+        # (on a lazy entry's first use, this is its load: the previous SAE was freed below)
         pa = acts[e.hook]
         res = score_sae(pa, sae, cfg, model_name)
         # Right after the SAE, on its activations: the controls cost SAE encodes, never a model pass.
@@ -331,7 +360,11 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
             if last_at_hook[e.hook] == i:
                 del baselines[e.hook]
         rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss, ctl)
+        # Freed before the next SAE loads: peak memory is one SAE (and its codes) whatever the count.
+        del sae, res, ctl, recon, loss
+        e.release()
+        gc.collect()
         if on_record is not None:
             on_record(rec)
-        records.append(rec)
-    return records
+        records.append((order[id(e)], rec))
+    return [rec for _, rec in sorted(records, key=lambda ir: ir[0])]

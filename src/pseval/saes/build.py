@@ -40,6 +40,8 @@ def build_sae(cfg: SAEConfig, tensors: dict[str, torch.Tensor], source: str) -> 
         sae.assign_weight(name, t.to(device=device, dtype=dtype))  # no-op unless a small tensor differs
     sae.materialise_state(device)
     left = [n for n, t in [*sae.named_parameters(), *sae.named_buffers()] if t.is_meta]
+    if device.type == "meta":  # a peek at the config and shapes (pseval.saes.peek): no values to check
+        return sae
     if left:  # an architecture with state that materialise_state does not create
         raise RuntimeError(f"{type(sae).__name__}.materialise_state leaves {', '.join(left)} unset")
     sae.check_weights(source)

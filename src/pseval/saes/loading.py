@@ -95,3 +95,18 @@ def sae_display_name(spec: str) -> str:
         return spec
     p = Path(spec.removeprefix("hf://").removeprefix("saelens:"))
     return p.stem if p.suffix in (".pt", ".npz") else (p.name or spec)
+
+
+def peek_sae(spec: str, dtype: str | torch.dtype = DEFAULT_DTYPE) -> SAE:
+    """The SAE of a spec on the meta device: its config, metadata and weight shapes, with no weight values read, so
+    that many SAEs can be planned and checked before any is loaded. A reader that needs values to build its SAE is
+    given them, and the SAE is moved to meta at once (the values are freed)."""
+    try:
+        return load_sae(spec, dtype=dtype, device="meta")
+    except (NotImplementedError, RuntimeError):  # a reader that computes on its tensors: read, then drop the values
+        return load_sae(spec, dtype=dtype).to("meta")
+
+
+def weight_bytes(sae: SAE) -> int:
+    """Bytes of an SAE's parameters and buffers (from shapes and dtypes alone: a peeked SAE has no values)."""
+    return sum(t.numel() * t.element_size() for t in [*sae.parameters(), *sae.buffers()])

@@ -76,7 +76,7 @@ def fill_from_stream(f: IO[bytes], out: torch.Tensor, stored: torch.dtype, sourc
     """Read out.numel() values of dtype `stored` from f into the contiguous tensor `out` (any dtype or device)."""
     flat = out.view(-1)
     total = flat.numel()
-    if total == 0:
+    if total == 0 or out.is_meta:  # a meta tensor (an SAE peeked at for its config) holds no values to read
         return
     direct = stored == out.dtype and out.device.type == "cpu" and isinstance(f, (io.BufferedReader, io.FileIO))
     if direct:  # a plain file in the stored dtype: read straight into the tensor's memory

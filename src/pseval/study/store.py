@@ -1,4 +1,6 @@
-"""The results store of a sweep: a folder owned by one config, one record file per finished cell, written once."""
+"""The results store of a sweep or of `pseval eval --out DIR`: a folder owned by one config, one record file per
+finished cell (`cells/`), written once. A sweep's folder is marked by `sweep.json`, an eval's by `eval.json`; both
+hold the settings the folder belongs to, and cells are keyed alike (pseval.ps_eval.pipeline.cell_id)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pseval.ps_eval.record import PSEvalRecord, read_record
 from pseval.run_keys import key_id, require_same
 
 SWEEP_FILE = "sweep.json"
+EVAL_FILE = "eval.json"
 # Folders the store owns: `--overwrite` removes these and nothing else the folder may hold.
 OWNED = ("cells", "saes", "pair_activations", "report", "locks")
 
@@ -28,12 +31,22 @@ def cell_file_stem(record: PSEvalRecord) -> str:
 
 
 class ResultsStore:
-    """A folder holding `sweep.json` (the one config it belongs to) and `cells/*.json` (one record per cell)."""
+    """A folder holding its marker (`sweep.json`, or `eval.json` for an eval: the one config it belongs to) and
+    `cells/*.json` (one record per cell). `kind` and `overwrite_option` only word the messages."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, marker: str = SWEEP_FILE, kind: str = "sweep",
+                 overwrite_option: str = "--overwrite") -> None:
         self.root = Path(root)
         self.cells_dir = self.root / "cells"
+        self.marker = marker
+        self.kind = kind
+        self.overwrite_option = overwrite_option
         self._done: set[str] | None = None
+
+    @classmethod
+    def for_eval(cls, root: str | Path) -> ResultsStore:
+        """The store of `pseval eval --out DIR`: marked by eval.json, `--force` discards it."""
+        return cls(root, EVAL_FILE, "eval", "--force")
 
     def _ids_on_disk(self) -> set[str]:
         if not self.cells_dir.is_dir():
@@ -74,39 +87,38 @@ class ResultsStore:
 
     def settings(self) -> dict[str, Any] | None:
         """The settings of the config this folder belongs to, or None for a new folder."""
-        p = self.root / SWEEP_FILE
+        p = self.root / self.marker
         if not p.is_file():
             return None
         data = self._marker(p)
         if "settings" not in data:
-            raise DataFormatError("written by an older pseval (no `settings`); run the sweep in a new --out folder, "
-                                  "or pass --overwrite to discard this folder's results", p)
+            raise DataFormatError(f"written by an older pseval (no `settings`); run the {self.kind} in a new --out "
+                                  f"folder, or pass {self.overwrite_option} to discard this folder's results", p)
         return data["settings"]
 
-    @staticmethod
-    def _marker(p: Path) -> dict[str, Any]:
-        """sweep.json parsed; a truncated or foreign one is a DataFormatError naming it."""
+    def _marker(self, p: Path) -> dict[str, Any]:
+        """The marker file parsed; a truncated or foreign one is a DataFormatError naming it."""
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataFormatError(f"not a readable sweep file ({' '.join(str(exc).split())}): truncated or not "
+            raise DataFormatError(f"not a readable {self.kind} file ({' '.join(str(exc).split())}): truncated or not "
                                   "pseval's; pseval will neither use nor delete this folder's contents, remove it "
                                   "yourself or use another --out folder", p) from exc
         if not isinstance(data, dict) or not ("settings" in data or "pseval_version" in data):
-            raise DataFormatError("not a sweep file written by pseval; pseval will neither use nor delete this "
+            raise DataFormatError(f"not a {self.kind} file written by pseval; pseval will neither use nor delete this "
                                   "folder's contents: use another --out folder", p)
         return data
 
     def _check_owned(self) -> None:
-        """A folder without sweep.json is not a sweep's: holding folders of the names a sweep writes, it is someone
-        else's, and neither writing into them nor deleting them is pseval's to do."""
-        if (self.root / SWEEP_FILE).is_file():
+        """A folder without its marker is not a sweep's (an eval's): holding folders of the names a store writes, it
+        is someone else's, and neither writing into them nor deleting them is pseval's to do."""
+        if (self.root / self.marker).is_file():
             return
         foreign = [n for n in OWNED if (self.root / n).exists()]
         if foreign:
-            raise ConfigError(f"{self.root}: not a sweep folder (no {SWEEP_FILE}), yet it holds "
-                              f"{', '.join(f'{n}/' for n in foreign)}; pseval writes and deletes only its own sweep "
-                              "folders: use another --out folder")
+            raise ConfigError(f"{self.root}: not a {self.kind} folder (no {self.marker}), yet it holds "
+                              f"{', '.join(f'{n}/' for n in foreign)}; pseval writes and deletes only its own "
+                              f"{self.kind} folders: use another --out folder")
 
     def claim(self, settings: dict[str, Any], overwrite: bool = False) -> None:
         """Make this folder the config's, or check that it already is: a different config is refused with the
@@ -116,23 +128,23 @@ class ResultsStore:
         if overwrite:
             self.clear()
         record = {"settings": settings, "settings_key": key_id(settings), **provenance()}
-        if write_json_atomic(record, self.root / SWEEP_FILE, exclusive=True):
+        if write_json_atomic(record, self.root / self.marker, exclusive=True):
             return  # first claim (exclusive: of two processes starting at once, one wins)
         old = self.settings()
         assert old is not None
-        require_same(f"the sweep folder {self.root}", old, json.loads(json.dumps(settings, default=str)),
-                     "A sweep folder belongs to one config: run this config with another --out folder, or pass "
-                     "--overwrite to discard this folder's results and start afresh.")
+        require_same(f"the {self.kind} folder {self.root}", old, json.loads(json.dumps(settings, default=str)),
+                     f"This {self.kind} folder belongs to one config: run this config with another --out folder, or "
+                     f"pass {self.overwrite_option} to discard this folder's results and start afresh.")
 
     def clear(self) -> None:
         """Remove everything the store owns (cells, SAEs, caches, report, sweep.json), nothing else: only in a
         folder whose sweep.json says pseval made it."""
-        marker = self.root / SWEEP_FILE
+        marker = self.root / self.marker
         if not marker.is_file():
             self._check_owned()
             return
         self._marker(marker)  # ownership proven before anything is deleted
         for name in OWNED:
             shutil.rmtree(self.root / name, ignore_errors=True)
-        (self.root / SWEEP_FILE).unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         self._done = None
