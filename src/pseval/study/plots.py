@@ -171,7 +171,8 @@ def confusion_grid(rows: Sequence[CellRow], title: str, limit: int = 6) -> bytes
 
 def cosine_histograms(rows: Sequence[CellRow], title: str, limit: int = 4) -> bytes | None:
     """Encoder and decoder cosine of the two top features, same-sense vs different-sense pairs."""
-    sel = [r for r in rows if not r.is_identity and r.cos_enc.size][:limit]
+    # A module without weights (a plain encoder) has no cosines: left out rather than drawn as an empty panel.
+    sel = [r for r in rows if not r.is_identity and np.isfinite(r.cos_enc).any()][:limit]
     if not sel:
         return None
     fig = _figure(figsize=(3.2 * len(sel), 5))

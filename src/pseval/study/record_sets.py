@@ -38,12 +38,16 @@ class RecordSet:
     duplicates: int = 0  # records seen twice (the same cell under two of the paths), kept once
 
 
-def _read_file(path: Path) -> list[PSEvalRecord]:
-    """The records of one file (a record or a list of them); anything else is an error naming the file."""
+def _load_json(path: Path) -> Any:
+    """A file's JSON; unreadable or invalid JSON is an error naming the file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataFormatError(f"not a readable PS-Eval record ({' '.join(str(exc).split())})", str(path)) from exc
+
+
+def _records_of(data: Any, path: Path) -> list[PSEvalRecord]:
+    """The records of one file's JSON (a record or a list of them); anything else is an error naming the file."""
     items = data if isinstance(data, list) else [data]
     if not items:
         raise DataFormatError("an empty list: no PS-Eval record", str(path))
@@ -57,16 +61,6 @@ def _read_file(path: Path) -> list[PSEvalRecord]:
     return out
 
 
-def _is_ps_eval_result(path: Path) -> bool:
-    """Whether a SAEBench result file is PS-Eval's (read its eval_type_id; an unreadable file counts as ours, so
-    that reading it names the fault)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return True
-    return not isinstance(data, dict) or data.get("eval_type_id") == EVAL_TYPE_ID
-
-
 def _read_folder(path: Path) -> list[PSEvalRecord]:
     """A store's cells, else every PS-Eval `*_eval_results.json` below the folder."""
     if (path / "cells").is_dir() or (path / SWEEP_FILE).is_file():
@@ -76,12 +70,19 @@ def _read_folder(path: Path) -> list[PSEvalRecord]:
                               "finish `pseval sweep` / `pseval eval --out` first")
         return records
     files = sorted(p for p in path.rglob(f"*{SAEBENCH_SUFFIX}") if p.is_file())
-    ours = [p for p in files if _is_ps_eval_result(p)]
-    if not ours:
-        seen = f" ({len(files)} result file(s) of other evals)" if files else ""
+    records, others = [], 0
+    for f in files:
+        data = _load_json(f)
+        # Other evals' results sit beside PS-Eval's in a SAEBench folder: passed over, not refused.
+        if isinstance(data, dict) and data.get("eval_type_id") not in (None, EVAL_TYPE_ID):
+            others += 1
+            continue
+        records += _records_of(data, f)
+    if not records:
+        seen = f" ({others} result file(s) of other evals)" if others else ""
         raise ConfigError(f"{path}: no PS-Eval records here{seen}: expected a sweep or eval --out folder (cells/), "
                           f"or SAEBench-style `<sae>{SAEBENCH_SUFFIX}` files of PS-Eval")
-    return [rec for p in ours for rec in _read_file(p)]
+    return records
 
 
 def load_record_set(paths: Sequence[str | Path]) -> RecordSet:
@@ -94,7 +95,7 @@ def load_record_set(paths: Sequence[str | Path]) -> RecordSet:
         if p.is_dir():
             found += _read_folder(p)
         elif p.is_file():
-            found += _read_file(p)
+            found += _records_of(_load_json(p), p)
         else:
             raise ConfigError(f"{p}: no such file or folder")
     records, seen = [], set()
