@@ -14,7 +14,6 @@ SAEs, dictionary_learning dictionaries, sparsify SparseCoders, or any module wit
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,8 +59,7 @@ class Evaluation:
     def _repr_html_(self) -> str:
         rows = self.rows()
         notes = [chance_line(self.records), *LEGEND_NOTES]
-        return html_table(rows, table_columns(rows)) + "".join(
-            f"<p style='font-size:smaller'>{html.escape(n)}</p>" for n in notes if n)
+        return html_table(rows, table_columns(rows), notes)
 
     def __repr__(self) -> str:
         return self.table()

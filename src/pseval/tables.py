@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -38,12 +37,11 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> st
     return "\n".join(out)
 
 
-def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """HTML table (what a notebook displays)."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """HTML table (what a notebook displays), with notes under it: the fragment_table.html template."""
+    from pseval.templating import render  # templating imports fmt from here
+
+    return render("fragment_table.html", rows=rows, columns=columns, notes=[n for n in notes if n])
 
 
 def with_ci(value: Any, low: Any, high: Any) -> str:

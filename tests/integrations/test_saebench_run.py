@@ -78,3 +78,21 @@ def test_run_eval_needs_a_hook_and_the_release_directory(tmp_path, minilm, wic_d
         with pytest.raises(MissingResourceError, match="sae_lens"):
             run_eval(cfg, [("gpt2-small-res-jb", "blocks.8.hook_resid_pre")], "cpu", str(tmp_path), model=minilm)
     assert not list(tmp_path.glob("*_eval_results.json"))
+
+
+def test_report_of_a_saebench_results_folder(tmp_path, minilm, wic_dev, topk):
+    """SAEBench's own output folder (a plain module without an SAE config beside a TopK SAE) is a report's input."""
+    pytest.importorskip("sae_bench.evals.base_eval_output")
+    pytest.importorskip("matplotlib")
+    from pseval.study.cells_csv import read_cells_csv
+    from pseval.study.report import write_report
+
+    cfg = PSEvalSAEBenchConfig(model_name="minilm", dataset=f"wic:{wic_dev}", hook_name=HOOK, max_pairs=100)
+    results = run_eval(cfg, [("plain", Identity()), ("topk", topk)], "cpu", str(tmp_path / "eval_results" / "ps_eval"),
+                       model=minilm)
+    md, _ = write_report([tmp_path], tmp_path / "report", n_boot=50, inspect=False, log=lambda _: None)
+    rows = {r["sae"]: r for r in read_cells_csv(tmp_path / "report" / "cells.csv")}
+    assert len(rows) == 2
+    for data in results.values():
+        assert float(rows[data["sae_name"]]["f1"]) == data["eval_result_metrics"]["ps_eval"]["f1"]
+    assert "2 cell(s) of 2 SAE(s) at 1 hook(s)" in md.read_text()

@@ -124,7 +124,7 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("demo-wic", ["demo", "--out", "{out}", "--wic", "{missing}"], (r"'--wic'", r"WiC split folder not found")),
     ("report-n-boot", ["report", "{out}", "--bootstrap-resamples", "0"],
      (r"'--bootstrap-resamples'", r"0 is not in the range x>=1")),
-    ("report-missing", ["report", "{missing}"], (r"'RESULTS'", r"missing' does not exist")),
+    ("report-missing", ["report", "{missing}"], (r"'RESULTS\.\.\.'", r"missing' does not exist")),
     ("sweep-missing", ["sweep", "{missing}"], (r"'CONFIG'", r"missing' does not exist")),
     ("sweep-folder", ["sweep", "{out}"], (r"'CONFIG'", r"out' is a directory")),
     ("sweep-out-is-file", ["sweep", "{file}", "--out", "{file}"], (r"'--out'", r"exists and is a file")),

@@ -98,7 +98,7 @@ RULES = {
 SENTINELS = {"eval": (["--data", f"jsonl:{MISSING}.jsonl"], "'--data'"),
              "train": (["--corpus", f"file:{MISSING}.txt", "--out", f"{MISSING}/out"], "'--corpus'"),
              "demo": (["--wic", MISSING], "'--wic'"),
-             "report": ([MISSING], "'RESULTS'")}
+             "report": ([MISSING], "'RESULTS...'")}
 
 EDGES = ["", " ", "0", "-0", "1", "+1", " 7 ", "007", "1_000", "1e6", "2E3", "1.0", "1.5", ".5", "5.", "-1", "1e400",
          "nan", "NaN", "inf", "-inf", "infinity", "0x10", "\u0663", "\uff11", "4294967295", "4294967296",

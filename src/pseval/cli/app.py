@@ -331,16 +331,21 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
 
 
 @main.command()
-@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=OutputPath(), default=None, help="Report folder (default RESULTS/report).")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=OutputPath(), default=None,
+              help="Report folder (default RESULTS/report for one folder; required for files or several paths).")
 @settings_options(["bootstrap_resamples", "bootstrap_seed"])
-def report(results: Path, out: Path | None, bootstrap_resamples: int, bootstrap_seed: int) -> None:
-    """Write a Markdown summary and a self-contained HTML report (plots, every cell, the paper's claims)."""
-    from pseval.study.report import write_sweep_report
+def report(results: tuple[Path, ...], out: Path | None, bootstrap_resamples: int, bootstrap_seed: int) -> None:
+    """Write a Markdown summary and a self-contained HTML report (plots, every cell, cells.csv, the paper's claims)
+    of any set of records: sweep or `eval --out` folders, SAEBench-style result folders, record files."""
+    from pseval.study.report import write_report
 
-    if out is None:  # the default folder is checked like a given --out: an unwritable one is refused before any work
-        out = OutputPath().convert(str(results / "report"), None, None)
-    md, page = write_sweep_report(results, out, bootstrap_resamples, bootstrap_seed)
+    if out is None:
+        if len(results) != 1 or not results[0].is_dir():
+            raise click.UsageError("a report of several paths or of record files needs --out")
+        # The default folder is checked like a given --out: an unwritable one is refused before any work.
+        out = OutputPath().convert(str(results[0] / "report"), None, None)
+    md, page = write_report(list(results), out, bootstrap_resamples, bootstrap_seed)
     click.echo(f"wrote {md} and {page}")
     click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
 

@@ -264,6 +264,7 @@ class CellRow:
     record: PSEvalRecord | None = None  # the record the row flattens (its settings, intervals, concentration)
     model: str = ""  # the model the cell's activations came from
     dataset_hash: str = ""  # the content of the pair set (two files may share a spec string)
+    d_sae: int | None = None  # the SAE's width (its cfg's d_sae); None when the record has no SAE config
 
     @property
     def panel(self) -> tuple[str, str, str, str]:
@@ -313,7 +314,13 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
         cos_enc=np.array([nan if p.enc_cos is None else p.enc_cos for p in d], dtype=float),
         cos_dec=np.array([nan if p.dec_cos is None else p.dec_cos for p in d], dtype=float),
         git_commit=str(r.git_commit)[:12], converged=m.training.converged if m.training else None, record=r,
-        model=cfg.model_name, dataset_hash=cfg.dataset_hash)
+        model=cfg.model_name, dataset_hash=cfg.dataset_hash, d_sae=_width(r))
+
+
+def _width(r: PSEvalRecord) -> int | None:
+    """The SAE's d_sae from the record's SAE config, when it holds a positive integer."""
+    d = (r.sae_cfg_dict or {}).get("d_sae")
+    return d if isinstance(d, int) and not isinstance(d, bool) and d > 0 else None
 
 
 def rows_from_records(records: Iterable[PSEvalRecord]) -> list[CellRow]:

@@ -23,8 +23,6 @@ PS-Eval pairs compare. Per sense at most `max_per_sense` contexts are read, the 
 
 from __future__ import annotations
 
-import html
-import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -52,6 +50,7 @@ from pseval.ps_eval.scoring import check_sae_fits, sae_encoder, top_features
 from pseval.ps_eval.settings import PSEvalSettings
 from pseval.saes.base import SAE
 from pseval.saes.conventions import to_sae_input
+from pseval.templating import render
 
 DEFAULT_DATA = "wordnet"
 GROUPINGS = {
@@ -290,6 +289,8 @@ class WordInspection(_Model):
     sae_name: str = Field(title="SAE", description="display name of the SAE")
     sae_source: str = Field(title="SAE source", description="spec or path of the SAE")
     d_sae: int = Field(title="Latents", description="the SAE's width")
+    neuronpedia_id: str | None = Field(None, title="Neuronpedia id", description="the SAE's Neuronpedia id "
+                                       "(`model/sae`), which links its features; null when unknown")
     dataset: str = Field(title="Dataset", description="canonical data spec the senses come from")
     grouping: str = Field(title="Sense grouping", description="how the contexts were grouped into senses")
     conflicting_pairs: int = Field(title="Conflicting pairs", description="different-sense pairs inside one "
@@ -338,8 +339,9 @@ def _codes(sae: SAE, acts: torch.Tensor, chunk: int) -> torch.Tensor:
 
 def inspect_word(lm: LoadedModel, model_name: str, sae: SAE, hook: str, senses: SenseSet, cfg: PSEvalSettings,
                  sae_name: str, sae_source: str, top: int = 10, examples: int = 5, max_per_sense: int = 200,
-                 max_senses: int = 12) -> WordInspection:
-    """Read every sense's contexts at the PS-Eval readout, encode them with the SAE, and summarise per sense."""
+                 max_senses: int = 12, neuronpedia_id: str | None = None) -> WordInspection:
+    """Read every sense's contexts at the PS-Eval readout, encode them with the SAE, and summarise per sense.
+    `neuronpedia_id` (default: the SAE's own metadata) makes the page's feature ids links."""
     if top < 1 or examples < 0 or max_per_sense < 1 or max_senses < 1:
         raise ConfigError("inspect: top, max_per_sense and max_senses must be positive and examples >= 0")
     sizes = Counter(c.sense for c in senses.contexts)
@@ -399,7 +401,8 @@ def inspect_word(lm: LoadedModel, model_name: str, sae: SAE, hook: str, senses: 
     r, prov = cfg.readout_config(), provenance()
     return WordInspection(
         word=senses.word, model_name=model_name, hook_name=hook, sae_name=sae_name, sae_source=sae_source,
-        d_sae=sae.d_sae, dataset=senses.spec, grouping=GROUPINGS[senses.grouping],
+        d_sae=sae.d_sae, neuronpedia_id=neuronpedia_id or sae.cfg.metadata.neuronpedia_id, dataset=senses.spec,
+        grouping=GROUPINGS[senses.grouping],
         conflicting_pairs=senses.conflicting_pairs, protocol=cfg.protocol, readout=r.position, template=r.template,
         multi_token=r.multi_token, max_per_sense=max_per_sense, contexts=len(senses.contexts),
         contexts_read=len(read), dropped=dict(sorted(dropped.items())), senses_omitted=omitted,
@@ -411,102 +414,10 @@ def inspect_word(lm: LoadedModel, model_name: str, sae: SAE, hook: str, senses: 
 # The page
 
 
-def _esc(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _num(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
-
-
-def highlighted(context: str, span: tuple[int, int]) -> str:
-    """The context as HTML with the word in a <mark>."""
-    a, b = span
-    return f"{_esc(context[:a])}<mark>{_esc(context[a:b])}</mark>{_esc(context[b:])}"
-
-
-def _concentration_line(c: Concentration) -> str:
-    if not c.contexts:
-        return "no context read"
-    return (f"{c.contexts} contexts, {c.distinct_top_features} distinct top features; the most common, "
-            f"f{c.most_common_feature}, wins {100 * (c.most_common_share or 0):.0f}% of them; effective number "
-            f"{_num(c.effective_top_features)}")
-
-
-CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:12px;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
-th{background:#eee}mark{background:#ffe066;padding:0 2px}.bar{background:#4a90d9;height:9px;display:inline-block}
-.sense{border-top:2px solid #888;margin-top:1.5em}.meta{color:#555;font-size:13px}td.ctx{max-width:560px}
-.hot{font-weight:bold}"""
-
-
 def render_html(insp: WordInspection) -> str:
-    """A self-contained page (inline CSS, no scripts, no external assets)."""
-    title = f"{insp.word}: {insp.sae_name} at {insp.hook_name}"
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-           f"<style>{CSS}</style></head><body><h1>Senses of <mark>{_esc(insp.word)}</mark> in {_esc(insp.sae_name)}"
-           "</h1>",
-           f"<p class='meta'>Model <code>{_esc(insp.model_name)}</code>, hook <code>{_esc(insp.hook_name)}</code>, "
-           f"SAE <code>{_esc(insp.sae_source)}</code> ({insp.d_sae} latents). Data <code>{_esc(insp.dataset)}</code>; "
-           f"senses: {_esc(insp.grouping)}. Readout: {_esc(insp.readout)} (protocol {_esc(insp.protocol)}, "
-           f"multi-token {_esc(insp.multi_token)}), prompt <code>{_esc(insp.template)}</code>. "
-           f"{insp.contexts_read} of {insp.contexts} contexts read (at most {insp.max_per_sense} per sense)"
-           + (f"; dropped: {_esc(', '.join(f'{k} {v}' for k, v in insp.dropped.items()))}" if insp.dropped else "")
-           + (f"; {insp.senses_omitted} smaller sense(s) not shown" if insp.senses_omitted else "")
-           + (f"; {insp.conflicting_pairs} different-sense pair(s) inside one group" if insp.conflicting_pairs
-              else "") + ".</p>",
-           "<p><b>Top-feature concentration</b> over all read contexts: "
-           f"{_esc(_concentration_line(insp.concentration))}. PS-Eval compares these top features; one feature "
-           "winning most contexts makes every pair look "
-           "same-sense.</p>"]
-    out.append("<h2>Senses</h2><table><tr><th>sense</th><th>contexts read</th><th>top feature (share)</th>"
-               "<th>effective top features</th><th>highest mean activation</th></tr>")
-    for v in insp.senses:
-        c = v.concentration
-        best = v.top_features[0] if v.top_features else None
-        out.append(f"<tr><td>{_esc(v.description)}</td><td>{v.contexts_read} / {v.contexts}</td>"
-                   f"<td>{'-' if c.most_common_feature is None else f'f{c.most_common_feature}'} "
-                   f"({_num(c.most_common_share)})</td><td>{_num(c.effective_top_features)}</td>"
-                   f"<td>{'-' if best is None else f'f{best.feature} ({_num(best.mean_activation)})'}</td></tr>")
-    out.append("</table>")
-    for v in insp.senses:
-        out.append(f"<div class='sense'><h2>{_esc(v.sense)}</h2><p class='meta'>{_esc(v.description.rstrip('.'))}. "
-                   f"{_esc(_concentration_line(v.concentration))}.</p>")
-        if v.top_features:
-            peak = max((abs(f.mean_activation) for f in v.top_features), default=0.0) or 1.0
-            out.append("<table><tr><th>feature</th><th>mean activation</th><th></th><th>firing rate</th>"
-                       "<th>top-feature share</th></tr>")
-            for f in v.top_features:
-                width = int(120 * abs(f.mean_activation) / peak)
-                out.append(f"<tr><td>f{f.feature}</td><td>{_num(f.mean_activation)}</td>"
-                           f"<td><span class='bar' style='width:{width}px'></span></td><td>{_num(f.firing_rate)}</td>"
-                           f"<td>{_num(f.top_share)}</td></tr>")
-            out.append("</table>")
-        if v.examples:
-            feats = [fv.feature for fv in v.examples[0].values]
-            head = "".join(f"<th>f{f}</th>" for f in feats)
-            out.append(f"<table><tr><th>context</th><th>top feature</th>{head}</tr>")
-            for e in v.examples:
-                cells = "".join(f"<td{' class=hot' if fv.feature == e.top_feature else ''}>{_num(fv.value)}</td>"
-                                for fv in e.values)
-                out.append(f"<tr><td class='ctx' title='{_esc(e.source)}'>{highlighted(e.context, e.span)}</td>"
-                           f"<td>f{e.top_feature} ({_num(e.top_value)})</td>{cells}</tr>")
-            out.append("</table>")
-        out.append("</div>")
-    out.append("<h2>Features shared across senses</h2>")
-    if insp.shared:
-        head = "".join(f"<th>{_esc(v.sense)}<br>mean / rate</th>" for v in insp.senses)
-        out.append(f"<table><tr><th>feature</th><th>top in</th>{head}</tr>")
-        for sf in insp.shared:
-            cells = "".join(f"<td>{_num(m)} / {_num(r, 2)}</td>"
-                            for m, r in zip(sf.mean_activation, sf.firing_rate, strict=True))
-            out.append(f"<tr><td>f{sf.feature}</td><td>{_esc(', '.join(sf.senses))}</td>{cells}</tr>")
-        out.append("</table>")
-    else:
-        out.append("<p>No feature is among the top features of two senses.</p>")
-    out.append(f"<p class='meta'>pseval {_esc(insp.pseval_version)}, commit {_esc(insp.git_commit)}.</p>"
-               "</body></html>")
-    return "\n".join(out)
+    """A self-contained page (inline CSS, no scripts, no external assets) from the inspect.html template; feature
+    ids link to Neuronpedia when the SAE's Neuronpedia id is known."""
+    return render("inspect.html", title=f"{insp.word}: {insp.sae_name} at {insp.hook_name}", insp=insp)
 
 
 def output_stem(sae_name: str, hook: str, word: str) -> str:
@@ -570,7 +481,9 @@ def run_inspect(req: InspectRequest, log: Callable[[str], Any] = print,
 
 
 def inspect_cell(lm: LoadedModel, model_name: str, sae: SAE, sae_name: str, sae_source: str, hook: str,
-                 dataset: str, cfg: PSEvalSettings, word: str, out_dir: str | Path) -> tuple[Path, Path]:
+                 dataset: str, cfg: PSEvalSettings, word: str, out_dir: str | Path,
+                 neuronpedia_id: str | None = None) -> tuple[Path, Path]:
     """The inspection page of one scored cell (an SAE at a hook on a dataset) for one of its target words."""
-    insp = inspect_word(lm, model_name, sae, hook, sense_contexts(dataset, word), cfg, sae_name, sae_source)
+    insp = inspect_word(lm, model_name, sae, hook, sense_contexts(dataset, word), cfg, sae_name, sae_source,
+                        neuronpedia_id=neuronpedia_id)
     return write_inspection(insp, out_dir)

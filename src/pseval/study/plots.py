@@ -1,10 +1,14 @@
-"""Matplotlib figures of a sweep (headless Agg backend), returned as PNG bytes."""
+"""Matplotlib figures of a report, returned as PNG bytes.
+
+Drawn with matplotlib's object API (a Figure on its own Agg canvas): pyplot is never imported and the backend never
+switched, so importing pseval leaves a notebook's matplotlib as it was."""
 
 from __future__ import annotations
 
 import io
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,21 +19,26 @@ from pseval.ps_eval.rows import CellRow, short_dataset
 try:
     import matplotlib
     import matplotlib.ticker
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 except ImportError as exc:  # an optional extra: say which, rather than a bare ModuleNotFoundError
     raise MissingResourceError("figures (pseval report, the demo's report.html) need matplotlib: "
                                "pip install 'pseval[plots]'") from exc
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 MARKERS = {"standard": "o", "topk": "s", "batchtopk": "D", "jumprelu": "^", "gated": "v", "identity": "*"}
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _figure(**kwargs: Any) -> Figure:
+    """A figure on its own Agg canvas (no pyplot: nothing global is registered or switched)."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -45,7 +54,8 @@ def pareto(rows: Sequence[CellRow], title: str) -> bytes | None:
     hook = max(counts, key=lambda h: counts[h])
     pts = [r for r in trained if r.hook == hook]
     title = f"{title} at {hook}"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = _figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("f1", "specificity"), strict=True):
         vals = [r.metrics[metric] for r in pts]
         for arch in sorted({r.architecture for r in pts}):
@@ -80,6 +90,40 @@ def versus_expansion(rows: Sequence[CellRow], title: str) -> bytes | None:
                   "expansion ratio (d_sae / d_model)", f"{title} at {hook}", log2_x=True)
 
 
+SIZE_AXES = {"l0": ("L0 (active latents per token)", lambda r: r.recon.get("l0")),
+             "width": ("width (d_sae, latents)", lambda r: r.d_sae)}
+
+
+def versus_size(rows: Sequence[CellRow], axis: str, title: str) -> bytes | None:
+    """F1 and specificity against L0 (`axis="l0"`, the record's reconstruction L0) or width (`"width"`, the SAE
+    config's d_sae), one series per hook; None when fewer than two SAEs have the value (identity left out)."""
+    label, value = SIZE_AXES[axis]
+    sel = [r for r in rows if not r.is_identity and _positive(value(r))]
+    if len(sel) < 2:
+        return None
+    fig = _figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("f1", "specificity"), strict=True):
+        for hook in sorted({r.hook for r in sel}):
+            pts = sorted((float(value(r)), r.metrics[metric]) for r in sel if r.hook == hook)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=hook)
+        ax.set_xscale("log", base=2 if axis == "width" else 10)
+        xs = sorted({int(value(r)) for r in sel})
+        if axis == "width" and len(xs) <= 8:  # a release's few widths: tick each one, in plain numbers
+            ax.set_xticks(xs, [f"{x:,}" for x in xs])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(label)
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7, title="hook", title_fontsize=7)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def _positive(x: Any) -> bool:
+    """A finite number > 0 (what a log axis can place)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x)) and x > 0
+
+
 def versus_layer(rows: Sequence[CellRow], sae: str, title: str) -> bytes | None:
     """Specificity and F1 vs layer, one line per component, for one SAE label."""
     sel = [r for r in rows if r.sae == sae and r.layer is not None]
@@ -91,7 +135,8 @@ def versus_layer(rows: Sequence[CellRow], sae: str, title: str) -> bytes | None:
 def _lines(sel: Sequence[CellRow], metrics: tuple[str, str], group: Callable[[CellRow], str],
            x: Callable[[CellRow], float | int | None], xlabel: str, title: str, log2_x: bool = False) -> bytes:
     """One panel per metric, one line per group (architecture markers where the group is one)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, metrics, strict=True):
         for g in sorted({group(r) for r in sel}):
             pts = sorted((x(r), r.metrics[metric]) for r in sel if group(r) == g)
@@ -110,7 +155,8 @@ def confusion_grid(rows: Sequence[CellRow], title: str, limit: int = 6) -> bytes
     sel = list(rows)[:limit]
     if not sel:
         return None
-    fig, axes = plt.subplots(1, len(sel), figsize=(2.6 * len(sel), 2.8), squeeze=False)
+    fig = _figure(figsize=(2.6 * len(sel), 2.8))
+    axes = fig.subplots(1, len(sel), squeeze=False)
     for ax, r in zip(axes[0], sel, strict=True):
         m = np.array([[r.metrics["tp"], r.metrics["fn"]], [r.metrics["fp"], r.metrics["tn"]]], dtype=float)
         ax.imshow(m, cmap="Blues")
@@ -125,10 +171,12 @@ def confusion_grid(rows: Sequence[CellRow], title: str, limit: int = 6) -> bytes
 
 def cosine_histograms(rows: Sequence[CellRow], title: str, limit: int = 4) -> bytes | None:
     """Encoder and decoder cosine of the two top features, same-sense vs different-sense pairs."""
-    sel = [r for r in rows if not r.is_identity and r.cos_enc.size][:limit]
+    # A module without weights (a plain encoder) has no cosines: left out rather than drawn as an empty panel.
+    sel = [r for r in rows if not r.is_identity and np.isfinite(r.cos_enc).any()][:limit]
     if not sel:
         return None
-    fig, axes = plt.subplots(2, len(sel), figsize=(3.2 * len(sel), 5), squeeze=False)
+    fig = _figure(figsize=(3.2 * len(sel), 5))
+    axes = fig.subplots(2, len(sel), squeeze=False)
     for j, r in enumerate(sel):
         for i, (name, vals) in enumerate((("encoder", r.cos_enc), ("decoder", r.cos_dec))):
             ax = axes[i][j]
@@ -148,8 +196,9 @@ def metrics_vs_reconstruction(rows: Sequence[CellRow], intervals: Sequence[Mappi
     if not rows:
         return None
     datasets = sorted({r.dataset for r in rows})
-    colours = {d: plt.get_cmap("tab10")(i % 10) for i, d in enumerate(datasets)}
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), squeeze=False)
+    colours = {d: matplotlib.colormaps["tab10"](i % 10) for i, d in enumerate(datasets)}
+    fig = _figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, 2, squeeze=False)
     for i, metric in enumerate(("f1", "specificity")):
         for j, (x_key, x_label) in enumerate((("mse_per_token", "MSE per token"),
                                               ("l0", "L0 (active latents per token)"))):

@@ -1,15 +1,13 @@
-"""`pseval report RESULTS`: Markdown summary and a self-contained HTML report with plots and the claims."""
+"""`pseval report RESULTS...`: Markdown summary and a self-contained HTML report with plots and the claims, for any
+set of records (a sweep, an eval --out folder, SAEBench-style result folders, record files: see record_sets)."""
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
-import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,18 @@ from pseval.errors import ConfigError, PsevalError
 from pseval.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
+from pseval.neuronpedia import feature_url, neuronpedia_id
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.ps_eval.headline import LEGEND, chance_line, gain_cell
+from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.rows import CellRow, rows_from_records, short_dataset
 from pseval.study import plots
 from pseval.study.cells_csv import sorted_cells, write_cells_csv
 from pseval.study.claims import Claim, evaluate_claims, family_note
-from pseval.study.store import SWEEP_FILE, ResultsStore
+from pseval.study.record_sets import RecordSet, distinct, load_record_set
+from pseval.study.store import ResultsStore
 from pseval.tables import fmt, markdown_table
+from pseval.templating import render
 from pseval.training.trainer import CONVERGENCE_MAX_DROP
 
 
@@ -59,11 +61,18 @@ class Panel:
         return f"{self.dataset}|{self.readout}" + (f"|{self.distinct}" if self.distinct else "")
 
 
-def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list[Panel]:
+def build_panels(source: ResultsStore | RecordSet | Iterable[PSEvalRecord], n_boot: int = 1000,
+                 seed: int = 0) -> list[Panel]:
     """Group cells by panel, evaluate claims and draw figures."""
-    rows = rows_from_records(store.records())
+    if isinstance(source, ResultsStore):
+        records, where = list(source.records()), str(source.root)
+    elif isinstance(source, RecordSet):
+        records, where = source.records, ", ".join(str(p) for p in source.sources)
+    else:
+        records, where = list(source), "the records given"
+    rows = rows_from_records(records)
     if not rows:
-        raise ConfigError(f"{store.root}: no finished cells with per-pair data (run `pseval sweep` first)")
+        raise ConfigError(f"{where}: no PS-Eval records to report on")
     groups: dict[tuple[str, str, str, str], list[CellRow]] = defaultdict(list)
     for r in rows:
         groups[r.panel].append(r)
@@ -85,6 +94,9 @@ def build_panels(store: ResultsStore, n_boot: int = 1000, seed: int = 0) -> list
             "confusion": plots.confusion_grid([r for r in grp if not r.is_identity] or grp,
                                               f"Confusion matrices ({p.title})"),
             "cosines": plots.cosine_histograms(grp, f"Top-feature cosines ({p.title})"),
+            # PS-Eval against sparsity and width, one series per hook: what a release of foreign SAEs is read by.
+            "l0": plots.versus_size(grp, "l0", f"PS-Eval vs L0 ({p.title})"),
+            "width": plots.versus_size(grp, "width", f"PS-Eval vs width ({p.title})"),
         }
         multi_layer = sorted({r.sae for r in grp if len({x.layer for x in grp if x.sae == r.sae}) > 1})
         for sae in multi_layer[:3]:
@@ -116,7 +128,11 @@ def _cell_rows(panel: Panel, n_boot: int, seed: int) -> list[dict]:
     out = []
     for r in panel.rows:
         ci = _cell_intervals(r, n_boot, seed)
-        out.append({"hook": r.hook, "sae": r.sae, "pairs": len(r.same_sense),
+        # The top feature links to its Neuronpedia page (HTML only) when the SAE's Neuronpedia id is known.
+        url = feature_url(neuronpedia_id(r.record), r.record.eval_result_metrics.concentration.top_feature) \
+            if r.record is not None else None
+        out.append({"_links": {"top feature share": url} if url else {},
+                    "hook": r.hook, "sae": r.sae, "pairs": len(r.same_sense),
                     "F1 [95% CI]": f"{fmt(r.metrics['f1'])} [{fmt(ci['f1'][0])}, {fmt(ci['f1'][1])}]",
                     "specificity [95% CI]": f"{fmt(r.metrics['specificity'])} [{fmt(ci['specificity'][0])}, "
                                             f"{fmt(ci['specificity'][1])}]",
@@ -194,7 +210,7 @@ def inspect_pages(panels: list[Panel], out_dir: Path,
                 cfg = PSEvalSettings(**c.model_dump(include={"protocol", "readout", "template", "multi_token",
                                                              "too_long", "balance"}))
                 link.path, _ = inspect_cell(models[c.model_name], c.model_name, load_sae(source), r.sae, source,
-                                            r.hook, p.dataset, cfg, word, folder)
+                                            r.hook, p.dataset, cfg, word, folder, neuronpedia_id(r.record))
             except (PsevalError, OSError, KeyError, ValueError) as exc:
                 link.error = f"{type(exc).__name__}: {exc}"
                 log(f"[report] no inspection page for {r.sae} at {r.hook}: {link.error}")
@@ -207,20 +223,17 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
-def _inspect_lines(links: list[InspectLink], out_dir: Path) -> tuple[list[str], str]:
-    """Markdown lines and HTML of a panel's inspection links."""
-    md, h = [], []
+def _inspect_lines(links: list[InspectLink], out_dir: Path) -> list[str]:
+    """Markdown lines of a panel's inspection links."""
+    md = []
     for link in links:
         r = link.row
         what = f"{link.role}: {r.sae} at {r.hook} (F1 {fmt(r.metrics['f1'])}), word '{link.word}'"
         if link.path is None:
             md.append(f"- {what}: not written ({link.error})")
-            h.append(f"<li>{html.escape(what)}: not written ({html.escape(str(link.error))})</li>")
         else:
-            rel = link.path.relative_to(out_dir).as_posix()
-            md.append(f"- [{what}]({rel})")
-            h.append(f"<li><a href='{html.escape(rel)}'>{html.escape(what)}</a></li>")
-    return md, f"<ul>{''.join(h)}</ul>"
+            md.append(f"- [{what}]({link.path.relative_to(out_dir).as_posix()})")
+    return md
 
 
 def loss_note(panel: Panel) -> str:
@@ -281,14 +294,6 @@ def write_target_csv(panels: list[Panel], path: Path) -> None:
     write_text_atomic(buf.getvalue(), path)
 
 
-def _html_table(rows: list[dict], cols: tuple[str, ...]) -> str:
-    """An HTML table of formatted, escaped values."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(c)))}</td>" for c in cols) + "</tr>"
-                   for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 @dataclass
 class PanelView:
     """Everything one panel shows, rendered alike to Markdown and HTML."""
@@ -306,13 +311,6 @@ class PanelView:
 TARGET_COLUMNS = ("target", "pairs", "accuracy", "f1", "specificity", "recall")
 POS_COLUMNS = ("hook", "sae", "pos", "pairs", "f1", "specificity", "recall")
 INSPECT_TITLE = "Per-sense inspection of the best and worst SAE"
-HTML_HEAD = ("<!doctype html><html><head><meta charset='utf-8'><title>PS-Eval sweep report</title><style>"
-             "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "th{background:#eee}.holds{color:#070}.does-not-hold{color:#b00}.inconclusive{color:#a60}"
-             "img{max-width:100%}</style></head><body><h1>PS-Eval sweep report</h1>")
-
-
 def panel_view(p: Panel, n_boot: int, seed: int, inspections: list[InspectLink]) -> PanelView:
     """The tables, notes and figures of one panel."""
     stem = p.stem
@@ -327,9 +325,9 @@ def panel_view(p: Panel, n_boot: int, seed: int, inspections: list[InspectLink])
                      inspections, title, target_rows, _pos_rows(p))
 
 
-def render_markdown(header: str, views: list[PanelView], out_dir: Path) -> str:
+def render_markdown(header: str, views: list[PanelView], out_dir: Path, title: str = "PS-Eval report") -> str:
     """report.md: figures referenced from figures/."""
-    md = ["# PS-Eval sweep report", ""] + ([header, ""] if header else [])
+    md = [f"# {title}", ""] + ([header, ""] if header else [])
     for v in views:
         md += [f"## {v.panel.title}", "", "### Claims", "", markdown_table(claims_table(v.panel.claims),
                                                                           CLAIM_COLUMNS), "", family_note(), "",
@@ -338,7 +336,7 @@ def render_markdown(header: str, views: list[PanelView], out_dir: Path) -> str:
         md += ["### Every cell", "", markdown_table(v.cells, CELL_COLUMNS), ""]
         md += [line for note in v.notes for line in (note, "")]
         if v.inspections:
-            md += [f"### {INSPECT_TITLE}", "", *_inspect_lines(v.inspections, out_dir)[0], ""]
+            md += [f"### {INSPECT_TITLE}", "", *_inspect_lines(v.inspections, out_dir), ""]
         if v.target_rows:
             md += [f"### {v.target_title}", "", markdown_table(v.target_rows, TARGET_COLUMNS), ""]
         if v.pos_rows:
@@ -346,70 +344,74 @@ def render_markdown(header: str, views: list[PanelView], out_dir: Path) -> str:
     return "\n".join(md)
 
 
-def render_html(header: str, views: list[PanelView], out_dir: Path) -> str:
-    """report.html: self-contained, figures embedded."""
-    h = [HTML_HEAD] + ([f"<p>{html.escape(header)}</p>"] if header else [])
-    for v in views:
-        p = v.panel
-        h.append(f"<h2>{html.escape(p.title)}</h2><h3>Claims</h3><table><tr>"
-                 + "".join(f"<th>{col}</th>" for col in CLAIM_COLUMNS) + "</tr>")
-        for c, t in zip(p.claims, claims_table(p.claims), strict=True):
-            ev = "<br>".join(html.escape(e) for e in c.evidence) or "-"
-            h.append(f"<tr><td>{html.escape(c.statement)}</td><td class='{c.verdict.replace(' ', '-')}'>"
-                     f"{html.escape(t['verdict'])}</td>"
-                     + "".join(f"<td>{html.escape(fmt(t[col]))}</td>" for col in CLAIM_COLUMNS[2:-1])
-                     + f"<td>{ev}</td></tr>")
-        h.append(f"</table><p>{html.escape(family_note())}</p><h3>Figures</h3>")
-        h += [f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>"
-              for name, _, png in v.figures]
-        h.append(f"<h3>Every cell</h3>{_html_table(v.cells, CELL_COLUMNS)}"
-                 + "".join(f"<p>{html.escape(note)}</p>" for note in v.notes))
-        if v.inspections:
-            h.append(f"<h3>{INSPECT_TITLE}</h3>{_inspect_lines(v.inspections, out_dir)[1]}")
-        if v.target_rows:
-            h.append(f"<h3>{html.escape(v.target_title)}</h3>{_html_table(v.target_rows, TARGET_COLUMNS)}")
-        if v.pos_rows:
-            h.append(f"<h3>By part of speech</h3>{_html_table(v.pos_rows, POS_COLUMNS)}")
-    h.append("</body></html>")
-    return "\n".join(h)
+def render_html(header: str, views: list[PanelView], out_dir: Path, title: str = "PS-Eval report") -> str:
+    """report.html from the report.html template: self-contained, figures embedded, every value escaped."""
+    return render("report.html", title=title, header=header, views=views, out_dir=out_dir,
+                  claim_rows=claim_rows, claim_columns=CLAIM_COLUMNS, cell_columns=CELL_COLUMNS,
+                  target_columns=TARGET_COLUMNS, pos_columns=POS_COLUMNS, family_note=family_note(),
+                  inspect_title=INSPECT_TITLE)
 
 
-def _header(store: ResultsStore, panels: list[Panel], n_boot: int, seed: int) -> str:
-    """The sweep's settings, versions and the commits its cells were computed at."""
-    cfg = store.settings() or {}
-    if not cfg:
-        return ""
-    info = json.loads((store.root / SWEEP_FILE).read_text()) if (store.root / SWEEP_FILE).is_file() else {}
-    # A resumed sweep can hold cells from several versions: name each, not just the one that started it.
-    commits = sorted({r.git_commit for p in panels for r in p.rows})
-    return (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
-            f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; pseval {info.get('pseval_version')}, "
-            f"cells computed at commit(s) {', '.join(commits)}. Intervals: 95% percentile bootstrap over pairs "
-            f"({n_boot} resamples, seed {seed}).")
+def claim_rows(claims: list[Claim]) -> list[tuple[Claim, dict]]:
+    """Each claim with its row of the claims table."""
+    return list(zip(claims, claims_table(claims), strict=True))
 
 
-def write_sweep_report(results: str | Path, out: str | Path | None = None, n_boot: int = 1000,
-                       seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
+def _header(rs: RecordSet, panels: list[Panel], n_boot: int, seed: int) -> str:
+    """The sweep's settings when the set is one sweep, else what the records themselves say; then the versions and
+    the commits the cells were computed at, and the intervals."""
+    # A resumed sweep (or a set gathered from several runs) can hold cells from several versions: name each.
+    commits = ", ".join(sorted({r.git_commit for p in panels for r in p.rows}))
+    versions = ", ".join(distinct(r.pseval_version for r in rs.records))
+    intervals = f"Intervals: 95% percentile bootstrap over pairs ({n_boot} resamples, seed {seed})."
+    cfg = rs.sweep_settings
+    if cfg:
+        return (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
+                f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; pseval "
+                f"{rs.sweep_info.get('pseval_version')}, cells computed at commit(s) {commits}. {intervals}")
+    cells = [r for p in panels for r in p.rows]
+    saes = distinct(r.sae for r in cells)
+    return (f"{len(cells)} cell(s) of {len(saes)} SAE(s) at {len(distinct(r.hook for r in cells))} hook(s), "
+            f"from {', '.join(f'`{s}`' for s in map(str, rs.sources))}; model(s) "
+            f"{', '.join(f'`{m}`' for m in distinct(r.model for r in cells))}; data "
+            f"{', '.join(f'`{d}`' for d in distinct(r.dataset for r in cells))}; pseval {versions}, cells computed "
+            f"at commit(s) {commits}. {intervals}")
+
+
+def write_report(results: str | Path | Sequence[str | Path], out: str | Path | None = None, n_boot: int = 1000,
+                 seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
     """Write report.md (with figures/*.png), report.html (images embedded), claims.json, cells.csv (one row per cell)
-    and by_target.csv;
-    returns the two report paths.
+    and by_target.csv for the records under `results` (a folder or file, or several: see record_sets); returns the
+    two report paths. `out` defaults to RESULTS/report for one folder and is required otherwise.
 
     With `inspect`, per-sense inspection pages of each panel's best and worst SAE are written to inspect/ and
     linked (this loads the model)."""
-    store = ResultsStore(results)
-    out_dir = Path(out) if out else store.root / "report"
-    panels = build_panels(store, n_boot, seed)
+    paths = [Path(results)] if isinstance(results, (str, Path)) else [Path(p) for p in results]
+    if out is None:
+        if len(paths) != 1 or not paths[0].is_dir():
+            raise ConfigError("a report of several paths or of record files needs an output folder (--out)")
+        out = paths[0] / "report"
+    out_dir = Path(out)
+    rs = load_record_set(paths)
+    if rs.duplicates:
+        log(f"[report] {rs.duplicates} record(s) found twice under the paths given, reported once")
+    panels = build_panels(rs, n_boot, seed)
     inspections = inspect_pages(panels, out_dir, log) if inspect else {}
     views = [panel_view(p, n_boot, seed, inspections.get(n, [])) for n, p in enumerate(panels)]
     for v in views:
         for _, fname, png in v.figures:
             write_bytes_atomic(png, out_dir / "figures" / fname)
-    header = _header(store, panels, n_boot, seed)
+    header = _header(rs, panels, n_boot, seed)
+    title = "PS-Eval sweep report" if rs.sweep_settings else "PS-Eval report"
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    write_text_atomic(render_markdown(header, views, out_dir), md_path)
-    write_text_atomic(render_html(header, views, out_dir), html_path)
+    write_text_atomic(render_markdown(header, views, out_dir, title), md_path)
+    write_text_atomic(render_html(header, views, out_dir, title), html_path)
     write_target_csv(panels, out_dir / "by_target.csv")
     write_cells_csv(sorted_cells([r for p in panels for r in p.rows]), out_dir / "cells.csv")
     write_json_atomic({p.key: [c.to_dict() for c in p.claims] for p in panels},
                       out_dir / "claims.json")
     return md_path, html_path
+
+
+# The name callers knew when only sweeps had a report.
+write_sweep_report = write_report
