@@ -26,3 +26,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Evaluation", "__version__", "evaluate"]
+
+
+def __dir__() -> list[str]:
+    """The public API too, though its lazy names are not loaded yet (tab completion, `dir(pseval)`)."""
+    return sorted(set(globals()) | set(__all__))

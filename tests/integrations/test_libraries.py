@@ -83,17 +83,22 @@ def test_saelens_objects_equal_their_files(minilm, wic_dev, tmp_path):
 def test_saelens_loads_pseval_saes_and_scores_them_the_same(minilm, wic_dev, tmp_path):
     sae_lens = pytest.importorskip("sae_lens")
     saes: dict = {}
+    x = torch.randn(32, D, generator=torch.Generator().manual_seed(0))
     for i, (arch, kw) in enumerate((("topk", {"k": 16}), ("standard", {}), ("jumprelu", {}), ("gated", {}))):
-        ours = get_sae_class(arch)(SAEConfig(arch, D, M, metadata=SAEMetadata(hook_name=HOOK, model_name="minilm"),
-                                             **kw))
+        meta = SAEMetadata(hook_name=HOOK, model_name="minilm", prepend_bos=False, context_size=128)
+        ours = get_sae_class(arch)(SAEConfig(arch, D, M, normalize_activations="none", metadata=meta, **kw))
         _randomise(ours, 10 + i, positive=("threshold",))
         path = save_sae(ours, tmp_path / arch)
-        saes[f"saelens-{arch}"] = sae_lens.SAE.load_from_disk(str(path))  # SAELens' own reader
-        saes[f"file-{arch}"] = str(path)
-    # SAELens 6 reads a cfg.json whose metadata has no sae_lens_version as a pre-6.0 one and drops its metadata
-    # (hook, model, pseval's activation convention), so the hook and the convention are given here; the weights and
-    # architecture come through.
-    got = _score(minilm, wic_dev, saes, hook=HOOK, convention="hf")
+        theirs = sae_lens.SAE.load_from_disk(str(path))  # SAELens' own reader, which must take the file for 6.x
+        got_meta = theirs.cfg.metadata
+        assert (got_meta.hook_name, got_meta.model_name, got_meta.prepend_bos, got_meta.context_size) == (
+            HOOK, "minilm", False, 128), (arch, got_meta)
+        assert theirs.cfg.normalize_activations == "none" and theirs.cfg.architecture() == arch
+        with torch.no_grad():
+            assert torch.allclose(theirs.encode(x), ours.encode(x), atol=1e-5), arch
+        saes[f"saelens-{arch}"], saes[f"file-{arch}"] = theirs, str(path)
+    # No hook or convention given: both come through SAELens' reading of the metadata pseval wrote.
+    got = _score(minilm, wic_dev, saes)
     for arch in ("topk", "standard", "jumprelu", "gated"):
         _assert_same(got[f"saelens-{arch}"], got[f"file-{arch}"])
 

@@ -401,13 +401,18 @@ def test_weights_get_the_same_mode_as_cfg_json(tmp_path):
     assert modes == {"cfg.json": 0o644, "sae_weights.safetensors": 0o644}, modes
 
 
-def test_pseval_imports_without_fcntl():
-    """Locks go through filelock: the package imports where fcntl does not exist (Windows)."""
+def test_pseval_imports_without_fcntl(tmp_path):
+    """Locks go through filelock: the package imports, and locks, where fcntl does not exist (Windows)."""
+    lock = tmp_path / "x.lock"
     code = ("import sys; sys.modules['fcntl'] = None\n"
             "import pseval, pseval.files, pseval.training.run, pseval.study.sweep\n"
+            "from pathlib import Path\n"
+            f"with pseval.files.file_lock(Path({str(lock)!r})):\n"
+            "    print('held', 'fcntl' in sys.modules and sys.modules['fcntl'] is not None)\n"
             "print(pseval.files.file_lock.__module__)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "pseval.files" in proc.stdout, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["held", "False", "pseval.files"], proc.stdout
 
 
 def test_a_lock_is_exclusive_across_processes(tmp_path):

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from pseval.errors import ConfigError, MissingResourceError, SAEFormatError
 from pseval.saes import SAEConfig, SAEMetadata, architectures, get_sae_class, load_saelens_v6, save_sae
+from pseval.saes.formats.saelens import SAELENS_LAYOUT_VERSION
 from pseval.saes.loading import load_sae
 
 V6_KEYS = {"architecture", "d_in", "d_sae", "dtype", "device", "apply_b_dec_to_input", "normalize_activations",
@@ -121,3 +122,21 @@ def test_load_sae_specs(tmp_path):
     assert load_sae("identity", d_in=7).d_sae == 7
     with pytest.raises(MissingResourceError, match="no such SAE file or folder"):
         load_sae(str(tmp_path / "none"))
+
+
+def test_saved_metadata_names_a_6x_layout(tmp_path):
+    """SAELens 6 reads `metadata` only under a 6.x sae_lens_version; null made it take the file for a pre-6 one."""
+    sae = _random_sae("standard")
+    save_sae(sae, tmp_path / "new")
+    meta = json.loads((tmp_path / "new" / "cfg.json").read_text())["metadata"]
+    assert meta["sae_lens_version"] == SAELENS_LAYOUT_VERSION and "source_sae_lens_version" not in meta
+    sae.cfg.metadata.sae_lens_version = "3.4.1"  # converted from a pre-6 file: the old version is kept aside
+    save_sae(sae, tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "cfg.json").read_text())["metadata"]
+    assert (meta["sae_lens_version"], meta["source_sae_lens_version"]) == ("6.0.0", "3.4.1")
+    sae.cfg.metadata.sae_lens_version = "6.54.12"  # already 6.x: kept as it is
+    save_sae(sae, tmp_path / "six")
+    assert json.loads((tmp_path / "six" / "cfg.json").read_text())["metadata"]["sae_lens_version"] == "6.54.12"
+    again = load_saelens_v6(tmp_path / "old")
+    assert again.cfg.metadata.hook_name == "blocks.1.hook_resid_post" and again.cfg.metadata.model_name == "tiny"
+    assert again.cfg.metadata.extra["source_sae_lens_version"] == "3.4.1"

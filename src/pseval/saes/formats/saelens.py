@@ -22,8 +22,9 @@ from pseval.saes.identity import is_identity_architecture
 from pseval.saes.registry import get_sae_class
 from pseval.saes.tensor_io import DEFAULT_DTYPE, read_safetensors, safetensors_index
 
-__all__ = ["CFG_NAME", "WEIGHTS_NAME", "build_sae", "config_from_legacy", "expected_shapes", "is_v6",
-           "load_saelens", "load_saelens_v6", "read_cfg", "read_safetensors", "save_sae"]
+__all__ = ["CFG_NAME", "SAELENS_LAYOUT_VERSION", "WEIGHTS_NAME", "build_sae", "config_from_legacy", "expected_shapes",
+           "is_v6", "load_saelens", "load_saelens_v6", "read_cfg", "read_safetensors", "saelens_v6_metadata",
+           "save_sae"]
 
 CFG_NAME = "cfg.json"
 WEIGHTS_NAME = "sae_weights.safetensors"
@@ -37,8 +38,32 @@ TRAINING_ONLY_TENSORS = {
 }
 
 
+# The cfg.json layout pseval writes is SAELens 6's, and SAELens (handle_config_defaulting) reads `metadata` only when
+# `sae_lens_version` says >= 6: with null it takes the file for a pre-6 flat layout and loses hook, model and
+# prepend_bos. So a saved file names the first version of that layout unless it carries a 6.x version already.
+SAELENS_LAYOUT_VERSION = "6.0.0"
+
+
+def _major(version: object) -> int | None:
+    """The major number of a version string ("6.54.12" -> 6); None when there is none."""
+    head = version.split(".")[0].strip().lstrip("v") if isinstance(version, str) else ""
+    return int(head) if head.isdigit() else None
+
+
+def saelens_v6_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """`metadata` as SAELens 6 reads it: a 6.x `sae_lens_version` (an older one kept as `source_sae_lens_version`)."""
+    out = dict(meta)
+    version = out.get("sae_lens_version")
+    if (_major(version) or 0) < 6:
+        if version is not None:
+            out.setdefault("source_sae_lens_version", version)
+        out["sae_lens_version"] = SAELENS_LAYOUT_VERSION
+    return out
+
+
 def save_sae(sae: SAE, folder: str | Path) -> Path:
-    """Write cfg.json and sae_weights.safetensors (atomically: temp files renamed into place)."""
+    """Write cfg.json and sae_weights.safetensors (atomically: temp files renamed into place) in SAELens 6's layout,
+    which SAELens' `SAE.load_from_disk` reads with its metadata (hook, model, prepend_bos, context size)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {n: sae.get_weight(n).detach().to("cpu").contiguous() for n in sae.weight_names()}
@@ -46,6 +71,7 @@ def save_sae(sae: SAE, folder: str | Path) -> Path:
     cfg["architecture"] = sae.export_architecture or sae.architecture
     cfg["dtype"] = str(sae.W_enc.dtype).removeprefix("torch.")  # what the file holds
     cfg["metadata"].setdefault("source_format", "pseval")
+    cfg["metadata"] = saelens_v6_metadata(cfg["metadata"])
     with atomic_target(out / WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp))
     write_json_atomic(cfg, out / CFG_NAME)
