@@ -370,7 +370,7 @@ def _header(rs: RecordSet, panels: list[Panel], n_boot: int, seed: int) -> str:
                 f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; pseval "
                 f"{rs.sweep_info.get('pseval_version')}, cells computed at commit(s) {commits}. {intervals}")
     cells = [r for p in panels for r in p.rows]
-    saes = distinct(r.sae for r in cells)
+    saes = distinct((r.sae, r.hook) for r in cells)  # one name at several hooks is several SAEs
     return (f"{len(cells)} cell(s) of {len(saes)} SAE(s) at {len(distinct(r.hook for r in cells))} hook(s), "
             f"from {', '.join(f'`{s}`' for s in map(str, rs.sources))}; model(s) "
             f"{', '.join(f'`{m}`' for m in distinct(r.model for r in cells))}; data "
