@@ -164,7 +164,12 @@ def convergence_note(panel: Panel) -> str:
     bad = sorted({f"{r.sae} at {r.hook}" for r in panel.rows if r.converged is False})
     rule = (f"converged = NO: the SAE's held-out FVU still fell by more than {CONVERGENCE_MAX_DROP:.0%} over its "
             "last fifth of training steps; '-': not measured")
-    return f"{len(bad)} SAE(s) not converged ({', '.join(bad)}); {rule}." if bad else f"Every SAE converged ({rule})."
+    if bad:
+        return f"{len(bad)} SAE(s) not converged ({', '.join(bad)}); {rule}."
+    if all(r.converged is None for r in panel.rows):  # foreign SAEs: nothing says how long they trained
+        return "Convergence not known for any SAE here: pseval did not train them ('-')."
+    unknown = sum(r.converged is None for r in panel.rows)
+    return (f"Every SAE pseval trained converged ({rule})" + (f"; {unknown} cell(s) not known." if unknown else "."))
 
 
 @dataclass
