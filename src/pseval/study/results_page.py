@@ -23,7 +23,7 @@ from pseval.study.curves import curve_rows_from_store
 from pseval.study.record_sets import load_record_set
 from pseval.study.report import Panel, build_panels
 from pseval.training.run import METRICS_FILE
-from pseval.training.trainer import CONVERGENCE_MAX_DROP
+from pseval.training.trainer import CONVERGENCE_MAX_DROP, TrainConfig
 
 TRAINING_COLUMNS = ("hook", "sae", "architecture", "expansion", "train_tokens", "fvu_first", "fvu_last_fifth_start",
                     "fvu_final", "last_fifth_drop", "converged", "dead_fraction")
@@ -210,8 +210,9 @@ def _training_section(training: list[dict[str, str]], figures: dict[str, bytes |
     md = ["## Training: curves and convergence", "",
           "Held-out FVU (the first 2,048 held-out activations, never trained on) and the fraction of dead latents, "
           "probed during training; an SAE is converged when its held-out FVU fell by at most "
-          f"{CONVERGENCE_MAX_DROP:.0%} over its last fifth of steps (docs/training.md). Every point is in "
-          f"`{rel}/curves.csv`.", ""]
+          f"{CONVERGENCE_MAX_DROP:.0%} over its last fifth of steps (docs/training.md). A latent is dead when it "
+          f"has not fired for the trainer's dead window ({TrainConfig().dead_window_tokens:,} tokens), so a run "
+          f"shorter than that reports none. Every point is in `{rel}/curves.csv`.", ""]
     md += _fig(figures, "curves_architectures", "training curves, architectures x widths")
     md += _fig(figures, "curves_hooks", "training curves, TopK x8 at every hook")
     md += _table(training, TRAINING_COLUMNS, "training.csv", {}, ("hook", "sae"))
