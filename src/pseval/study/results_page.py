@@ -298,8 +298,9 @@ def _minilm_section(claims: list[dict[str, str]], settings: Mapping[str, Any]) -
           "far more tokens. So a verdict here says whether the paper's finding also appears in another, smaller "
           "transformer of another kind, under the same protocol; it cannot confirm or refute what the paper measured "
           "on GPT-2. In particular:", "",
-          "- every target word is read in both contexts by a model that sees the whole sentence at once, so the "
-          "template readout's word already carries its context from both sides; the paper's causal readout does not;",
+          "- MiniLM reads every token with the whole text on both sides, GPT-2 only with what precedes it: the word "
+          "read in place (context readout) carries its right context here and not in GPT-2, and the template "
+          "slot also sees the words after it;",
           "- MiniLM has no language-model head, so loss recovered is measured on its mean-pooled sentence "
           "embedding, not on next-token loss: the frontier claim's reconstruction side is not the paper's;",
           "- with 6 layers, the depth claim compares six points, not twelve;",
