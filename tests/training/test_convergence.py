@@ -97,3 +97,17 @@ def test_run_training_records_convergence(tmp_path):
     t = trained.training
     assert t.fvu_probe_tokens == 500 and t.converged is not None
     assert t.fvu_final == info["fvu_history"][-1]["fvu"] and read_trained(tmp_path / "sae").training == t
+
+
+def test_probes_record_the_training_curve():
+    data = noisy(9000)
+    held, train = data[:1000], data[1000:]
+    tc = TrainConfig("topk", expansion=2, k=3, batch_size=200, seed=0, dead_window_tokens=1000)
+    ((_, log),) = train_saes(train, [tc], SAEMetadata(), heldout=held, fvu_probes=40)
+    steps = [h["step"] for h in log.fvu_history]
+    assert steps == sorted(probe_steps(log.steps, 40)) and len(steps) == 40  # 40 steps: a probe after each
+    # Each probe says how many tokens had been trained on and how many latents were dead then.
+    assert [h["tokens"] for h in log.fvu_history] == [s * 200 for s in steps]
+    assert all(0.0 <= h["dead"] <= 1.0 for h in log.fvu_history)
+    assert log.fvu_history[-1]["dead"] == log.dead_fraction
+    assert log.fvu_history[-1]["fvu"] < log.fvu_history[0]["fvu"]

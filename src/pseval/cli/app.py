@@ -334,12 +334,23 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=OutputPath(), default=None,
               help="Report folder (default RESULTS/report for one folder; required for files or several paths).")
+@click.option("--page", type=OutputPath(), default=None,
+              help="Instead of the report folder, write one publishable Markdown page (PAGE.md) of a sweep folder, "
+                   "its figures and the CSV summaries its tables show in PAGE's folder (PAGE without .md).")
 @settings_options(["bootstrap_resamples", "bootstrap_seed"])
-def report(results: tuple[Path, ...], out: Path | None, bootstrap_resamples: int, bootstrap_seed: int) -> None:
+def report(results: tuple[Path, ...], out: Path | None, page: Path | None, bootstrap_resamples: int,
+           bootstrap_seed: int) -> None:
     """Write a Markdown summary and a self-contained HTML report (plots, every cell, cells.csv, the paper's claims)
     of any set of records: sweep or `eval --out` folders, SAEBench-style result folders, record files."""
     from pseval.study.report import write_report
 
+    if page is not None:
+        from pseval.study.results_page import write_results_page
+
+        if len(results) != 1 or out is not None:
+            raise click.UsageError("--page draws one sweep folder's page: give one RESULTS folder and no --out")
+        write_results_page(results[0], page, bootstrap_resamples, bootstrap_seed, log=click.echo)
+        return
     if out is None:
         if len(results) != 1 or not results[0].is_dir():
             raise click.UsageError("a report of several paths or of record files needs --out")

@@ -232,3 +232,33 @@ def metrics_vs_reconstruction(rows: Sequence[CellRow], intervals: Sequence[Mappi
                 ax.legend(fontsize=7)
     fig.suptitle(title)
     return _png(fig)
+
+
+def training_curves(points: Sequence[Mapping[str, Any]], title: str) -> bytes | None:
+    """Held-out FVU and dead fraction against training tokens, one line per (hook, SAE) (rows of
+    pseval.study.curves.CURVE_COLUMNS); None when no row has a token count."""
+    series: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for p in points:
+        if p.get("tokens") not in (None, ""):
+            series[(str(p["hook"]), str(p["sae"]))].append(p)
+    if not series:
+        return None
+    hooks = {h for h, _ in series}
+    fig = _figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for (hook, sae), pts in sorted(series.items()):
+        pts = sorted(pts, key=lambda p: float(p["tokens"]))
+        label = sae if len(hooks) == 1 else f"{sae} @ {hook.removeprefix('blocks.')}"
+        arch = str(pts[0].get("architecture", ""))
+        for ax, key in zip(axes, ("fvu", "dead"), strict=True):
+            ys = [float(p[key]) if p.get(key) not in (None, "") else np.nan for p in pts]
+            ax.plot([float(p["tokens"]) for p in pts], ys, marker=MARKERS.get(arch, "o"), markersize=3,
+                    linewidth=1, label=label)
+    for ax, ylabel in zip(axes, ("held-out FVU", "dead fraction"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("training tokens")
+        ax.set_ylabel(ylabel)
+    axes[0].set_yscale("log")
+    axes[1].legend(fontsize=5, ncol=2 if len(series) > 12 else 1)
+    fig.suptitle(title + (f" at {next(iter(hooks))}" if len(hooks) == 1 else ""), fontsize=9)
+    return _png(fig)

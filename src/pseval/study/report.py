@@ -371,8 +371,11 @@ def _header(rs: RecordSet, panels: list[Panel], n_boot: int, seed: int) -> str:
     intervals = f"Intervals: 95% percentile bootstrap over pairs ({n_boot} resamples, seed {seed})."
     cfg = rs.sweep_settings
     if cfg:
+        own = sorted({g["train_tokens"] for g in cfg.get("grids", []) if g.get("train_tokens")})
+        budget = f"{cfg.get('train_tokens'):,}" + (f" (grids of their own: {', '.join(f'{t:,}' for t in own)})"
+                                                   if own else "")
         return (f"Sweep `{cfg.get('name')}` on model `{cfg.get('model')}`; SAEs trained on "
-                f"{cfg.get('train_tokens'):,} tokens of `{cfg.get('corpus')}`; pseval "
+                f"{budget} tokens of `{cfg.get('corpus')}`; pseval "
                 f"{rs.sweep_info.get('pseval_version')}, cells computed at commit(s) {commits}. {intervals}")
     cells = [r for p in panels for r in p.rows]
     saes = distinct((r.sae, r.hook) for r in cells)  # one name at several hooks is several SAEs

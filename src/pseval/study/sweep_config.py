@@ -83,6 +83,9 @@ class GridSection(_Section):
     k: Annotated[list[PositiveInt], Field(min_length=1)] = [32]
     sparsity_coeff: dict[str, Annotated[list[NonNegativeFloat], Field(min_length=1)]] = {}
     identity: bool = True
+    # This grid's SAEs train on this many tokens instead of [activations].train_tokens (budgets per architecture or
+    # width: one [[grid]] table each). The held-out tokens are the same for every grid.
+    train_tokens: PositiveInt | None = None
 
     @field_validator("architectures")
     @classmethod
@@ -195,6 +198,7 @@ class GridSpec:
     k: list[int] = field(default_factory=lambda: [32])
     sparsity_coeff: dict[str, list[float]] = field(default_factory=dict)
     identity: bool = True
+    train_tokens: int | None = None  # None: the sweep's train_tokens
 
     def oversized_k(self, d_model: int) -> list[tuple[str, int, int]]:
         """(architecture, expansion, k) whose k exceeds the dictionary (expansion x d_model latents)."""
@@ -227,7 +231,16 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain form."""
         return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("grids", "eval")},
-                "grids": [asdict(g) for g in self.grids], "eval": self.eval.model_dump()}
+                "grids": [_grid_dict(g) for g in self.grids], "eval": self.eval.model_dump()}
+
+    def grid_tokens(self, g: GridSpec) -> int:
+        """The training tokens of one grid's SAEs: its own train_tokens, else the sweep's."""
+        return g.train_tokens if g.train_tokens is not None else self.train_tokens
+
+    @property
+    def max_train_tokens(self) -> int:
+        """The largest training budget of any grid (what one hook's activations may need)."""
+        return max([self.train_tokens, *(self.grid_tokens(g) for g in self.grids)])
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides the sweep's results (not where or how it runs, nor which file it was read from)."""
@@ -252,6 +265,15 @@ class SweepConfig:
             check_context_size(self.context_size, max_positions, self.model)
         except ConfigError as exc:
             raise ConfigError(f"{where}: [activations].context_size = {self.context_size}: {exc}") from exc
+
+
+def _grid_dict(g: GridSpec) -> dict[str, Any]:
+    """A grid's plain form; a grid without its own budget has no train_tokens key, so sweep folders made before the
+    field existed keep their settings key (and resume)."""
+    d = asdict(g)
+    if d["train_tokens"] is None:
+        del d["train_tokens"]
+    return d
 
 
 def _where(loc: Sequence[int | str]) -> str:
@@ -329,7 +351,7 @@ def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
     settings = ev.settings() if "seed" in ev.model_fields_set else ev.replace(seed=doc.seed)
     grids = [GridSpec(hooks=list(g.hooks), architectures=list(g.architectures), expansions=list(g.expansions),
                       k=list(g.k), sparsity_coeff={a: list(c) for a, c in g.sparsity_coeff.items()},
-                      identity=g.identity) for g in doc.grid]
+                      identity=g.identity, train_tokens=g.train_tokens) for g in doc.grid]
     for ro in ev.readouts or [ev.readout]:  # every cell's settings checked now, not after training
         try:
             settings.replace(readout=ro)

@@ -28,18 +28,23 @@ from pseval.training.trainer import TrainConfig
 
 @dataclass(frozen=True)
 class SAEPlan:
-    """One SAE of the sweep: its hook, its label, and how to train it (None for the identity baseline)."""
+    """One SAE of the sweep: its hook, its label, how to train it (None for the identity baseline) and on how many
+    tokens."""
 
     hook: str
     label: str
     train: TrainConfig | None
+    tokens: int = 0  # training tokens (0 for the identity baseline)
 
 
 def plan_saes(cfg: SweepConfig, lm: LoadedModel) -> list[SAEPlan]:
-    """Every (hook, SAE) of the config's grids, duplicates removed, in a stable order."""
+    """Every (hook, SAE) of the config's grids, duplicates removed, in a stable order. One SAE planned by two grids
+    with different training budgets is refused (which budget it got would depend on the grids' order)."""
     plans: dict[tuple[str, str], SAEPlan] = {}
-    for g in cfg.grids:
+    where: dict[tuple[str, str], int] = {}
+    for i, g in enumerate(cfg.grids):
         hooks = [h for pattern in g.hooks for h in expand_hook_pattern(lm.model, pattern)]
+        tokens = cfg.grid_tokens(g)
         for hook in hooks:
             if g.identity:
                 plans.setdefault((hook, "identity"), SAEPlan(hook, "identity", None))
@@ -47,7 +52,14 @@ def plan_saes(cfg: SweepConfig, lm: LoadedModel) -> list[SAEPlan]:
                 for e in g.expansions:
                     for tc in grid([arch], [e], g.k, g.sparsity_coeff.get(arch, [None]), lr=cfg.lr,
                                    batch_size=cfg.batch_size, seed=cfg.seed):
-                        plans.setdefault((hook, tc.label), SAEPlan(hook, tc.label, tc))
+                        old = plans.setdefault((hook, tc.label), SAEPlan(hook, tc.label, tc, tokens))
+                        where.setdefault((hook, tc.label), i)
+                        if old.tokens != tokens:
+                            first = where[(hook, tc.label)]
+                            raise ConfigError(
+                                f"{cfg.source or '<config>'}: [[grid]] #{i + 1} plans {tc.label} at {hook} with "
+                                f"train_tokens = {tokens}, [[grid]] #{first + 1} with {old.tokens}; expected one "
+                                "budget per SAE (leave the hook out of one grid, or give both the same train_tokens)")
     return list(plans.values())
 
 
@@ -81,7 +93,7 @@ def cells_planned(cfg: SweepConfig, plans: Sequence[SAEPlan], hooks: Sequence[st
 
 def serial_units(cfg: SweepConfig, d_model: int, hooks: Sequence[str]) -> list[list[str]]:
     """Hooks grouped so that one unit's training activations fit the memory budget (they share forward passes)."""
-    per_hook = (cfg.train_tokens + cfg.heldout_tokens) * d_model * 4
+    per_hook = (cfg.max_train_tokens + cfg.heldout_tokens) * d_model * 4
     size = max(1, training_run.ACTIVATION_MEMORY_BYTES // max(per_hook, 1))
     return [list(hooks[i:i + size]) for i in range(0, len(hooks), size)]
 
@@ -90,8 +102,8 @@ def _folder(root: Path, plan: SAEPlan) -> Path:
     return root / "saes" / plan.hook / plan.label
 
 
-def _train_request(cfg: SweepConfig, root: Path, jobs: list[TrainJob]) -> TrainRequest:
-    return TrainRequest(model=cfg.model, corpus=cfg.corpus, tokens=cfg.train_tokens, heldout_tokens=cfg.heldout_tokens,
+def _train_request(cfg: SweepConfig, root: Path, jobs: list[TrainJob], tokens: int) -> TrainRequest:
+    return TrainRequest(model=cfg.model, corpus=cfg.corpus, tokens=tokens, heldout_tokens=cfg.heldout_tokens,
                         context_size=cfg.context_size, jobs=jobs, device=cfg.device,
                         checkpoint_root=root / "saes" / ".checkpoints",
                         loss_recovered_tokens=cfg.eval.loss_recovered_tokens)
@@ -151,10 +163,12 @@ class SweepRunner:
         before = self.evaluated
         plans = [p for p in self.plans if p.hook in hooks]
         with _locked(self.root, hooks):
-            jobs = [TrainJob(p.hook, p.train, _folder(self.root, p)) for p in plans if p.train is not None]
-            if jobs:
-                run_training(_train_request(self.cfg, self.root, jobs), log=self.log, progress=self.progress,
-                             lm=self.lm)
+            # One training request per budget: SAEs with the same budget share the activations of a forward pass.
+            for tokens in sorted({p.tokens for p in plans if p.train is not None}):
+                jobs = [TrainJob(p.hook, p.train, _folder(self.root, p)) for p in plans
+                        if p.train is not None and p.tokens == tokens]
+                run_training(_train_request(self.cfg, self.root, jobs, tokens), log=self.log,
+                             progress=self.progress, lm=self.lm)
             entries = [_entry(self.cfg, self.root, p, self.lm.d_model) for p in plans]
             for spec in self.cfg.datasets:
                 data = self.pairs(spec)

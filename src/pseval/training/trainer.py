@@ -73,7 +73,8 @@ class TrainLog:
     final_l0: float = math.nan
     dead_fraction: float = math.nan
     history: list[dict[str, float]] = field(default_factory=list)
-    # Held-out FVU probes: {"step": optimiser steps done, "fvu": FVU on the held-out sample} (see convergence).
+    # Held-out FVU probes (see convergence): {"step": optimiser steps done, "tokens": tokens trained on, "fvu": FVU
+    # on the held-out sample, "dead": fraction of latents dead at that step}: the training curve.
     fvu_history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -87,10 +88,10 @@ FVU_PROBES = 10
 CONVERGENCE_MAX_DROP = 0.03  # docs/training.md (Convergence) has the measurements behind it
 
 
-def probe_steps(total: int) -> set[int]:
-    """Steps done (1-based) after which the held-out FVU is probed: FVU_PROBES evenly spaced, the start of the
+def probe_steps(total: int, probes: int = FVU_PROBES) -> set[int]:
+    """Steps done (1-based) after which the held-out FVU is probed: `probes` evenly spaced, the start of the
     last fifth, and the end."""
-    every = max(1, total // FVU_PROBES)
+    every = max(1, total // max(1, probes))
     return set(range(every, total + 1, every)) | ({total - total // 5, total} - {0})
 
 
@@ -176,14 +177,14 @@ def diverged(tc: TrainConfig, step: int, loss: float) -> TrainingDiverged:
 class _Run:
     """State of one SAE under training."""
 
-    def __init__(self, tc: TrainConfig, sae: SAE, total_steps: int) -> None:
+    def __init__(self, tc: TrainConfig, sae: SAE, total_steps: int, probes: int = FVU_PROBES) -> None:
         self.tc, self.sae, self.total = tc, sae, total_steps
         self.opt = torch.optim.Adam(sae.parameters(), lr=tc.lr, betas=(0.9, 0.999))
         self.coeff = tc.sparsity_coeff if tc.sparsity_coeff is not None else sae.default_sparsity_coeff()
         self.since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
         self.log = TrainLog()
         self.autocast = False
-        self.probes = probe_steps(total_steps)
+        self.probes = probe_steps(total_steps, probes)
 
     def state(self, step: int) -> dict[str, Any]:
         """Everything needed to resume (tensors and plain values only: loadable with weights_only=True)."""
@@ -229,7 +230,8 @@ class _Run:
     def probe(self, heldout: torch.Tensor | None, step: int) -> None:
         """Record the held-out FVU (inputs already normalised) when `step` completes a probe step."""
         if heldout is not None and heldout.shape[0] and step + 1 in self.probes:
-            self.log.fvu_history.append({"step": step + 1, "fvu": fvu(self.sae, heldout)})
+            self.log.fvu_history.append({"step": step + 1, "tokens": self.log.tokens, "fvu": fvu(self.sae, heldout),
+                                         "dead": self.log.dead_fraction})
 
 
 def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
@@ -237,13 +239,14 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
                checkpoint_dir: str | Path | None = None, checkpoint_every: int = 200,
                autocast_bf16: bool | None = None,
                keys: Sequence[Mapping[str, Any]] | None = None,
-               heldout: torch.Tensor | None = None) -> list[tuple[SAE, TrainLog]]:
+               heldout: torch.Tensor | None = None, fvu_probes: int = FVU_PROBES) -> list[tuple[SAE, TrainLog]]:
     """Train one SAE per config on the same shuffled activations (one pass), folding input scaling in at the end.
 
     With `checkpoint_dir`, state is saved every `checkpoint_every` steps and a later call resumes from it, but only
     when `keys` (one run key per config: every setting that changes the result) match the checkpoint's.
     bf16 autocast is on by default on CUDA. With `heldout` (raw activations never trained on), its FVU is
-    recorded at `probe_steps` in each TrainLog's fvu_history; the trained weights are the same with or without it.
+    recorded at `probe_steps` (`fvu_probes` evenly spaced) in each TrainLog's fvu_history; the trained weights are
+    the same with or without it.
     """
     if acts.ndim != 2 or acts.shape[0] == 0:
         raise ConfigError(f"need a non-empty [tokens, d] activation tensor, got shape {tuple(acts.shape)}")
@@ -253,7 +256,7 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
     gen = torch.Generator().manual_seed(configs[0].seed if configs else 0)
     order = torch.randperm(acts.shape[0], generator=gen)  # same seed, same order: a resumed run sees the same data
     runs = _setup_runs(acts[order[:INIT_SAMPLE]] * scale, configs, metadata, device,
-                       lambda tc: max(1, acts.shape[0] // tc.batch_size))
+                       lambda tc: max(1, acts.shape[0] // tc.batch_size), fvu_probes)
     use_autocast = torch.device(device).type == "cuda" if autocast_bf16 is None else autocast_bf16
     keys = _run_keys(configs, keys)
     for r in runs:
@@ -285,7 +288,8 @@ def _probe_sample(heldout: torch.Tensor | None, scale: float, device: str | torc
 
 
 def _setup_runs(sample: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAEMetadata,
-                device: str | torch.device, steps: Callable[[TrainConfig], int]) -> list[_Run]:
+                device: str | torch.device, steps: Callable[[TrainConfig], int],
+                probes: int = FVU_PROBES) -> list[_Run]:
     """Fresh SAEs with b_dec initialised from a (normalised) sample of the data."""
     inits: dict[str, torch.Tensor] = {}  # one geometric median for all SAEs of a stream, not one each
     runs = []
@@ -298,7 +302,7 @@ def _setup_runs(sample: torch.Tensor, configs: Sequence[TrainConfig], metadata: 
         if tc.b_dec_init in inits:
             with torch.no_grad():
                 sae.b_dec.copy_(inits[tc.b_dec_init])
-        runs.append(_Run(tc, sae, steps(tc)))
+        runs.append(_Run(tc, sae, steps(tc), probes))
     return runs
 
 
