@@ -14,7 +14,9 @@ from typing import Any
 
 from pseval.data.sources import DEFAULT_DATA
 from pseval.files import check_writable, write_atomic, write_text_atomic
+from pseval.logs import get_logger
 from pseval.metrics.encoding import scoring_dtype
+from pseval.models.model_dtype import model_torch_dtype
 from pseval.ps_eval.headline import headline_block, legend
 from pseval.ps_eval.pipeline import PreparedPairs, evaluate, planned_cells, prepare_pairs
 from pseval.ps_eval.plan import eval_plan
@@ -43,6 +45,8 @@ from pseval.saes.selection import expand_specs
 from pseval.study.store import ResultsStore
 from pseval.tables import text_table
 
+_log = get_logger("eval")  # messages; a notebook silences them on logging.getLogger("pseval")
+
 
 @dataclass
 class EvalRequest:
@@ -53,7 +57,7 @@ class EvalRequest:
     saes: list[str] = field(default_factory=lambda: ["identity"])
     data: str = DEFAULT_DATA
     settings: PSEvalSettings = field(default_factory=PSEvalSettings)
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present (pseval.devices.auto_device)
     out: Path | None = None  # a .json file, or a folder: the resumable results store
     force: bool = False  # discard the --out folder's results (of any settings) and score every cell again
     saebench_dir: Path | None = None  # also write SAEBench-named `{release}_{sae_id}_eval_results.json` files here
@@ -141,9 +145,10 @@ def store_settings(req: EvalRequest, data: PreparedPairs) -> dict[str, Any]:
             **cfg.model_dump(include=kept, mode="json")}
 
 
-def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEvalRecord]:
-    """Run the evaluation, print a table, write JSON (a file, or the results store of a folder: resumed when run
-    again); returns the records of every requested cell."""
+def run_eval(req: EvalRequest, log: Callable[[str], Any] = _log.info) -> list[PSEvalRecord]:
+    """Run the evaluation, give the tables to `log` (stdout on the command line; what happens goes to the `pseval`
+    logger), write JSON (a file, or the results store of a folder: resumed when run again); returns the records of
+    every requested cell."""
     from pseval.models.loading import load_model
 
     # Before any model loads: an unusable output must not cost the work.
@@ -163,13 +168,13 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         store = ResultsStore.for_eval(req.out)
         store.claim(store_settings(req, data), overwrite=req.force)  # mixed settings refused before the model loads
         store.clean_temp()
-    lm = load_model(req.model, device=req.device)
+    lm = load_model(req.model, device=req.device, dtype=model_torch_dtype(cfg.model_dtype))
     # Lazy entries, loaded in the scoring dtype when scored (converted once, not copied per cell); no guessed
     # convention: the SAE's config or --sae-convention decides, or the resolver refuses.
     entries = resolve_saes(specs, lm, req.hooks, convention=req.sae_convention, dtype=scoring_dtype(cfg.dtype),
                            default_hook=DEFAULT_HOOK)
     hooks = list(dict.fromkeys(e.hook for e in entries))
-    log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
+    _log.info(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
         f"{len(hooks)} hook(s)" + (f"; {data.rows.summary()}" if data.rows else "")
         + (f"; notes: span_not_target {data.notes['span_not_target']} (kept, read at the dataset's index)"
            if data.notes.get("span_not_target") else ""))
@@ -189,8 +194,8 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         log(f"{len(new)} cell(s) scored, {len(done)} reused; records in {store.cells_dir}")
     elif req.out is not None and records:
         write_records(records, req.out)
-        log(f"wrote {req.out}")
+        _log.info(f"wrote {req.out}")
     if req.saebench_dir is not None and records:
         paths = write_records(records, req.saebench_dir, saebench_names(records))
-        log(f"wrote {len(paths)} SAEBench result file(s) to {req.saebench_dir}")
+        _log.info(f"wrote {len(paths)} SAEBench result file(s) to {req.saebench_dir}")
     return records

@@ -15,6 +15,7 @@ import torch
 from pseval.data.corpus import corpus_texts
 from pseval.errors import ConfigError
 from pseval.files import OutputError, file_lock, write_json_atomic
+from pseval.logs import get_logger
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
 from pseval.models.loading import LoadedModel, load_model
@@ -39,6 +40,8 @@ from pseval.training.trainer import (
     train_saes,
     train_saes_stream,
 )
+
+_log = get_logger("training")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 # Bump when a trainer change alters what the same settings produce: old SAEs and checkpoints then no longer match.
 TRAINER_VERSION = 2
@@ -224,7 +227,7 @@ def _train_streamed(req: TrainRequest, lm: LoadedModel, hook: str, jobs: list[Tr
     return trained, head[: req.heldout_tokens]
 
 
-def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress: bool = True,
+def run_training(req: TrainRequest, log: Callable[[str], Any] = _log.info, progress: bool = True,
                  lm: LoadedModel | None = None) -> list[TrainedSAE]:
     """Train and save every SAE of the request that is not finished yet; returns every job's finished SAE.
 
