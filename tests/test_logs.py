@@ -80,3 +80,18 @@ def test_messages_wrap_on_a_terminal_and_stay_whole_in_a_log(monkeypatch):
     finally:
         reset_table_width(token)
         logging.getLogger("pseval").removeHandler(handler)
+
+
+def test_eval_on_a_terminal_draws_one_bar_over_its_cells(monkeypatch, wic_dev):
+    from pseval.cli.eval import EvalRequest, run_eval
+    from pseval.ps_eval.settings import PSEvalSettings
+
+    term = _Stream(True)
+    monkeypatch.setattr(sys, "stderr", term)
+    req = EvalRequest(hooks=["blocks.2.hook_resid_post", "blocks.3.hook_resid_post"], data=f"wic:{wic_dev}",
+                      settings=PSEvalSettings(max_pairs=20, controls=0), device="cpu")
+    records = run_eval(req, log=lambda _: None)
+    assert len(records) == 2
+    drawn = term.getvalue()
+    # The cells bar counts the two cells (identity at two hooks) to the end, on the terminal given.
+    assert "\r" in drawn and "cells: 100%" in drawn and "2/2" in drawn, drawn[-500:]

@@ -99,3 +99,22 @@ def test_a_gpu_load_asks_transformers_for_the_device_and_dtype_up_front(monkeypa
     assert kw["device_map"] == {"": torch.device("cuda", 0)} and kw["dtype"] == torch.bfloat16
     # Not loaded on the CPU and then moved: had pseval called .to("cuda") this CPU-only torch would have raised.
     assert {p.device.type for p in lm.model.parameters()} == {"cpu"}
+
+
+def test_folder_keys_name_the_model_dtype_only_when_set():
+    # float32 keys exactly as before the setting existed (folders made then still resume); bf16 is another key.
+    assert "model_dtype" not in PSEvalSettings().key()
+    assert PSEvalSettings(model_dtype="bfloat16").key()["model_dtype"] == "bfloat16"
+
+
+def test_an_eval_folder_refuses_another_model_dtype_before_the_model_loads(tmp_path, wic_dev, monkeypatch):
+    import pseval.models.loading as loading
+
+    out = tmp_path / "results"
+    args = ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", "20", "--controls", "0", "--out", str(out)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    again = CliRunner().invoke(main, [*args, "--model-dtype", "bfloat16"])
+    assert again.exit_code != 0
+    assert 'model_dtype: null there, "bfloat16" now' in again.output, again.output

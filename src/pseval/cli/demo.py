@@ -29,7 +29,7 @@ DEMO_WORDNET = "wordnet:max_per_lemma=2,equal_classes=1,seed=0"
 
 
 def demo_config(model: str = "minilm", hook: str = "blocks.3.hook_resid_post", train_tokens: int = 200_000,
-                max_pairs: int = 2000, wic: str | None = None, device: str = "cpu") -> SweepConfig:
+                max_pairs: int = 2000, wic: str | None = None, device: str = "auto") -> SweepConfig:
     """The demo as a sweep config: TopK x8 k32 and ReLU x8 (L1 2.0) with the identity at one hook, sized to finish
     in a few minutes on 2 CPU cores."""
     return SweepConfig(

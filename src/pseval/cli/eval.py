@@ -16,7 +16,7 @@ from pseval.data.sources import DEFAULT_DATA
 from pseval.files import check_writable, write_atomic, write_text_atomic
 from pseval.logs import get_logger
 from pseval.metrics.encoding import scoring_dtype
-from pseval.models.model_dtype import model_torch_dtype
+from pseval.models.model_dtype import keyed_model_dtype, model_torch_dtype
 from pseval.ps_eval.headline import headline_block, legend
 from pseval.ps_eval.pipeline import PreparedPairs, evaluate, planned_cells, prepare_pairs
 from pseval.ps_eval.plan import eval_plan
@@ -139,10 +139,9 @@ def log_tables(records: Sequence[PSEvalRecord], log: Callable[[str], Any]) -> No
 def store_settings(req: EvalRequest, data: PreparedPairs) -> dict[str, Any]:
     """What an eval's results folder belongs to: the model, the pair set and every setting that changes a number
     (the SAEs and hooks may differ from run to run: a folder gathers the cells of many)."""
-    cfg = req.settings
     kept = set(SettingsFields.model_fields) - set(SettingsFields.affecting("nothing"))
     return {"model": req.model, "dataset": data.spec, "dataset_hash": data.hash,
-            **cfg.model_dump(include=kept, mode="json")}
+            **keyed_model_dtype(req.settings.model_dump(include=kept, mode="json"))}
 
 
 def run_eval(req: EvalRequest, log: Callable[[str], Any] = _log.info) -> list[PSEvalRecord]:
@@ -178,11 +177,12 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = _log.info) -> list[PS
         f"{len(hooks)} hook(s)" + (f"; {data.rows.summary()}" if data.rows else "")
         + (f"; notes: span_not_target {data.notes['span_not_target']} (kept, read at the dataset's index)"
            if data.notes.get("span_not_target") else ""))
-    log(eval_plan(entries, len(data.pairs), cfg, scoring_dtype(cfg.dtype)).line())
+    _log.info(eval_plan(entries, len(data.pairs), cfg, scoring_dtype(cfg.dtype)).line())
     cells = planned_cells(lm, req.model, entries, data, cfg)
     done = [cid for _, _, cid in cells if store is not None and store.has(cid)]
     if store is not None and done:
-        log(f"{len(done)} of {len(cells)} cell(s) already in {req.out}, skipped; {len(cells) - len(done)} to score")
+        _log.info(f"{len(done)} of {len(cells)} cell(s) already in {req.out}, skipped; "
+                  f"{len(cells) - len(done)} to score")
     new = evaluate(lm, req.model, entries, data, cfg, cache_dir=req.cache, progress=True,
                    skip=None if store is None else store.has, on_record=None if store is None else store.put)
     records = new
@@ -191,7 +191,7 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = _log.info) -> list[PS
         records = [by_id[cid] for _, _, cid in cells]
     log_tables(records, log)
     if store is not None:
-        log(f"{len(new)} cell(s) scored, {len(done)} reused; records in {store.cells_dir}")
+        _log.info(f"{len(new)} cell(s) scored, {len(done)} reused; records in {store.cells_dir}")
     elif req.out is not None and records:
         write_records(records, req.out)
         _log.info(f"wrote {req.out}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -11,6 +11,14 @@ from pseval.errors import ConfigError
 ModelDtype = Literal["float32", "bfloat16", "float16"]
 MODEL_DTYPES: tuple[str, ...] = get_args(ModelDtype)
 DEFAULT_MODEL_DTYPE = "float32"
+
+
+def keyed_model_dtype(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as a key holds them: `model_dtype` only when not the default, so keys made before the setting existed
+    (activation caches, sweep and eval folders) still match."""
+    if settings.get("model_dtype") == DEFAULT_MODEL_DTYPE:
+        return {k: v for k, v in settings.items() if k != "model_dtype"}
+    return settings
 
 
 def model_torch_dtype(name: str) -> torch.dtype:

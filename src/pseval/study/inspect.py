@@ -459,7 +459,7 @@ class InspectRequest:
     examples: int = 5
     max_per_sense: int = 200
     max_senses: int = 12
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present
 
 
 def run_inspect(req: InspectRequest, log: Callable[[str], Any] = _log.info,

@@ -6,11 +6,13 @@ cell to the store as soon as it is done. `pseval.study.sweep.run_sweep` runs the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pseval.devices import require_device
 from pseval.errors import ConfigError
 from pseval.files import file_lock
 from pseval.logs import get_logger
@@ -130,6 +132,8 @@ class SweepRunner:
 
     def __init__(self, cfg: SweepConfig, root: Path, log: Callable[[str], Any] = _log.info, progress: bool = True,
                  lm: LoadedModel | None = None) -> None:
+        # `auto` resolved (and said) once per process: the model and the SAEs trained here then share one device.
+        cfg = dataclasses.replace(cfg, device=require_device(cfg.device))
         self.cfg, self.root, self.log, self.progress = cfg, root, log, progress
         self.store = ResultsStore(root)
         self.lm = lm or load_model(cfg.model, device=cfg.device, dtype=model_torch_dtype(cfg.eval.model_dtype))

@@ -3,6 +3,7 @@ saved with its run key, resumable, never mixed with work made under other settin
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 from pseval.data.corpus import corpus_texts
+from pseval.devices import require_device
 from pseval.errors import ConfigError
 from pseval.files import OutputError, file_lock, write_json_atomic
 from pseval.logs import get_logger
@@ -70,7 +72,7 @@ class TrainRequest:
     heldout_tokens: int = 20_000
     context_size: int = 128
     jobs: list[TrainJob] = field(default_factory=list)
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present (pseval.devices.auto_device), resolved once per run
     include_special_tokens: bool = False
     cache: Path | None = None  # activation cache folder: a repeated request reads the memory-mapped activations
     checkpoint_root: Path = Path("runs/.checkpoints")  # one checkpoint folder per hook below it
@@ -233,6 +235,8 @@ def run_training(req: TrainRequest, log: Callable[[str], Any] = _log.info, progr
 
     Finished SAEs whose run key matches are reused; other settings are refused with the differing fields named.
     """
+    # `auto` resolved (and said) once: the model, the trainer and the fit check then name one device.
+    req = dataclasses.replace(req, device=require_device(req.device))
     lm = lm or load_model(req.model, device=req.device)
     for job in req.jobs:  # before any activation is collected
         tc = job.config
