@@ -95,3 +95,18 @@ def test_eval_on_a_terminal_draws_one_bar_over_its_cells(monkeypatch, wic_dev):
     drawn = term.getvalue()
     # The cells bar counts the two cells (identity at two hooks) to the end, on the terminal given.
     assert "\r" in drawn and "cells: 100%" in drawn and "2/2" in drawn, drawn[-500:]
+
+
+def test_library_code_never_prints():
+    import ast
+
+    from tests.conftest import REPO
+
+    calls = []
+    for path in sorted((REPO / "src" / "pseval").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            # print(...) itself, or print handed on as a default callback (log=print)
+            if isinstance(node, ast.Name) and node.id == "print":
+                calls.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not calls, "messages go through pseval.logs.get_logger, results through the caller's `log`:\n" + \
+        "\n".join(calls)

@@ -27,6 +27,7 @@ from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import ConfigError, MissingResourceError
 from pseval.files import check_writable, write_atomic
 from pseval.logs import get_logger
+from pseval.models.model_dtype import recorded_model_dtype
 from pseval.ps_eval.record import (
     NOT_SAE_BENCH,
     PairOutcome,
@@ -191,6 +192,10 @@ def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, An
     data = prepare_pairs(config.dataset, cfg.max_pairs, cfg.seed)
     lm = (as_loaded_model(model) if model is not None else
           load_model(hf_model_id(config.model_name), device=device, dtype=getattr(torch, cfg.model_dtype)))
+    if model is not None:  # a model handed over keeps its own dtype, and the records say which
+        asked = cfg.model_dtype if "model_dtype" in config.model_fields_set else None
+        have = recorded_model_dtype(next(lm.model.parameters()).dtype, asked)
+        cfg = cfg.replace(model_dtype=have) if have != cfg.model_dtype else cfg
     hooks = [config.hook_name] if config.hook_name else []
     entries = []
     for release, sae_id, sae, path in todo:
