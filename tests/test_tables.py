@@ -65,3 +65,16 @@ def test_eval_output_fits_an_80_column_terminal_and_wide_does_not(wic_dev):
     wide = CliRunner().invoke(main, ["--wide", *args], env={"COLUMNS": "80"})
     assert wide.exit_code == 0 and max(map(len, wide.stdout.splitlines())) > 150
     assert table_width() is None  # the command line's width does not outlive its run
+
+
+def test_an_sae_at_several_hooks_keeps_its_hook_in_every_panel():
+    rows = [{"sae": "identity", "hook": f"blocks.{i}.hook_resid_post", "a": "x" * 30, "b": "y" * 30, "c": "z" * 30}
+            for i in (2, 3)]
+    fitted = text_table(rows, list(rows[0]), width=80)
+    panels = fitted.split("\n\n")
+    assert len(panels) > 1 and max(map(len, fitted.splitlines())) <= 80
+    for p in panels:  # each panel tells the two rows apart
+        assert p.splitlines()[0].split()[:2] == ["sae", "hook"]
+        assert [ln.split()[1] for ln in p.splitlines()[2:]] == ["blocks.2.hook_resid_post", "blocks.3.hook_resid_post"]
+    unique = [{**r, "sae": f"sae-{i}"} for i, r in enumerate(rows)]  # the first column alone tells them apart
+    assert all(p.splitlines()[0].split()[1] != "hook" for p in text_table(unique, list(rows[0]), 80).split("\n\n")[1:])

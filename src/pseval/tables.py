@@ -58,7 +58,7 @@ def _lines(cells: list[list[str]], columns: Sequence[str], widths: list[int], id
 
 def text_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], width: int | None = None) -> str:
     """Aligned plain-text table. Wider than `width` (default: table_width(), the console's): the columns are split
-    into panels one under the other, each led by the first (key) column, every line within `width`."""
+    into panels one under the other, each led by the key column(s), every line within `width`."""
     width = table_width() if width is None else width
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
@@ -67,17 +67,24 @@ def text_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], width: in
             cells = [[_clip(v, width) for v in row] for row in cells]
             columns, widths = [_clip(columns[0], width)], [width]
         return "\n".join(_lines(cells, columns, widths, list(range(len(columns))), width is not None))
-    # The key column takes at most a third of the width; every other column at most what is left beside it.
-    key_w = min(widths[0], width // 3)
+    # The key: the first column, and the second too when the first repeats (an SAE at several hooks) and both fit
+    # in half the width. A lone key column takes at most a third of the width; every other column at most what is
+    # left beside the key.
+    first = [row[0] for row in cells]
+    two = len(columns) > 2 and len(set(first)) < len(first) and widths[0] + 2 + widths[1] <= width // 2
+    keys = [0, 1] if two else [0]
+    if not two:
+        widths[0] = min(widths[0], width // 3)
+    key_w = sum(widths[k] for k in keys) + 2 * (len(keys) - 1)
     room = width - key_w - 2
-    widths = [key_w] + [min(w, room) for w in widths[1:]]
+    widths = [w if i in keys else min(w, room) for i, w in enumerate(widths)]
     columns = [_clip(c, w) for c, w in zip(columns, widths, strict=True)]
     cells = [[_clip(v, w) for v, w in zip(row, widths, strict=True)] for row in cells]
     panels: list[list[int]] = []
     used = key_w
-    for i in range(1, len(columns)):
+    for i in range(len(keys), len(columns)):
         if not panels or used + 2 + widths[i] > width:
-            panels.append([0])
+            panels.append(list(keys))
             used = key_w
         panels[-1].append(i)
         used += 2 + widths[i]
