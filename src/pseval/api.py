@@ -26,6 +26,7 @@ from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import ConfigError, MissingResourceError
 from pseval.metrics.encoding import scoring_dtype
 from pseval.models.any_model import as_loaded_model
+from pseval.models.model_dtype import model_torch_dtype, recorded_model_dtype
 from pseval.models.transformer_lens import check_tl_hook
 from pseval.ps_eval.headline import LEGEND, chance_line
 from pseval.ps_eval.pipeline import evaluate as run_pipeline
@@ -118,7 +119,10 @@ def evaluate(model: Any, saes: Any, data: str = DEFAULT_DATA, hook: str | None =
     base = settings.settings() if settings is not None else PSEvalSettings()
     given = {k: v for k, v in checked.items() if k != "data" and v is not None}  # None: the setting's default
     cfg = base.replace(**given) if given else base
-    lm = as_loaded_model(model, tokenizer, model_name, device)
+    lm = as_loaded_model(model, tokenizer, model_name, device, model_torch_dtype(cfg.model_dtype))
+    # A model handed over in memory keeps its own dtype; the record says which.
+    have = recorded_model_dtype(next(lm.model.parameters()).dtype, given.get("model_dtype"))
+    cfg = cfg.replace(model_dtype=have) if have != cfg.model_dtype else cfg
     if lm.activation_convention != "hf" and (cfg.reconstruction_tokens or cfg.loss_recovered_tokens):
         raise ConfigError("reconstruction_tokens/loss_recovered_tokens: measured on Hugging Face models only; this "
                           f"model gives {lm.activation_convention!r} activations")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from pseval.errors import ConfigError
 
-_DEVICE_RE = re.compile(r"^(cpu|mps|cuda)(?::(\d{1,3}))?$")
-DEVICE_HELP = "cpu, cuda, cuda:N or mps"
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda)(?::(\d{1,3}))?$")
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps"
+# The default everywhere: CUDA when this machine has it, else the CPU (said in one log line when resolved).
+AUTO = "auto"
+log = logging.getLogger("pseval.devices")
 
 
 def parse_device(text: object) -> str:
@@ -29,9 +33,23 @@ def available_devices() -> list[str]:
     return out
 
 
+def auto_device() -> str:
+    """`cuda` when torch sees a CUDA device, else `cpu`; announced in one INFO line."""
+    import torch
+
+    if torch.cuda.is_available():
+        log.info("device: cuda (auto: %s)", torch.cuda.get_device_name(0))
+        return "cuda"
+    log.info("device: cpu (auto: no CUDA device)")
+    return "cpu"
+
+
 def require_device(text: object) -> str:
-    """A device name that is well formed and present on this machine; a ConfigError lists what is."""
+    """A device name that is well formed and present on this machine (`auto`: resolved by auto_device); a
+    ConfigError lists what is."""
     name = parse_device(text)
+    if name == AUTO:
+        return auto_device()
     if name == "cpu":  # always there: no need to import torch
         return name
     have = available_devices()

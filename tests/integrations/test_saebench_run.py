@@ -96,3 +96,17 @@ def test_report_of_a_saebench_results_folder(tmp_path, minilm, wic_dev, topk):
     for data in results.values():
         assert float(rows[data["sae_name"]]["f1"]) == data["eval_result_metrics"]["ps_eval"]["f1"]
     assert "2 cell(s) of 2 SAE(s) at 1 hook(s)" in md.read_text()
+
+
+def test_llm_dtype_is_model_dtype_and_a_given_model_keeps_its_own(tmp_path, minilm, wic_dev):
+    assert PSEvalSAEBenchConfig(llm_dtype="bfloat16").model_dtype == "bfloat16"
+    with pytest.raises(ConfigError, match="name one setting"):
+        PSEvalSAEBenchConfig(llm_dtype="bfloat16", model_dtype="float16")
+    cfg = PSEvalSAEBenchConfig(model_name="minilm", dataset=f"wic:{wic_dev}", hook_name=HOOK, max_pairs=20,
+                               controls=0)
+    (rec,) = run_eval(cfg, [("ident", Identity())], "cpu", str(tmp_path / "a"), model=minilm).values()
+    assert rec["eval_config"]["model_dtype"] == "float32"  # the float32 model handed over, as it is
+    asked = PSEvalSAEBenchConfig(model_name="minilm", dataset=f"wic:{wic_dev}", hook_name=HOOK, max_pairs=20,
+                                 controls=0, llm_dtype="bfloat16")
+    with pytest.raises(ConfigError, match="already loaded in float32"):
+        run_eval(asked, [("ident", Identity())], "cpu", str(tmp_path / "b"), model=minilm)

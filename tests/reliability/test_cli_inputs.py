@@ -55,10 +55,13 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("eval-seed-negative", ["eval", "--seed", "-1"], (r"'--seed'", r"-1 is not in the range 0<=x<=4294967295")),
     ("eval-seed-too-large", ["eval", "--seed", str(2**32)], (r"'--seed'", r"4294967296 is not in the range")),
     ("eval-device-unknown", ["eval", "--device", "foo"],
-     (r"'--device'", r"'foo'", r"expected cpu, cuda, cuda:N or mps")),
+     (r"'--device'", r"'foo'", r"expected auto, cpu, cuda, cuda:N or mps")),
     ("eval-device-absent", ["eval", "--device", "cuda:99"],
      (r"'--device'", r"'cuda:99' is not available on this machine; available: cpu")),
-    ("eval-device-cpu-index", ["eval", "--device", "cpu:0"], (r"'--device'", r"expected cpu, cuda, cuda:N or mps")),
+    ("eval-device-cpu-index", ["eval", "--device", "cpu:0"],
+     (r"'--device'", r"expected auto, cpu, cuda, cuda:N or mps")),
+    ("eval-device-auto-index", ["eval", "--device", "auto:0"],
+     (r"'--device'", r"expected auto, cpu, cuda, cuda:N or mps")),
     ("eval-readout", ["eval", "--readout", "middle"],
      (r"'--readout'", r"'middle' is not one of 'template', 'context'")),
     ("eval-multi-token", ["eval", "--multi-token", "all"], (r"'--multi-token'", r"'all' is not one of")),
@@ -170,7 +173,8 @@ def test_unexpected_error_is_one_line_naming_the_command_and_input(monkeypatch):
     res = invoke(["eval", "--max-pairs", "5"])
     line = assert_refused(res, r"`pseval eval --max-pairs 5` failed with RuntimeError: boom second line",
                           r"This is a bug; run with --debug for the traceback", code=1)
-    assert res.output.strip() == line
+    # Nothing else but the one line `--device auto` gives when it resolves (a message, before any work).
+    assert res.output.strip().splitlines() == ["device: cpu (auto: no CUDA device)", line]
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])

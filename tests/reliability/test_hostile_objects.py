@@ -82,7 +82,7 @@ def test_a_broken_encode_is_named_never_scored(make, pattern, minilm, pairs):
 BAD_OPTIONS = [
     ("seed-negative", {"seed": -1}, r"^seed=-1: -1 is not in the range 0<=x<=4294967295"),
     ("seed-float", {"seed": 1.5}, r"^seed=1\.5: expected int or str, got float"),
-    ("device-unknown", {"device": "foo"}, r"^device='foo': .*expected cpu, cuda, cuda:N or mps"),
+    ("device-unknown", {"device": "foo"}, r"^device='foo': .*expected auto, cpu, cuda, cuda:N or mps"),
     ("hook-integer", {"hook": 3}, r"^hook=3: expected str, got int"),
     ("max-pairs-zero", {"max_pairs": 0}, r"^max_pairs=0: 0 is not in the range x>=1"),
     ("top-k-bool", {"top_k": True}, r"^top_k=True: expected int or str, got bool"),

@@ -46,7 +46,7 @@ def test_sigkill_then_resume(tmp_path, tiny_gpt2_dir, wic_dev):
 
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"{partial} already in the store" in done.stdout
+    assert f"{partial} already in the store" in done.stderr  # a message: stderr, through the pseval logger
     files = sorted(cells_dir.glob("*.json"))
     assert len(files) == 4 * 3 * 4  # hooks x SAEs x (datasets x readouts)
     ids = [json.loads(f.read_text())["cell_id"] for f in files]

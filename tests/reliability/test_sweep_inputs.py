@@ -70,7 +70,8 @@ CASES = [
     ("seed-float", _set("seed =", "seed = 1.5"), r"^seed = 1\.5: expected an integer$"),
     ("seed-bool", _set("seed =", "seed = true"), r"^seed = true: expected an integer$"),
     ("seed-huge", _set("seed =", "seed = 4294967296"), r"seed = 4294967296: expected an integer <= 4294967295"),
-    ("device-unknown", _set("device =", 'device = "gpu"'), r'device = "gpu": .*expected cpu, cuda, cuda:N or mps'),
+    ("device-unknown", _set("device =", 'device = "gpu"'),
+     r'device = "gpu": .*expected auto, cpu, cuda, cuda:N or mps'),
     ("device-number", _set("device =", "device = 0"), r"device = 0: expected a string"),
     ("executor", _add('seed = 0', 'executor = "dask"'), r"executor = \"dask\": expected 'serial' or 'ray'"),
     ("train-tokens-zero", _set("train_tokens", "train_tokens = 0"),
@@ -193,7 +194,10 @@ def test_settings_hold_what_decides_results(tmp_path):
     assert set(s) == {"name", "model", "seed", "corpus", "train_tokens", "heldout_tokens", "context_size", "lr",
                       "batch_size", "grids", "datasets", "readouts", "eval"}
     # Every PS-Eval setting that changes a number, and none that only cuts the work.
-    assert set(s["eval"]) == set(PSEvalSettings.affecting("activations", "scores"))
+    # (the model dtype only when it is not float32: folders made before that setting existed keep their key)
+    assert set(s["eval"]) == set(PSEvalSettings.affecting("activations", "scores")) - {"model_dtype"}
+    bf16 = load_sweep_config(_write(tmp_path, BASE.replace("[eval]", '[eval]\nmodel_dtype = "bfloat16"'), "b.toml"))
+    assert bf16.settings()["eval"]["model_dtype"] == "bfloat16"
     assert not {"memory_budget", "batch_tokens", "encode_chunk"} & set(s["eval"])
     assert s["grids"] == [{"hooks": ["blocks.0.hook_resid_post"], "architectures": ["topk", "standard"],
                            "expansions": [2], "k": [8], "sparsity_coeff": {"standard": [2.0]}, "identity": True}]

@@ -213,7 +213,7 @@ def test_a_second_run_from_the_cli_does_no_work_and_writes_nothing_outside(ray_r
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout.splitlines()
+    out = proc.stderr.splitlines()  # messages go to stderr (the pseval logger)
     local = [m for m in map(re.compile(r"^\[ray\] local cluster: \d+ CPU\(s\), (\d+) GPU\(s\)$").match, out) if m]
     assert len(local) == 1, out  # its own cluster, not the test's
     assert f"[sweep] 0 cell(s) evaluated, {N_CELLS} already in the store" in out

@@ -6,8 +6,10 @@ line: bad input exits 2, a failure exits 1 (see EXIT_CODES); `--debug` adds the 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -22,6 +24,7 @@ from pseval.cli.types import (
     CORPUS,
     DATA_SPEC,
     DEVICE,
+    DEVICE_OPTION_HELP,
     HOOK,
     MODEL,
     POSITIVE,
@@ -34,6 +37,7 @@ from pseval.cli.types import (
 from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import PsevalError
 from pseval.files import WRITE_FAILURES, OutputError
+from pseval.tables import fit_text, reset_table_width, set_table_width
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -100,8 +104,21 @@ class _Group(click.Group):
 @click.version_option(package_name="pseval")
 @click.option("--debug", is_flag=True, envvar="PSEVAL_DEBUG",
               help="Show the traceback of any error (also PSEVAL_DEBUG=1).")
-def main(debug: bool) -> None:
+@click.option("--wide", is_flag=True, envvar="PSEVAL_WIDE",
+              help="Tables one line per row however wide (default: fit the terminal, also PSEVAL_WIDE=1).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, wide: bool) -> None:
     """PS-Eval and standard metrics for sparse autoencoders on language-model activations."""
+    from pseval.logs import install_cli_handler
+
+    install_cli_handler()  # messages (INFO) to stderr, plainly; results stay on stdout
+    token = set_table_width(None if wide else shutil.get_terminal_size((100, 24)).columns)
+    ctx.call_on_close(lambda: reset_table_width(token))  # a test runner's next invocation starts afresh
+
+
+def echo(text: str) -> None:
+    """A result on stdout, its prose wrapped to the console width (its tables fit already)."""
+    click.echo(fit_text(text))
 
 
 def _bad(param: str, message: str) -> NoReturn:
@@ -134,7 +151,7 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
 @click.option("--data", "data_spec", type=DATA_SPEC, default=DEFAULT_DATA, show_default=True,
               help="wic:PATH, wordnet[:opts], coarsewsd:PATH[:opts], hf:NAME[:SPLIT], jsonl:PATH, csv:PATH "
               "(docs/data.md).")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_OPTION_HELP)
 @click.option("--out", type=OutputPath(json_file_ok=True), default=None,
               help="JSON file (a list when several SAE/hook cells) or a results folder (one record per cell under "
                    "cells/; a re-run skips the cells already there).")
@@ -162,7 +179,7 @@ def eval_cmd(model: str, hooks: tuple[str, ...], saes: tuple[str, ...], data_spe
     req = EvalRequest(model=model, hooks=list(dict.fromkeys(hooks)), saes=list(saes), data=data_spec, settings=cfg,
                       device=device, out=out, force=force, saebench_dir=saebench_dir, cache=cache,
                       sae_convention=sae_convention)
-    run_eval(req, log=click.echo)
+    run_eval(req, log=echo)
 
 
 def _wic_folder(value: str) -> str:
@@ -188,7 +205,7 @@ def compare_cmd(records: tuple[Path, ...], bootstrap_resamples: int | None, boot
     """Saved PS-Eval results side by side, with paired differences against the first (same pairs required)."""
     from pseval.cli.compare import run_compare
 
-    run_compare(list(records), bootstrap_resamples, bootstrap_seed, out, log=click.echo)
+    run_compare(list(records), bootstrap_resamples, bootstrap_seed, out, log=echo)
 
 
 @main.command()
@@ -200,7 +217,7 @@ def compare_cmd(records: tuple[Path, ...], bootstrap_resamples: int | None, boot
 @click.option("--model", type=MODEL, default="minilm", show_default=True)
 @click.option("--max-pairs", type=POSITIVE, default=2000, show_default=True,
               help="Pairs scored per dataset (a seeded subset where a dataset has more).")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_OPTION_HELP)
 def demo(wic: str | None, out: Path, train_tokens: int, hook: str, model: str, max_pairs: int,
          device: str) -> None:
     """Train a TopK and a ReLU SAE on the embedded model and score them and the identity baseline (a small sweep:
@@ -209,7 +226,7 @@ def demo(wic: str | None, out: Path, train_tokens: int, hook: str, model: str, m
 
     _remove_debris(out, depth=3)  # cells, saes/<hook>/<label>, saes/.checkpoints/<hook>
     run_demo(demo_config(model=model, hook=hook, train_tokens=train_tokens, max_pairs=max_pairs,
-                         wic=wic, device=device), out, log=click.echo)
+                         wic=wic, device=device), out, log=echo)
 
 
 def _check_sparsity_settings(ctx: click.Context, archs: tuple[str, ...], ks: tuple[int, ...],
@@ -249,7 +266,7 @@ def _check_sparsity_settings(ctx: click.Context, archs: tuple[str, ...], ks: tup
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=1024, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_OPTION_HELP)
 @click.option("--out", type=OutputPath(), required=True,
               help="Folder of the SAE (or of one sub-folder per SAE when several).")
 @click.option("--cache", type=OutputPath(), default=None,
@@ -283,7 +300,7 @@ def train(ctx: click.Context, model: str, hook: str, corpus: str, archs: tuple[s
                        checkpoint_every=checkpoint_every)
     _remove_debris(out, depth=2)  # the SAE folder(s) and .checkpoint/<hook>
     _remove_debris(cache, depth=1)
-    run_training(req, log=click.echo)
+    run_training(req, log=echo)
 
 
 @main.command()
@@ -316,7 +333,9 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
     chosen = executor or cfg.executor
     if chosen == "serial":  # Ray workers choose their own devices; the driver may have none of them
         try:
-            require_device(cfg.device)
+            # Resolved once here (`auto` says which in one line); the device is no result setting, so a sweep
+            # folder resumes whichever device a run took.
+            cfg = dataclasses.replace(cfg, device=require_device(cfg.device))
         except ConfigError as exc:
             raise ConfigError(f"{config}: device = {cfg.device!r}: {exc}") from exc
     cfg.check_model(*model_shape(cfg.model))
@@ -325,7 +344,7 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
         check_writable(root, is_dir=True)
     except OutputError as exc:
         raise click.UsageError(f"the default --out {root}: {exc}") from exc
-    store = run_sweep(cfg, root, overwrite=overwrite, log=click.echo, shard=parse_shard(shard) if shard else None,
+    store = run_sweep(cfg, root, overwrite=overwrite, shard=parse_shard(shard) if shard else None,
                       executor=executor, address=address)
     click.echo(f"results store: {store.root}")
 
@@ -356,9 +375,11 @@ def report(results: tuple[Path, ...], out: Path | None, page: Path | None, boots
             raise click.UsageError("a report of several paths or of record files needs --out")
         # The default folder is checked like a given --out: an unwritable one is refused before any work.
         out = OutputPath().convert(str(results[0] / "report"), None, None)
+    from pseval.logs import get_logger
+
     md, page = write_report(list(results), out, bootstrap_resamples, bootstrap_seed)
-    click.echo(f"wrote {md} and {page}")
-    click.echo(md.read_text(encoding="utf-8").split("### Figures")[0])
+    get_logger("report").info(f"wrote {md} and {page}")
+    echo(md.read_text(encoding="utf-8").split("### Figures")[0])
 
 
 @main.command("inspect")
@@ -378,7 +399,7 @@ def report(results: tuple[Path, ...], out: Path | None, page: Path | None, boots
               help="Example contexts per sense.")
 @click.option("--max-per-sense", type=POSITIVE, default=200, show_default=True,
               help="Contexts read per sense (the first in data order).")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_OPTION_HELP)
 def inspect_cmd(sae: str, word: str, data_spec: str, model: str, hook: str | None, out: Path, top: int, examples: int,
                 max_per_sense: int, device: str, **settings: Any) -> None:
     """Per sense of a word: the SAE's most active features, example contexts, shared features (HTML + JSON)."""
@@ -386,7 +407,7 @@ def inspect_cmd(sae: str, word: str, data_spec: str, model: str, hook: str | Non
 
     run_inspect(InspectRequest(sae=sae, word=word, data=data_spec, model=model, hook=hook, out=out,
                                settings=take_settings(settings), top=top, examples=examples,
-                               max_per_sense=max_per_sense, device=device), log=click.echo)
+                               max_per_sense=max_per_sense, device=device))
 
 
 @main.command("sae-info")

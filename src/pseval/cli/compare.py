@@ -14,6 +14,7 @@ from typing import Any
 
 from pseval.errors import DataFormatError
 from pseval.files import write_json_atomic
+from pseval.logs import get_logger
 from pseval.ps_eval.headline import headline_block, legend
 from pseval.ps_eval.record import PSEvalRecord, read_record
 from pseval.ps_eval.rows import (
@@ -31,6 +32,8 @@ from pseval.ps_eval.rows import (
     threshold_free_rows,
 )
 from pseval.tables import text_table
+
+_log = get_logger("compare")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 
 def load_records(paths: list[Path]) -> tuple[list[PSEvalRecord], list[str]]:
@@ -63,7 +66,7 @@ def comparison_json(cmp: Comparison) -> dict[str, Any]:
 
 
 def run_compare(paths: list[Path], n_boot: int | None = None, seed: int | None = None, out: Path | None = None,
-                log: Callable[[str], Any] = print) -> Comparison:
+                log: Callable[[str], Any] = _log.info) -> Comparison:
     """Print the records' tables and the paired differences; optionally write them as JSON."""
     records, names = load_records(paths)
     cmp = compare_records(records, names, n_boot, seed)

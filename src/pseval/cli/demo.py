@@ -12,6 +12,7 @@ from typing import Any
 
 from pseval.cli.eval import log_tables
 from pseval.data.sources import normalise_spec
+from pseval.logs import get_logger
 from pseval.models.loading import model_shape
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.settings import PSEvalSettings
@@ -20,13 +21,15 @@ from pseval.study.store import ResultsStore
 from pseval.study.sweep import run_sweep
 from pseval.study.sweep_config import GridSpec, SweepConfig
 
+_log = get_logger("demo")  # messages; a notebook silences them on logging.getLogger("pseval")
+
 # Definitions only: the WordNet pairs are built from the usage examples, so training never sees them.
 DEMO_CORPUS = "wordnet-definitions"
 DEMO_WORDNET = "wordnet:max_per_lemma=2,equal_classes=1,seed=0"
 
 
 def demo_config(model: str = "minilm", hook: str = "blocks.3.hook_resid_post", train_tokens: int = 200_000,
-                max_pairs: int = 2000, wic: str | None = None, device: str = "cpu") -> SweepConfig:
+                max_pairs: int = 2000, wic: str | None = None, device: str = "auto") -> SweepConfig:
     """The demo as a sweep config: TopK x8 k32 and ReLU x8 (L1 2.0) with the identity at one hook, sized to finish
     in a few minutes on 2 CPU cores."""
     return SweepConfig(
@@ -38,21 +41,20 @@ def demo_config(model: str = "minilm", hook: str = "blocks.3.hook_resid_post", t
         readouts=["template"], eval=PSEvalSettings(max_pairs=max_pairs))
 
 
-def run_demo(cfg: SweepConfig, out: str | Path, log: Callable[[str], Any] = print,
+def run_demo(cfg: SweepConfig, out: str | Path, log: Callable[[str], Any] = _log.info,
              progress: bool = True) -> list[PSEvalRecord]:
     """Run the demo sweep into `out` (resuming a finished demo of the same settings, starting afresh otherwise),
-    write the report there and print each dataset's table; returns the records."""
+    write the report there and give each dataset's tables to `log`; returns the records."""
     t0 = time.time()
     out = Path(out)
     cfg.check_model(*model_shape(cfg.model))
     settings = json.loads(json.dumps(cfg.settings(), default=str))
-    store = run_sweep(cfg, out, overwrite=ResultsStore(out).settings() not in (None, settings), log=log,
-                      progress=progress)
-    md, page = write_sweep_report(out, out, cfg.eval.bootstrap_resamples, cfg.eval.bootstrap_seed, inspect=False,
-                                  log=log)
+    # What the sweep and the report do are messages (the `pseval` logger); the tables below are the results.
+    store = run_sweep(cfg, out, overwrite=ResultsStore(out).settings() not in (None, settings), progress=progress)
+    md, page = write_sweep_report(out, out, cfg.eval.bootstrap_resamples, cfg.eval.bootstrap_seed, inspect=False)
     records = list(store.records())
     for spec in cfg.datasets:
         log(f"\n== {spec}")
         log_tables([r for r in records if r.eval_config.dataset == spec], log)
-    log(f"[demo] done in {time.time() - t0:.0f}s; report {md} and {page}")
+    _log.info(f"[demo] done in {time.time() - t0:.0f}s; report {md} and {page}")
     return records

@@ -14,7 +14,9 @@ from typing import Any
 
 from pseval.data.sources import DEFAULT_DATA
 from pseval.files import check_writable, write_atomic, write_text_atomic
+from pseval.logs import get_logger
 from pseval.metrics.encoding import scoring_dtype
+from pseval.models.model_dtype import keyed_model_dtype, model_torch_dtype
 from pseval.ps_eval.headline import headline_block, legend
 from pseval.ps_eval.pipeline import PreparedPairs, evaluate, planned_cells, prepare_pairs
 from pseval.ps_eval.plan import eval_plan
@@ -43,6 +45,8 @@ from pseval.saes.selection import expand_specs
 from pseval.study.store import ResultsStore
 from pseval.tables import text_table
 
+_log = get_logger("eval")  # messages; a notebook silences them on logging.getLogger("pseval")
+
 
 @dataclass
 class EvalRequest:
@@ -53,7 +57,7 @@ class EvalRequest:
     saes: list[str] = field(default_factory=lambda: ["identity"])
     data: str = DEFAULT_DATA
     settings: PSEvalSettings = field(default_factory=PSEvalSettings)
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present (pseval.devices.auto_device)
     out: Path | None = None  # a .json file, or a folder: the resumable results store
     force: bool = False  # discard the --out folder's results (of any settings) and score every cell again
     saebench_dir: Path | None = None  # also write SAEBench-named `{release}_{sae_id}_eval_results.json` files here
@@ -135,15 +139,15 @@ def log_tables(records: Sequence[PSEvalRecord], log: Callable[[str], Any]) -> No
 def store_settings(req: EvalRequest, data: PreparedPairs) -> dict[str, Any]:
     """What an eval's results folder belongs to: the model, the pair set and every setting that changes a number
     (the SAEs and hooks may differ from run to run: a folder gathers the cells of many)."""
-    cfg = req.settings
     kept = set(SettingsFields.model_fields) - set(SettingsFields.affecting("nothing"))
     return {"model": req.model, "dataset": data.spec, "dataset_hash": data.hash,
-            **cfg.model_dump(include=kept, mode="json")}
+            **keyed_model_dtype(req.settings.model_dump(include=kept, mode="json"))}
 
 
-def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEvalRecord]:
-    """Run the evaluation, print a table, write JSON (a file, or the results store of a folder: resumed when run
-    again); returns the records of every requested cell."""
+def run_eval(req: EvalRequest, log: Callable[[str], Any] = _log.info) -> list[PSEvalRecord]:
+    """Run the evaluation, give the tables to `log` (stdout on the command line; what happens goes to the `pseval`
+    logger), write JSON (a file, or the results store of a folder: resumed when run again); returns the records of
+    every requested cell."""
     from pseval.models.loading import load_model
 
     # Before any model loads: an unusable output must not cost the work.
@@ -163,21 +167,22 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         store = ResultsStore.for_eval(req.out)
         store.claim(store_settings(req, data), overwrite=req.force)  # mixed settings refused before the model loads
         store.clean_temp()
-    lm = load_model(req.model, device=req.device)
+    lm = load_model(req.model, device=req.device, dtype=model_torch_dtype(cfg.model_dtype))
     # Lazy entries, loaded in the scoring dtype when scored (converted once, not copied per cell); no guessed
     # convention: the SAE's config or --sae-convention decides, or the resolver refuses.
     entries = resolve_saes(specs, lm, req.hooks, convention=req.sae_convention, dtype=scoring_dtype(cfg.dtype),
                            default_hook=DEFAULT_HOOK)
     hooks = list(dict.fromkeys(e.hook for e in entries))
-    log(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
+    _log.info(f"{len(data.pairs)} of {data.selection.available} pairs from {req.data}; {len(entries)} cell(s) over "
         f"{len(hooks)} hook(s)" + (f"; {data.rows.summary()}" if data.rows else "")
         + (f"; notes: span_not_target {data.notes['span_not_target']} (kept, read at the dataset's index)"
            if data.notes.get("span_not_target") else ""))
-    log(eval_plan(entries, len(data.pairs), cfg, scoring_dtype(cfg.dtype)).line())
+    _log.info(eval_plan(entries, len(data.pairs), cfg, scoring_dtype(cfg.dtype)).line())
     cells = planned_cells(lm, req.model, entries, data, cfg)
     done = [cid for _, _, cid in cells if store is not None and store.has(cid)]
     if store is not None and done:
-        log(f"{len(done)} of {len(cells)} cell(s) already in {req.out}, skipped; {len(cells) - len(done)} to score")
+        _log.info(f"{len(done)} of {len(cells)} cell(s) already in {req.out}, skipped; "
+                  f"{len(cells) - len(done)} to score")
     new = evaluate(lm, req.model, entries, data, cfg, cache_dir=req.cache, progress=True,
                    skip=None if store is None else store.has, on_record=None if store is None else store.put)
     records = new
@@ -186,11 +191,11 @@ def run_eval(req: EvalRequest, log: Callable[[str], Any] = print) -> list[PSEval
         records = [by_id[cid] for _, _, cid in cells]
     log_tables(records, log)
     if store is not None:
-        log(f"{len(new)} cell(s) scored, {len(done)} reused; records in {store.cells_dir}")
+        _log.info(f"{len(new)} cell(s) scored, {len(done)} reused; records in {store.cells_dir}")
     elif req.out is not None and records:
         write_records(records, req.out)
-        log(f"wrote {req.out}")
+        _log.info(f"wrote {req.out}")
     if req.saebench_dir is not None and records:
         paths = write_records(records, req.saebench_dir, saebench_names(records))
-        log(f"wrote {len(paths)} SAEBench result file(s) to {req.saebench_dir}")
+        _log.info(f"wrote {len(paths)} SAEBench result file(s) to {req.saebench_dir}")
     return records

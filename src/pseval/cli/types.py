@@ -122,6 +122,7 @@ def _architecture(value: str) -> str:
 
 
 DEVICE = Checked("device", _device)
+DEVICE_OPTION_HELP = "auto (CUDA when present, else the CPU, said in one line), cpu, cuda, cuda:N or mps"
 MODEL = Checked("model", _model)
 DATA_SPEC = Checked("data-spec", _data)
 CORPUS = Checked("corpus", _corpus)

@@ -20,12 +20,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from pseval.data.sources import DEFAULT_DATA
 from pseval.errors import ConfigError, MissingResourceError
 from pseval.files import check_writable, write_atomic
+from pseval.logs import get_logger
+from pseval.models.model_dtype import recorded_model_dtype
 from pseval.ps_eval.record import (
     NOT_SAE_BENCH,
     PairOutcome,
@@ -97,6 +99,8 @@ def validate_with_saebench(record: PSEvalRecord | dict[str, Any]) -> Any:
     data = {**data, "eval_result_metrics": {k: data["eval_result_metrics"][k] for k in present}}
     return TypeAdapter(saebench_output_class(present)).validate_python(data)
 
+_log = get_logger("saebench")
+
 
 class PSEvalSAEBenchConfig(PSEvalSettings):
     """PS-Eval settings of a SAEBench run: every PS-Eval setting (pseval.ps_eval.settings, titled and described in
@@ -110,8 +114,20 @@ class PSEvalSAEBenchConfig(PSEvalSettings):
                          "wic:PATH or hf:gouki510/Wic_data_for_SAE-Eval:test")
     hook_name: str | None = Field(default=None, title="Hook Name", description="hook to read; null: each SAE's "
                                   "recorded hook (required for SAEs that record none)")
-    llm_dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        default="float32", title="LLM dtype", description="dtype the language model is loaded in")
+    llm_dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
+        default=None, title="LLM dtype", description="SAEBench's name for model_dtype (the dtype the language model is "
+        "loaded in); when given, model_dtype follows it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _llm_dtype_is_model_dtype(cls, data: Any) -> Any:
+        """SAEBench's `llm_dtype` and pseval's `model_dtype` are one setting: either sets it, both must agree."""
+        if isinstance(data, dict) and data.get("llm_dtype") is not None:
+            if data.get("model_dtype", data["llm_dtype"]) != data["llm_dtype"]:
+                raise ValueError(f"llm_dtype={data['llm_dtype']!r} and model_dtype={data['model_dtype']!r} name one "
+                                 "setting (the language model's dtype): give one of them")
+            data = {**data, "model_dtype": data["llm_dtype"]}
+        return data
 
 
 def results_filepath(output_path: str | Path, release: str, sae_id: str) -> Path:
@@ -167,7 +183,7 @@ def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, An
         sae_id = sae if isinstance(sae, str) else "custom_sae"
         path = results_filepath(out, release, sae_id)
         if path.exists() and not force_rerun:
-            print(f"Skipping {release}_{sae_id} as results already exist")
+            _log.info(f"Skipping {release}_{sae_id} as results already exist")
             continue
         todo.append((release, sae_id, sae, path))
     if not todo:
@@ -175,7 +191,11 @@ def run_eval(config: PSEvalSAEBenchConfig, selected_saes: Sequence[tuple[str, An
     cfg = config.settings()
     data = prepare_pairs(config.dataset, cfg.max_pairs, cfg.seed)
     lm = (as_loaded_model(model) if model is not None else
-          load_model(hf_model_id(config.model_name), device=device, dtype=getattr(torch, config.llm_dtype)))
+          load_model(hf_model_id(config.model_name), device=device, dtype=getattr(torch, cfg.model_dtype)))
+    if model is not None:  # a model handed over keeps its own dtype, and the records say which
+        asked = cfg.model_dtype if "model_dtype" in config.model_fields_set else None
+        have = recorded_model_dtype(next(lm.model.parameters()).dtype, asked)
+        cfg = cfg.replace(model_dtype=have) if have != cfg.model_dtype else cfg
     hooks = [config.hook_name] if config.hook_name else []
     entries = []
     for release, sae_id, sae, path in todo:

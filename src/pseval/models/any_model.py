@@ -16,7 +16,7 @@ from pseval.models.transformer_lens import is_hooked_transformer, wrap_hooked_tr
 def as_loaded_model(model: Any, tokenizer: Any = None, model_name: str | None = None,
                     device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
     """Whatever `model` is (a name or path, a (model, tokenizer) pair, a LoadedModel, a HookedTransformer) as a
-    LoadedModel; a name or path is loaded on `device` in `dtype`."""
+    LoadedModel; a name or path is loaded on `device` (default `auto`: CUDA when present) in `dtype`."""
     if isinstance(model, tuple):
         if len(model) != 2 or tokenizer is not None:
             raise ConfigError("model=(model, tokenizer): a pair, and then no tokenizer= as well")
@@ -24,7 +24,7 @@ def as_loaded_model(model: Any, tokenizer: Any = None, model_name: str | None = 
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, (str, Path)):
-        return load_model(str(model), device=device or "cpu", dtype=dtype)
+        return load_model(str(model), device=device or "auto", dtype=dtype)
     if is_hooked_transformer(model):
         if tokenizer is not None:
             raise ConfigError("a HookedTransformer brings its own tokenizer (model.tokenizer); pass no tokenizer")

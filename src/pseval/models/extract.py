@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from pseval.logs import bar_disabled
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.loading import LoadedModel
 
@@ -66,7 +67,7 @@ def extract_positions(lm: LoadedModel, sequences: Sequence[Sequence[int]], posit
         out[name].index_add_(0, state["item"], vals)
 
     with hooked(lm.model, hook_names, on_activation) as run:
-        for batch in tqdm(batches, desc="forward", disable=not progress, leave=False):
+        for batch in tqdm(batches, desc="forward", disable=bar_disabled(progress), leave=False):
             ids, mask = pad_batch([sequences[i] for i in batch], pad, device)
             b, t, item, w = [], [], [], []
             for r, i in enumerate(batch):

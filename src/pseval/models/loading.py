@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import re
@@ -174,9 +175,27 @@ def model_shape(name: str = EMBEDDED_DEFAULT) -> ModelShape:
     return ModelShape(v, _max_positions(config))
 
 
+def _placed(device: str | torch.device) -> torch.device:
+    """A device to load onto: `auto` resolved (CUDA when present), `cuda` as `cuda:0` (what device_map takes)."""
+    if isinstance(device, str):
+        from pseval.devices import require_device
+
+        device = torch.device(require_device(device))
+    return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
+
+
+def _loads_onto_device() -> bool:
+    """Whether from_pretrained takes a one-device `device_map`: transformers 5 itself, 4.x only with accelerate."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return major >= 5 or importlib.util.find_spec("accelerate") is not None
+
+
 def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                local_files_only: bool | None = None) -> LoadedModel:
-    """Load a model by Hub id or local path (`minilm` = embedded default), in eval mode."""
+    """Load a model by Hub id or local path (`minilm` = embedded default), in eval mode, in `dtype` (None: as
+    transformers loads it) on `device` (`auto`: CUDA when present)."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -189,7 +208,11 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
     cls = AutoModelForCausalLM if causal else AutoModel
     model_kw: dict[str, Any] = dict(kw)
     if dtype is not None:
-        model_kw["dtype"] = dtype
+        model_kw["dtype"] = dtype  # the weights are read in this dtype: no float32 copy first
+    device = _placed(device)
+    if device.type != "cpu" and _loads_onto_device():
+        # Straight onto the device: the weights never sit in CPU memory first (a GPU-sized model on a small host).
+        model_kw["device_map"] = {"": device}
     try:
         model = cls.from_pretrained(source, **model_kw)
     except pickle.UnpicklingError:  # torch's weights-only load refused an object: the file holds code
@@ -199,7 +222,9 @@ def load_model(name: str = EMBEDDED_DEFAULT, device: str | torch.device = "cpu",
                               Path(source) / weights) from None  # torch's message advises weights_only=False
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # missing, truncated or mis-shaped weights
         raise _failed(name, source, "weights", exc) from exc
-    model.to(device).eval()  # type: ignore[arg-type]  # transformers wraps .to in functools.wraps: mypy sees no self
+    if "device_map" not in model_kw:
+        model.to(device)  # type: ignore[arg-type]  # transformers wraps .to in functools.wraps: mypy sees no self
+    model.eval()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kw)
     except (OSError, ValueError, TypeError) as exc:  # no tokenizer files, or unreadable ones

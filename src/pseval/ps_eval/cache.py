@@ -16,6 +16,7 @@ from pseval.data.pairs import WordInContextPair, dataset_hash
 from pseval.files import write_atomic, write_json_atomic
 from pseval.models.content_key import model_content_key
 from pseval.models.loading import LoadedModel
+from pseval.models.model_dtype import keyed_model_dtype
 from pseval.ps_eval.scoring import PairActivations, collect_pair_activations
 from pseval.ps_eval.settings import PSEvalSettings
 
@@ -24,7 +25,7 @@ def cache_key(model_name: str, hook: str, data_hash: str, cfg: PSEvalSettings, m
     """Everything that changes the collected activations: the settings marked so, the model, hook and pairs, and
     `model_content`, the digest of the model's weights and tokenizer (pseval.models.content_key), so a model changed in
     place never meets its old entries."""
-    settings = cfg.model_dump(include=set(PSEvalSettings.affecting("activations")))
+    settings = keyed_model_dtype(cfg.model_dump(include=set(PSEvalSettings.affecting("activations"))))
     blob = json.dumps({"model": model_name, "content": model_content, "hook": hook, "data": data_hash, **settings},
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]

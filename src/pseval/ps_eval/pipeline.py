@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from pseval.data.corpus import corpus_texts
 from pseval.data.pairs import WordInContextPair, dataset_hash
@@ -24,6 +26,7 @@ from pseval.data.selection import PairSelection, select_pairs
 from pseval.data.sources import load_pair_set
 from pseval.data.text import empty_notes
 from pseval.errors import ConfigError
+from pseval.logs import bar_disabled
 from pseval.metrics.encoding import cast_sae, scoring_dtype
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
@@ -152,7 +155,7 @@ def config_record(model_name: str, hook: str, data: PreparedPairs, cfg: PSEvalSe
 
 # Fields a cell key leaves out at their default, so that cells keyed before the field existed keep their ids.
 KEYED_WHEN_SET = {"model_convention": "hf", "corpus": "wordnet-definitions", "reconstruction_tokens": 0,
-                  "loss_recovered_tokens": 0, "controls": 0}
+                  "loss_recovered_tokens": 0, "controls": 0, "model_dtype": "float32"}
 
 
 def cell_id(config: PSEvalConfigRecord, fingerprint: str) -> str:
@@ -255,8 +258,9 @@ def result_metrics(res: PSEvalResult, details: Sequence[PairOutcome], config: PS
 
 def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, entry: SAEEntry, sae: SAE,
                  config: PSEvalConfigRecord, cid: str, reconstruction: ReconstructionMetrics | None,
-                 loss: LossRecovered | None, controls: ControlsResult | None = None) -> PSEvalRecord:
-    """The typed record of one scored cell."""
+                 loss: LossRecovered | None, controls: ControlsResult | None = None,
+                 device: str | torch.device | None = None) -> PSEvalRecord:
+    """The typed record of one scored cell (`device`: where the model ran)."""
     counts = res.counts
     # collect_pair_activations writes these two entries as reason -> count and reason -> example ids.
     dropped = dict(cast(dict[str, int], counts["dropped"]))
@@ -293,8 +297,8 @@ def build_record(res: PSEvalResult, pa: PairActivations, data: PreparedPairs, en
         sae_name=entry.name, sae_source=entry.source, sae_fingerprint=entry.fingerprint,
         sae_cfg_dict=sae.cfg.to_dict(), sae_lens_id=entry.sae_lens_id, sae_lens_release_id=entry.sae_lens_release_id,
         sae_lens_version=meta.sae_lens_version, pseval_version=prov["pseval_version"], git_commit=prov["git_commit"],
-        torch_version=prov["torch_version"], transformers_version=prov["transformers_version"],
-        python_version=prov["python"])
+        device=str(device) if device is not None else None, torch_version=prov["torch_version"],
+        transformers_version=prov["transformers_version"], python_version=prov["python"])
 
 
 def planned_cells(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data: PreparedPairs,
@@ -343,7 +347,9 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
     # Loss-recovered baselines: made once per hook, dropped after the hook's last SAE.
     baselines: dict[str, LossBaseline] = {}
     last_at_hook = {e.hook: i for i, (e, _, _) in enumerate(todo)}
-    for i, (e, cfg_rec, cid) in enumerate(todo):
+    # One bar over the cells (SAE x hook), drawn only on a terminal.
+    for i, (e, cfg_rec, cid) in tqdm(enumerate(todo), total=len(todo), desc="cells", unit="cell", leave=False,
+                                     disable=bar_disabled(progress)):
         sae = cast_sae(e.sae(), scoring_dtype(cfg.dtype))  # every number of the cell at the scoring dtype
         # (on a lazy entry's first use, this is its load: the previous SAE was freed below)
         pa = acts[e.hook]
@@ -359,7 +365,7 @@ def evaluate(lm: LoadedModel, model_name: str, entries: Sequence[SAEEntry], data
             loss = score_loss(baselines[e.hook], sae, cfg.memory_budget)
             if last_at_hook[e.hook] == i:
                 del baselines[e.hook]
-        rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss, ctl)
+        rec = build_record(res, pa, data, e, sae, cfg_rec, cid, recon, loss, ctl, device=lm.device)
         # Freed before the next SAE loads: peak memory is one SAE (and its codes) whatever the count.
         del sae, res, ctl, recon, loss
         e.release()

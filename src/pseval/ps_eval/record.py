@@ -536,6 +536,8 @@ class PSEvalRecord(BaseModel):
                                        description="SAEBench's required field; pseval says it is not SAEBench")
     pseval_version: str = Field(title="pseval version", description="package version")
     git_commit: str | None = Field(title="pseval commit", description="git commit of the pseval source, if known")
+    device: str | None = Field(None, title="Device", description="where the model ran (cpu, cuda:0, ...), as `--device "
+                               "auto` resolved it; null in records made before it was kept")
     torch_version: str = Field(title="torch version", description="")
     transformers_version: str = Field(title="transformers version", description="")
     python_version: str = Field(title="Python version", description="")

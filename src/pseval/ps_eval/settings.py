@@ -17,6 +17,7 @@ from pseval.data.balance import Balance, canonical_balance
 from pseval.data.corpus import check_corpus
 from pseval.errors import ConfigError, PsevalError
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, ScoringDtype, parse_bytes
+from pseval.models.model_dtype import DEFAULT_MODEL_DTYPE, ModelDtype, keyed_model_dtype
 from pseval.models.readout import PAPER_TEMPLATE, MultiToken, Position, ReadoutConfig, TooLong
 
 # pseval: pseval's readout (the target located by character offsets, wherever the config says) and balancing.
@@ -97,6 +98,10 @@ class SettingsFields(BaseModel):
     dtype: ScoringDtype = setting(
         "float32", "Scoring dtype", "Dtype activations and SAE weights are cast to for scoring (half the memory in 16 "
         "bits)", "scores")
+    model_dtype: ModelDtype = setting(
+        DEFAULT_MODEL_DTYPE, "Model dtype", "Dtype the language model is loaded in, straight onto the device "
+        "(bfloat16/float16: half its memory; activations differ slightly from float32); apart from the scoring dtype",
+        "activations")
     bootstrap_resamples: int = setting(
         1000, "Bootstrap resamples", "Resamples of the scored pairs behind every 95% interval", "scores", ge=1)
     bootstrap_seed: int = setting(
@@ -173,7 +178,7 @@ class PSEvalSettings(SettingsFields):
 
     def key(self) -> dict[str, Any]:
         """Every setting that changes a number (the cell key's share of the settings)."""
-        return self.model_dump(include=set(self.affecting("activations", "scores")))
+        return keyed_model_dtype(self.model_dump(include=set(self.affecting("activations", "scores"))))
 
     def __init__(self, **values: Any) -> None:
         # pseval's one-line ConfigError (naming every bad field), the same from the CLI, the API and a config file.

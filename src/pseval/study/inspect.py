@@ -41,6 +41,7 @@ from pseval.data.text import empty_notes
 from pseval.data.wordnet import find_wordnet, iter_synsets
 from pseval.errors import ConfigError
 from pseval.files import write_atomic
+from pseval.logs import get_logger
 from pseval.models.extract import extract_positions
 from pseval.models.loading import LoadedModel
 from pseval.models.readout import plan_readouts, prompt_and_span
@@ -51,6 +52,8 @@ from pseval.ps_eval.settings import PSEvalSettings
 from pseval.saes.base import SAE
 from pseval.saes.conventions import to_sae_input
 from pseval.templating import render
+
+_log = get_logger("inspect")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 DEFAULT_DATA = "wordnet"
 GROUPINGS = {
@@ -456,20 +459,21 @@ class InspectRequest:
     examples: int = 5
     max_per_sense: int = 200
     max_senses: int = 12
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present
 
 
-def run_inspect(req: InspectRequest, log: Callable[[str], Any] = print,
+def run_inspect(req: InspectRequest, log: Callable[[str], Any] = _log.info,
                 lm: LoadedModel | None = None) -> tuple[WordInspection, Path, Path]:
     """Load the senses, the SAE and the model, inspect the word, write HTML and JSON."""
     from pseval.files import check_writable
     from pseval.models.loading import load_model
+    from pseval.models.model_dtype import model_torch_dtype
     from pseval.ps_eval.resolver import DEFAULT_HOOK, resolve_saes
 
     check_writable(req.out, is_dir=True)
     cfg = req.settings
     senses = sense_contexts(req.data, req.word)
-    lm = lm or load_model(req.model, device=req.device)
+    lm = lm or load_model(req.model, device=req.device, dtype=model_torch_dtype(cfg.model_dtype))
     (entry,) = resolve_saes(req.sae, lm, [req.hook] if req.hook else [], default_hook=DEFAULT_HOOK)
     log(f"{len(senses.contexts)} contexts of {senses.word!r} in {len(senses.descriptions)} sense(s) "
         f"({GROUPINGS[senses.grouping]})")

@@ -27,10 +27,13 @@ from typing import Any
 import torch
 
 from pseval.errors import ConfigError, MissingResourceError, PsevalError
+from pseval.logs import get_logger
 from pseval.run_keys import key_id
 from pseval.study.store import ResultsStore
 from pseval.study.sweep_config import SweepConfig
 from pseval.study.units import CELL_LINE, SweepRunner
+
+_log = get_logger("ray")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 RAY_EXTRA = "pseval[ray]"
 # A task whose worker process dies (killed, out of memory, node lost) is re-run this many times. A Python exception
@@ -215,7 +218,7 @@ def task_resources(cluster: dict[str, float]) -> dict[str, float]:
 
 
 def run_hooks_on_ray(cfg: SweepConfig, root: str | Path, hooks: Sequence[str], address: str | None = None,
-                     log: Callable[[str], Any] = print, max_retries: int = MAX_RETRIES) -> RayOutcome:
+                     log: Callable[[str], Any] = _log.info, max_retries: int = MAX_RETRIES) -> RayOutcome:
     """Run one Ray task per hook and wait for all, forwarding their lines to `log` as they come; the first hook that
     failed for good is raised once every other hook has finished (their cells are kept: re-running resumes)."""
     if not hooks:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pseval.errors import ConfigError, PsevalError
 from pseval.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from pseval.logs import get_logger
 from pseval.metrics.statistics import METRICS as METRIC_COLUMNS
 from pseval.metrics.statistics import bootstrap_metrics, breakdown
 from pseval.neuronpedia import feature_url, neuronpedia_id
@@ -29,6 +30,8 @@ from pseval.study.store import ResultsStore
 from pseval.tables import fmt, markdown_table
 from pseval.templating import render
 from pseval.training.trainer import CONVERGENCE_MAX_DROP
+
+_log = get_logger("report")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 
 @dataclass
@@ -184,7 +187,7 @@ class InspectLink:
 
 
 def inspect_pages(panels: list[Panel], out_dir: Path,
-                  log: Callable[[str], Any] = print) -> dict[int, list[InspectLink]]:
+                  log: Callable[[str], Any] = _log.info) -> dict[int, list[InspectLink]]:
     """Write `pseval inspect` pages for the best and worst SAE by F1 of each panel (identity left out), for the
     panel's most frequent target word in the best cell; a page that cannot be made says why instead."""
     from pseval.models.loading import load_model
@@ -387,7 +390,7 @@ def _header(rs: RecordSet, panels: list[Panel], n_boot: int, seed: int) -> str:
 
 
 def write_report(results: str | Path | Sequence[str | Path], out: str | Path | None = None, n_boot: int = 1000,
-                 seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = print) -> tuple[Path, Path]:
+                 seed: int = 0, inspect: bool = True, log: Callable[[str], Any] = _log.info) -> tuple[Path, Path]:
     """Write report.md (with figures/*.png), report.html (images embedded), claims.json, cells.csv (one row per cell)
     and by_target.csv for the records under `results` (a folder or file, or several: see record_sets); returns the
     two report paths. `out` defaults to RESULTS/report for one folder and is required otherwise.

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from pseval.errors import ConfigError
+from pseval.logs import get_logger
 from pseval.models.loading import load_model
 from pseval.study.store import ResultsStore
 from pseval.study.sweep_config import EXECUTORS, SweepConfig
 from pseval.study.units import SweepRunner, cells_planned, plan_saes, serial_units, shard_hooks, sweep_hooks
 
+_log = get_logger("sweep")  # messages; a notebook silences them on logging.getLogger("pseval")
 
-def run_sweep(cfg: SweepConfig, out: str | Path, overwrite: bool = False, log: Callable[[str], Any] = print,
+
+def run_sweep(cfg: SweepConfig, out: str | Path, overwrite: bool = False, log: Callable[[str], Any] = _log.info,
               shard: tuple[int, int] | None = None, progress: bool = True, executor: str | None = None,
               address: str | None = None) -> ResultsStore:
     """Claim the folder for this config, then run every unit (or one shard's) serially or on Ray; re-running

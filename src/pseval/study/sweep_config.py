@@ -155,7 +155,7 @@ class SweepFile(_Section):
 
     name: str
     model: Text = "minilm"
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present (pseval.devices.auto_device); not in the settings key
     seed: Seed = 0  # training; also [eval]'s seed (the pair subset) unless [eval] sets its own
     executor: Executor = "serial"  # where units run (not a result setting)
     ray_address: Text | None = None  # the Ray cluster for executor = "ray" (None: a local one)
@@ -212,7 +212,7 @@ class SweepConfig:
 
     name: str
     model: str = "minilm"
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present (pseval.devices.auto_device); not in the settings key
     seed: int = 0
     corpus: str = "wordnet-definitions"
     train_tokens: int = 100_000

@@ -6,15 +6,19 @@ cell to the store as soon as it is done. `pseval.study.sweep.run_sweep` runs the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pseval.devices import require_device
 from pseval.errors import ConfigError
 from pseval.files import file_lock
+from pseval.logs import get_logger
 from pseval.models.hooks import expand_hook_pattern
 from pseval.models.loading import LoadedModel, load_model
+from pseval.models.model_dtype import model_torch_dtype
 from pseval.ps_eval.pipeline import PreparedPairs, SAEEntry, evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord
 from pseval.ps_eval.resolver import identity_entry, trained_entry
@@ -24,6 +28,8 @@ from pseval.study.sweep_config import SweepConfig
 from pseval.training import run as training_run
 from pseval.training.run import TrainJob, TrainRequest, grid, read_trained, run_training
 from pseval.training.trainer import TrainConfig
+
+_log = get_logger("sweep")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 
 @dataclass(frozen=True)
@@ -136,11 +142,13 @@ CELL_LINE = "[cell]"
 class SweepRunner:
     """Runs units of a sweep against its store; one per process (a Ray worker builds its own)."""
 
-    def __init__(self, cfg: SweepConfig, root: Path, log: Callable[[str], Any] = print, progress: bool = True,
+    def __init__(self, cfg: SweepConfig, root: Path, log: Callable[[str], Any] = _log.info, progress: bool = True,
                  lm: LoadedModel | None = None) -> None:
+        # `auto` resolved (and said) once per process: the model and the SAEs trained here then share one device.
+        cfg = dataclasses.replace(cfg, device=require_device(cfg.device))
         self.cfg, self.root, self.log, self.progress = cfg, root, log, progress
         self.store = ResultsStore(root)
-        self.lm = lm or load_model(cfg.model, device=cfg.device)
+        self.lm = lm or load_model(cfg.model, device=cfg.device, dtype=model_torch_dtype(cfg.eval.model_dtype))
         self.plans = plan_saes(cfg, self.lm)
         self._pairs: dict[str, PreparedPairs] = {}
         self.evaluated = 0

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from pseval.data.corpus import corpus_revision
 from pseval.errors import ConfigError, DataFormatError
 from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomic
+from pseval.logs import bar_disabled
 from pseval.models.capture import hooked, model_inputs
 from pseval.models.content_key import model_content_key
 from pseval.models.extract import pad_batch, pad_token_id
@@ -58,7 +59,7 @@ def stream_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[st
     def on_activation(name: str, h: torch.Tensor) -> None:
         captured[name] = h[keep["mask"]].float().cpu()
 
-    bar = tqdm(total=cfg.max_tokens, desc="activations", unit="tok", disable=not progress, leave=False)
+    bar = tqdm(total=cfg.max_tokens, desc="activations", unit="tok", disable=bar_disabled(progress), leave=False)
     with hooked(lm.model, hooks, on_activation) as run:
         for ids, special in text_batches(lm, texts, cfg.context_size, cfg.batch_texts):
             input_ids, attn = pad_batch(ids, pad, lm.device)

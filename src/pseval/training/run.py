@@ -3,6 +3,7 @@ saved with its run key, resumable, never mixed with work made under other settin
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -13,8 +14,10 @@ from typing import Any
 import torch
 
 from pseval.data.corpus import corpus_revision, corpus_texts
+from pseval.devices import require_device
 from pseval.errors import ConfigError
 from pseval.files import OutputError, file_lock, write_json_atomic
+from pseval.logs import get_logger
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
 from pseval.metrics.reconstruction import ReconstructionMetrics, reconstruction_metrics
 from pseval.models.loading import LoadedModel, load_model
@@ -39,6 +42,8 @@ from pseval.training.trainer import (
     train_saes,
     train_saes_stream,
 )
+
+_log = get_logger("training")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 # Bump when a trainer change alters what the same settings produce: old SAEs and checkpoints then no longer match.
 TRAINER_VERSION = 2
@@ -67,7 +72,7 @@ class TrainRequest:
     heldout_tokens: int = 20_000
     context_size: int = 128
     jobs: list[TrainJob] = field(default_factory=list)
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when present (pseval.devices.auto_device), resolved once per run
     include_special_tokens: bool = False
     cache: Path | None = None  # activation cache folder: a repeated request reads the memory-mapped activations
     checkpoint_root: Path = Path("runs/.checkpoints")  # one checkpoint folder per hook below it
@@ -224,12 +229,14 @@ def _train_streamed(req: TrainRequest, lm: LoadedModel, hook: str, jobs: list[Tr
     return trained, head[: req.heldout_tokens]
 
 
-def run_training(req: TrainRequest, log: Callable[[str], Any] = print, progress: bool = True,
+def run_training(req: TrainRequest, log: Callable[[str], Any] = _log.info, progress: bool = True,
                  lm: LoadedModel | None = None) -> list[TrainedSAE]:
     """Train and save every SAE of the request that is not finished yet; returns every job's finished SAE.
 
     Finished SAEs whose run key matches are reused; other settings are refused with the differing fields named.
     """
+    # `auto` resolved (and said) once: the model, the trainer and the fit check then name one device.
+    req = dataclasses.replace(req, device=require_device(req.device))
     lm = lm or load_model(req.model, device=req.device)
     for job in req.jobs:  # before any activation is collected
         tc = job.config

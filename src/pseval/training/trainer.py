@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from pseval.errors import ConfigError, SAEFormatError
 from pseval.files import write_atomic
+from pseval.logs import bar_disabled
 from pseval.metrics.reconstruction import fvu
 from pseval.run_keys import require_same
 from pseval.saes.base import SAE
@@ -264,7 +265,7 @@ def train_saes(acts: torch.Tensor, configs: Sequence[TrainConfig], metadata: SAE
     start = _resume(checkpoint_dir, keys, runs, device)
     max_steps = max(r.total for r in runs)
     probe = _probe_sample(heldout, scale, device)
-    bar = tqdm(range(start, max_steps), desc="train", disable=not progress, leave=False)
+    bar = tqdm(range(start, max_steps), desc="train", disable=bar_disabled(progress), leave=False)
     for step in bar:
         for r in runs:
             if step >= r.total:
@@ -373,7 +374,7 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
     pending.append(first)
     step = 0
     max_steps = runs[0].total
-    bar = tqdm(total=max_steps, initial=start, desc="train (stream)", disable=not progress, leave=False)
+    bar = tqdm(total=max_steps, initial=start, desc="train (stream)", disable=bar_disabled(progress), leave=False)
 
     def batches() -> Iterator[torch.Tensor]:
         chunks = iter(pending)
