@@ -14,6 +14,7 @@ from pseval.cli.eval import log_tables
 from pseval.data.sources import normalise_spec
 from pseval.models.loading import model_shape
 from pseval.ps_eval.record import PSEvalRecord
+from pseval.ps_eval.rows import short_dataset
 from pseval.ps_eval.settings import PSEvalSettings
 from pseval.study.report import write_sweep_report
 from pseval.study.store import ResultsStore
@@ -38,6 +39,34 @@ def demo_config(model: str = "minilm", hook: str = "blocks.3.hook_resid_post", t
         readouts=["template"], eval=PSEvalSettings(max_pairs=max_pairs))
 
 
+def plain_verdicts(records: list[PSEvalRecord]) -> list[str]:
+    """One sentence per trained SAE: does it beat random SAEs of its shape on these pairs (MCC gain over its
+    controls), and had its training converged."""
+    lines = []
+    for r in records:
+        m = r.eval_result_metrics
+        g: Any = m.gain_over_control  # create_model fields: invisible to a type checker
+        if r.sae_name == "identity" or g is None:
+            continue
+        where = f"{r.sae_name} on {short_dataset(r.eval_config.dataset)}"
+        gain = "" if g.mcc is None else f" (MCC gain {g.mcc:+.3f}, 95% CI [{g.mcc_low:.3f}, {g.mcc_high:.3f}])"
+        verdict = {"better": f"{where} beats random-weight SAEs of its shape and sparsity{gain}: its training "
+                             "found sense-separating features that random weights lack.",
+                   "worse": f"{where} scores BELOW random-weight SAEs of its shape and sparsity{gain}: on these "
+                            "pairs its training made sense separation worse, not better.",
+                   }.get(g.mcc_verdict, f"{where} does NOT beat random-weight SAEs of its shape and sparsity{gain}: "
+                                        "the difference is within the noise, so these numbers do not show that "
+                                        "training helped PS-Eval here.")
+        t = m.training
+        if t is not None and t.converged is False and t.fvu_last_fifth_drop is not None:
+            verdict += (f" Its training had not converged (held-out FVU still fell {t.fvu_last_fifth_drop:.1%} over "
+                        "the last fifth of the steps).")
+        elif t is not None and t.converged:
+            verdict += " Its training had converged (held-out FVU levelled off)."
+        lines.append(verdict)
+    return lines
+
+
 def run_demo(cfg: SweepConfig, out: str | Path, log: Callable[[str], Any] = print,
              progress: bool = True) -> list[PSEvalRecord]:
     """Run the demo sweep into `out` (resuming a finished demo of the same settings, starting afresh otherwise),
@@ -54,5 +83,9 @@ def run_demo(cfg: SweepConfig, out: str | Path, log: Callable[[str], Any] = prin
     for spec in cfg.datasets:
         log(f"\n== {spec}")
         log_tables([r for r in records if r.eval_config.dataset == spec], log)
+    log("\nIn plain words:")
+    for spec in cfg.datasets:
+        for line in plain_verdicts([r for r in records if r.eval_config.dataset == spec]):
+            log(f"  {line}")
     log(f"[demo] done in {time.time() - t0:.0f}s; report {md} and {page}")
     return records
