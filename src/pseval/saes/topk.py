@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from pseval.saes.base import SAE, TrainOutput, mse_loss
+from pseval.saes.base import SAE, TrainOutput, mse_loss, selected_pre_acts
 from pseval.saes.config import SAEConfig
 from pseval.saes.registry import register_sae
 
@@ -24,34 +22,6 @@ def sparse_topk_decode(vals: torch.Tensor, idx: torch.Tensor, W_dec: torch.Tenso
     flat_vals = vals.reshape(-1, vals.shape[-1]).to(W_dec.dtype)
     out = F.embedding_bag(flat_idx, W_dec, per_sample_weights=flat_vals, mode="sum")
     return out.reshape(*vals.shape[:-1], W_dec.shape[1])
-
-
-class _SelectedPreActs(torch.autograd.Function):
-    """Pre-activations at chosen latents, x_in @ W_enc[:, idx] + b_enc[idx], read from the dense `pre` computed
-    without a graph; the backward touches only those latents (the idea of sparsify's fused encoder). The dense
-    backward would make two [batch, d_sae] matmuls, almost all of whose entries are zero."""
-
-    @staticmethod
-    def forward(ctx: Any, x_in: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, idx: torch.Tensor,
-                pre: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x_in, W_enc, idx)
-        return pre.gather(-1, idx)
-
-    @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x_in, W_enc, idx = ctx.saved_tensors
-        g = grads[0].contiguous()
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:  # sum_j g[:, j] * W_enc[:, idx[:, j]] (on a contiguous copy: 10x faster)
-            gx = F.embedding_bag(idx, W_enc.t().contiguous(), per_sample_weights=g.to(W_enc.dtype), mode="sum")
-        if ctx.needs_input_grad[1]:  # column idx[n, j] of W_enc gets g[n, j] * x_in[n]: a sparse [d_sae, batch] @ x_in
-            rows = torch.arange(idx.shape[0], device=idx.device).repeat_interleave(idx.shape[1])
-            sel = torch.sparse_coo_tensor(torch.stack([idx.reshape(-1), rows]), g.reshape(-1).to(W_enc.dtype),
-                                          (W_enc.shape[1], idx.shape[0]), check_invariants=False)
-            gw = torch.sparse.mm(sel, x_in.to(W_enc.dtype)).t()
-        if ctx.needs_input_grad[2]:
-            gb = W_enc.new_zeros(W_enc.shape[1]).index_add_(0, idx.reshape(-1), g.reshape(-1).to(W_enc.dtype))
-        return gx, gw, gb, None, None
 
 
 def aux_k_count(x: torch.Tensor, dead_mask: torch.Tensor) -> int:
@@ -126,7 +96,7 @@ class TopKSAE(SAE):
 
     def _sparse_train_forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> TrainOutput:
         """train_forward's fast path, the same loss and gradients: the encoder's matmul runs without a graph, the
-        k (and AuxK) chosen pre-activations are re-read with one (_SelectedPreActs), and both decodes are sparse."""
+        k (and AuxK) chosen pre-activations are re-read with one (selected_pre_acts), and both decodes are sparse."""
         x_in = self.process_input(x)
         with torch.no_grad():
             pre = x_in @ self.W_enc + self.b_enc
@@ -136,7 +106,8 @@ class TopKSAE(SAE):
                 n_aux = aux_k_count(x, dead_mask)
                 aux_idx = pre.masked_fill(~dead_mask, float("-inf")).topk(n_aux, dim=-1, sorted=False).indices
                 idx = torch.cat([idx, aux_idx], dim=-1)
-        vals = torch.relu(_SelectedPreActs.apply(x_in, self.W_enc, self.b_enc, idx, pre))
+        rows = torch.arange(idx.shape[0], device=idx.device).repeat_interleave(idx.shape[1])
+        vals = torch.relu(selected_pre_acts(x_in, self.W_enc, self.b_enc, rows, idx.reshape(-1), pre)).view_as(idx)
         top_vals, top_idx = vals[:, :self.k], idx[:, :self.k]
         recon = (sparse_topk_decode(top_vals, top_idx, self.W_dec) + self.b_dec) / self.input_scale
         mse = mse_loss(x, recon)
