@@ -112,7 +112,7 @@ Run = tuple[float, Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tenso
 
 
 def run_pseval(arch: str, train: torch.Tensor, scale: float) -> Run:
-    """pseval's train_saes on the raw activations (it computes and folds the input scale itself)."""
+    """pseval's train_saes on the raw activations (it computes the input scale and folds it into the weights)."""
     from pseval.saes import SAEMetadata
     from pseval.training.trainer import TrainConfig, train_saes
 
@@ -122,7 +122,8 @@ def run_pseval(arch: str, train: torch.Tensor, scale: float) -> Run:
     t = time.perf_counter()
     [(sae, _)] = train_saes(train, [tc], SAEMetadata())
     seconds = time.perf_counter() - t
-    return seconds, lambda h: sae.encode_decode(h / scale)[1] * scale, lambda h: sae.encode(h / scale)
+    # train_saes folds the input scale into the weights: the SAE it returns takes raw activations.
+    return seconds, lambda h: sae.encode_decode(h)[1], sae.encode
 
 
 def run_saelens(arch: str, train: torch.Tensor, scale: float) -> Run:
