@@ -58,8 +58,9 @@ test-integrations: $(VENV_INT)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 
+# B9 runs the peers' trainers with $(VENV_INT)'s python, and is skipped, saying so, when that venv is absent.
 bench: install
-	$(PY) benchmarks/run.py
+	B9_PEER_PYTHON=$(abspath $(VENV_INT))/bin/python $(PY) benchmarks/run.py
 
 # On a machine with a CUDA device (and a CUDA build of torch: make TORCH_SPEC=torch gpu-check): the CUDA tests and the
 # GPU path end to end against the CPU (scripts/gpu_check.py). Nothing else needs a GPU.

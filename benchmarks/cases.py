@@ -431,6 +431,11 @@ def main() -> None:
         result["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps({"case": name, **result}))
         return
+    if name == "B9":  # each trainer in its own process, the peers in the optional-libraries venv
+        from b9_trainers import benchmark
+
+        print(json.dumps({"case": name, **benchmark()}))
+        return
     if name == "B6":  # its own processes load the model
         result = b6_ray()
         result["peak_rss_mib"] = peak_rss_mib()

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B7", "B8-load", "B8-eval", "B8-many"]
+ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B7", "B8-load", "B8-eval", "B8-many",
+       "B9"]
 
 
 def machine() -> dict:
@@ -106,6 +107,10 @@ def summary(results: dict[str, dict]) -> list[str]:
                      f"({r['serial_s']:.1f}s serial on {r['serial_threads']} threads vs {r['ray_s']:.1f}s + "
                      f"{r['ray_start_s']:.1f}s cluster start); vs serial on 1 thread ({r['serial_1_thread_s']:.1f}s): "
                      f"{r['ratio_1_thread']:.2f}x; identical cells: {r['identical_cells']} [target >= 1.6x]")
+    if "B9" in results and "error" not in results["B9"]:
+        from b9_trainers import summary as b9_summary
+
+        lines.extend(b9_summary(results["B9"]))
     for name, r in results.items():
         if "error" in r:
             lines.append(f"{name} FAILED: {r['error'][-300:]}")

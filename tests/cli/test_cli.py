@@ -114,6 +114,7 @@ def test_demo_small(tmp_path, wic_dev):
     # The headline leads, chance and the random controls beside it, every odd column explained.
     for text in (report, res.output):
         assert "MCC gain vs control" in text and 'always "same" F1' in text and "converged NO:" in text
+    assert "In plain words:" in res.output and "random-weight SAEs of its shape" in res.output
     assert "Random controls and the gain over them" in res.output and "rotation x5" in res.output
     page = (out / "report.html").read_text()
     assert "http" not in page.replace("data:image", "").replace("http://www.w3.org", "")  # self-contained

@@ -46,7 +46,9 @@ def _sparse_sae(arch: str) -> base.SAE:
 def test_training_step_matches_dense_reference(arch, monkeypatch):
     calls = []
     real = base.sparse_matmul
-    monkeypatch.setattr(base, "sparse_matmul", lambda z, w: calls.append(z.shape) or real(z, w))
+    monkeypatch.setattr(base, "sparse_matmul", lambda z, w: calls.append("decode") or real(z, w))
+    selected = base._SelectedPreActs.apply  # TopK's and ReLU's sparse encoder backward
+    monkeypatch.setattr(base._SelectedPreActs, "apply", lambda *a: calls.append("encoder") or selected(*a))
     torch.manual_seed(0)
     x = torch.randn(64, 12)
     dead = torch.rand(200) < 0.3
@@ -58,7 +60,8 @@ def test_training_step_matches_dense_reference(arch, monkeypatch):
         out.loss.backward()
         runs[sparse] = (out, {n: p.grad.clone() for n, p in sae.named_parameters() if p.grad is not None})
     (a, ga), (b, gb) = runs[True], runs[False]
-    assert arch == "topk" or calls, "the sparse path was not taken"  # TopK has its own top-k gather
+    assert calls, "the sparse path was not taken"
+    assert ("encoder" in calls) == (arch in ("topk", "standard")), calls  # their encoder backward is sparse too
     assert float((a.latents != 0).float().mean()) < base.SPARSE_DECODE_MAX_DENSITY
     torch.testing.assert_close(a.recon, b.recon, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=1e-5)

@@ -88,3 +88,16 @@ def test_streamed_training_recovers_dictionary_and_shuffles():
     out = torch.cat(list(shuffle_buffer((rows[i:i + 10] for i in range(0, 100, 10)), size=30, seed=0)))
     assert sorted(out.flatten().tolist()) == list(range(100))  # every row exactly once
     assert out.flatten().tolist() != list(range(100))  # and not in stream order
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_activations_are_refused_before_training(bad):
+    from pseval.errors import ConfigError
+    from pseval.training.trainer import all_finite
+
+    x = torch.randn(3000, 8)
+    assert all_finite(x) and all_finite(torch.zeros(0, 8))
+    x[1234, 5] = bad
+    assert not all_finite(x)
+    with pytest.raises(ConfigError, match="NaN/inf"):
+        train_saes(x, [TrainConfig("topk", 2, k=2, batch_size=256)], SAEMetadata())

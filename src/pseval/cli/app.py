@@ -212,7 +212,7 @@ def compare_cmd(records: tuple[Path, ...], bootstrap_resamples: int | None, boot
 @click.option("--wic", type=Checked("folder", _wic_folder), default=None,
               help="Also score on a WiC split folder (e.g. ../shared/data/wic/dev).")
 @click.option("--out", type=OutputPath(), default="demo-out", show_default=True)
-@click.option("--train-tokens", type=Count(1), default=200_000, show_default=True)
+@click.option("--train-tokens", type=Count(1), default=300_000, show_default=True)  # = demo.DEMO_TRAIN_TOKENS
 @click.option("--hook", type=HOOK, default="blocks.3.hook_resid_post", show_default=True)
 @click.option("--model", type=MODEL, default="minilm", show_default=True)
 @click.option("--max-pairs", type=POSITIVE, default=2000, show_default=True,

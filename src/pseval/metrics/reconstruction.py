@@ -121,6 +121,12 @@ def fvu(sae: SAE, x: torch.Tensor) -> float:
     statistics: cheap enough to probe a held-out sample during training."""
     x = to_sae_input(x.to(sae.W_enc.device), sae)
     _, x_hat = sae.encode_decode(x)
+    return fvu_of(x, x_hat)
+
+
+def fvu_of(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Summed squared error over the summed variance about the mean token, in float64: `fvu`'s formula, also for
+    reconstructions made by other libraries' SAEs (benchmarks/b9_trainers.py)."""
     x64, h64 = x.double(), x_hat.double()
     total_var = float((x64 - x64.mean(0)).pow(2).sum())
     return float((x64 - h64).pow(2).sum()) / total_var if total_var > 0 else math.nan
