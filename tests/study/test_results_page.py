@@ -68,11 +68,13 @@ def test_page_of_a_tiny_sweep(tmp_path, tiny_gpt2_dir, wic_dev):
     run = tmp_path / "run"
     assert CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(run)]).exit_code == 0
     page = tmp_path / "pages" / "tiny.md"
-    res = CliRunner().invoke(main, ["report", str(run), "--page", str(page), "--bootstrap-resamples", "200"])
+    res = CliRunner().invoke(main, ["report", str(run), "--page", str(page), "--bootstrap-resamples", "200",
+                                    "--sweep-command", f"OMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}"])
     assert res.exit_code == 0, res.output
     text = page.read_text()
     commit = json.loads((run / "sweep.json").read_text())["git_commit"]
     assert f"pseval report {run} --page {page}" in text and commit in text
+    assert f"\nOMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}\n" in text
     assert check_page(page) > 100
     for name in ("cells.csv", "training.csv", "claims.csv", "curves.csv"):
         assert (tmp_path / "pages" / "tiny" / name).is_file()

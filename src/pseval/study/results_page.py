@@ -175,7 +175,8 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
           "Drawn by one command from the sweep's records; every number in a table below is the value in the CSV "
           f"file beside this page that its table names (`{rel}/cells.csv`, `training.csv`, `claims.csv`), and "
           "tests/study/test_results_page.py checks that they agree.", "",
-          "```bash", sweep_cmd, f"pseval report {run} --page {page}", "```", "",
+          "```bash", sweep_cmd, f"pseval report {run} --page {page}"
+          + (f" --sweep-command '{command}'" if command else ""), "```", "",
           f"- model `{settings.get('model')}`, corpus `{settings.get('corpus')}` "
           f"({settings.get('heldout_tokens'):,} held-out tokens), batch {settings.get('batch_size')}, "
           f"lr {settings.get('lr')}, seed {settings.get('seed')}",
