@@ -217,6 +217,39 @@ def b8_eval() -> dict:
     return out
 
 
+MANY_SHAPE = (384, 24_576)  # MiniLM's d_model, x64: 72 MiB of fp32 weights per SAE
+MANY_COUNTS = (1, 8, 32)
+
+
+def b8_many() -> dict:
+    """Peak RSS of one `pseval eval` of 1, 8 and 32 TopK SAEs of 384 x 24,576 on WiC dev (each run in a fresh
+    process; SAEs named by a list file, and the 32 by a glob): SAEs are scored one in memory at a time, so the peak
+    should not grow with their number."""
+    helper = [sys.executable, str(Path(__file__).resolve().parent / "sae_load.py")]
+    data = f"wic:{SHARED / 'dev'}"
+    d, m = MANY_SHAPE
+    out: dict = {"d_in": d, "d_sae": m, "weights_mib_per_sae": (2 * d * m + m + d) * 4 / 2**20, "runs": {},
+                 "target": "peak RSS of 32 SAEs <= 1.2x one SAE's"}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "saes"
+        for i in range(max(MANY_COUNTS)):
+            subprocess.run([*helper, "write", "minilm_topk", str(root / f"s{i:02d}"), str(d), str(m)], check=True)
+        for n in MANY_COUNTS:
+            if n == max(MANY_COUNTS):
+                spec = f"{root}/**"
+            else:
+                (Path(tmp) / f"{n}.txt").write_text("".join(f"saes/s{i:02d}\n" for i in range(n)))
+                spec = f"@{Path(tmp) / f'{n}.txt'}"
+            proc = subprocess.run([*helper, "score", spec, data], capture_output=True, text=True)
+            out["runs"][str(n)] = (json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0
+                                   else {"error": proc.stderr[-1000:]})
+    one = out["runs"]["1"].get("peak_rss_mib")
+    for r in out["runs"].values():
+        if one and "peak_rss_mib" in r:
+            r["over_one_sae"] = r["peak_rss_mib"] / one
+    return out
+
+
 def b8_load() -> dict:
     """Peak RSS of loading wide synthetic SAEs, each load in a fresh process that imports only torch and pseval.saes
     (benchmarks/sae_load.py): SAELens-layout JumpReLU, and the same shapes as Gemma Scope npz and
@@ -389,6 +422,9 @@ def main() -> None:
         return
     if name == "B8-eval":  # each scoring run in its own process
         print(json.dumps({"case": name, **b8_eval()}))
+        return
+    if name == "B8-many":  # each eval in its own process
+        print(json.dumps({"case": name, **b8_many()}))
         return
     if name == "B7":  # loads MiniLM and builds a GPT-2 itself
         result = b7_loss_recovered()

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B7", "B8-load", "B8-eval"]
+ALL = ["B1", "B2", "B3", "B4", "B5:1000", "B5:2000", "B5:4000", "B5:8000", "B6", "B7", "B8-load", "B8-eval", "B8-many"]
 
 
 def machine() -> dict:
@@ -91,6 +91,15 @@ def summary(results: dict[str, dict]) -> list[str]:
                          f"{x['peak_over_weights']:.2f}x the weights ({x['weights_mib']:,.0f} MiB), "
                          f"{x['extra_over_identity_mib']:,.0f} MiB over the identity run, {x['seconds']:.1f}s "
                          f"[target <= 1.2x weights + 1 GiB = {x['budget_mib']:,.0f} MiB]")
+    if "B8-many" in results and "runs" in results["B8-many"]:
+        r = results["B8-many"]
+        for n, x in r["runs"].items():
+            if "error" in x:
+                lines.append(f"B8-many {n} SAE(s) FAILED: {x['error'][-300:]}")
+                continue
+            lines.append(f"B8-many {n:>2} SAE(s) of {r['d_in']}x{r['d_sae']} ({r['weights_mib_per_sae']:.0f} MiB each) "
+                         f"in one eval: peak RSS {x['peak_rss_mib']:,.0f} MiB = {x['over_one_sae']:.2f}x one SAE's "
+                         f"eval, {x['seconds']:.1f}s [target <= 1.2x]")
     if "B6" in results and "ratio" in results["B6"]:
         r = results["B6"]
         lines.append(f"B6 {r['workers']} Ray workers vs serial, {r['hooks']} hooks: {r['ratio']:.2f}x "

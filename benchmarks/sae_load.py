@@ -75,7 +75,9 @@ def write_minilm_topk(out: Path, d: int, m: int) -> None:
     """A TopK SAE for MiniLM's blocks.3.hook_resid_post (B8's scoring half)."""
     write_saelens(out, d, m, {"architecture": "topk", "d_in": d, "d_sae": m, "k": 32, "dtype": "float32",
                               "apply_b_dec_to_input": True, "normalize_activations": "none",
-                              "metadata": {"model_name": "minilm", "hook_name": "blocks.3.hook_resid_post"}})
+                              # raw activations (MiniLM from transformers): the convention pseval must not guess
+                              "metadata": {"model_name": "minilm", "hook_name": "blocks.3.hook_resid_post",
+                                           "model_from_pretrained_kwargs": {"center_writing_weights": False}}})
 
 
 def write_gemma_scope(out: Path, d: int, m: int) -> None:

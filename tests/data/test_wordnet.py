@@ -117,3 +117,27 @@ def test_real_wordnet_pair_counts(wordnet_source):
     b = wordnet_pairs(WordNetPairOptions(pos=("v",), max_pairs_per_lemma=3, equal_classes=True, seed=1), wordnet_source)
     assert a == b and label_counts(a)["same"] == label_counts(a)["different"]
     assert all(p.pos == "v" for p in a)
+
+
+
+def test_definitions_corpus_leaves_out_definitions_that_are_usage_examples():
+    """Revision 2 of wordnet-definitions: no text of it is a usage example (the WordNet pairs score those), and only
+    those definitions go; the revision keys the stream, other corpora keep their keys."""
+    from pseval.data.corpus import corpus_revision, wordnet_texts
+    from pseval.data.pairs import POS_TAGS
+    from pseval.data.wordnet import find_wordnet, iter_synsets
+
+    def norm(t: str) -> str:
+        return " ".join(t.lower().split())
+
+    src = find_wordnet()
+    synsets = [syn for pos in POS_TAGS for syn in iter_synsets(src, pos)]
+    examples = {norm(e) for syn in synsets for e in syn.examples}
+    definitions = [syn.definition for syn in synsets if syn.definition]
+    corpus = list(wordnet_texts(include_examples=False))
+    assert not {norm(t) for t in corpus} & examples
+    leaked = [d for d in definitions if norm(d) in examples]
+    assert "fly a kite" in {norm(d) for d in leaked}  # a definition ("fly a kite") that is also a usage example
+    assert len(corpus) == len(definitions) - len(leaked) and 0 < len(leaked) < 100
+    assert corpus_revision("wordnet-definitions") == {"corpus_revision": 2}
+    assert corpus_revision("wordnet") == {} and corpus_revision("file:x.txt") == {}

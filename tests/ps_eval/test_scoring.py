@@ -160,3 +160,22 @@ def score_free_concentration(f1: np.ndarray, f2: np.ndarray) -> dict[str, float]
     from pseval.ps_eval.concentration import concentration_replicates
 
     return {k: float(v[0]) for k, v in concentration_replicates(f1, f2, np.ones((1, len(f1)))).items()}
+
+
+def test_an_sae_of_the_embedded_models_hub_id_fits_minilm_without_a_warning():
+    """`minilm` is all-MiniLM-L6-v2: an SAE naming its Hub id is not "applied to another model"; a real other model
+    still warns."""
+    import warnings
+
+    from pseval.ps_eval.scoring import check_sae_fits
+    from pseval.saes import SAEConfig, SAEMetadata
+    from pseval.saes.topk import TopKSAE
+
+    def sae(model: str) -> TopKSAE:
+        return TopKSAE(SAEConfig("topk", 8, 16, k=2, metadata=SAEMetadata(model_name=model, hook_name="h")))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_sae_fits(sae("sentence-transformers/all-MiniLM-L6-v2"), 8, "h", "minilm")
+    with pytest.warns(UserWarning, match="applied to 'minilm'"):
+        check_sae_fits(sae("gpt2"), 8, "h", "minilm")

@@ -46,6 +46,8 @@ def test_report_of_an_eval_store_of_foreign_saes(foreign, tmp_path):
     out = store / "report"
     md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert md.startswith("# PS-Eval report\n") and "4 cell(s) of 4 SAE(s) at 2 hook(s)" in md
+    # pseval did not train them: their convergence is unknown, never claimed.
+    assert "Every SAE" not in md and "Convergence not known for any SAE here" in md
     # cells.csv: one row per record, its numbers.
     from pseval.study.cells_csv import read_cells_csv
     rows = {(r["sae"], r["hook"]): r for r in read_cells_csv(out / "cells.csv")}

@@ -1,18 +1,14 @@
 """The paper studies' training streams never hold a context their evaluation scores: no WiC dev sentence and no
 WordNet usage example that a WordNet pair reads is a training text.
 
-Known leak (the test is a strict xfail until it is fixed): 29 WordNet usage examples are also, word for word, the
-definition of another synset ("a female heir", "fly a kite"), so `wordnet-definitions` trains on them; 11 of the
-4,000 WordNet pairs the paper configs select (0.3%) read one of them. The fix (wordnet-definitions leaving out
-definitions that are some synset's usage example) changes the stream of every SAE trained on it, so it waits until
-the converged sweep launched at commit b9aa6d1 is finished: that sweep must resume under the stream it started with.
+29 WordNet usage examples are also, word for word, the definition of another synset ("a female heir", "fly a kite");
+revision 1 of `wordnet-definitions` trained on them and 11 of the 4,000 WordNet pairs the paper configs select read
+one. Revision 2 leaves them out (pseval.data.corpus.CORPUS_REVISIONS).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from pseval.data.corpus import corpus_texts
 from pseval.data.sources import load_pairs
@@ -25,7 +21,6 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-@pytest.mark.xfail(strict=True, reason="29 WordNet usage examples are also definitions (module docstring)")
 def test_no_scored_context_is_in_the_training_stream(wic_dev):
     for name in ("paper-minilm.toml", "paper-minilm-converged.toml"):
         cfg = load_sweep_config(CONFIGS / name)

@@ -15,6 +15,8 @@ from safetensors import SafetensorError
 from pseval.errors import ConfigError, DataFormatError, MissingResourceError, PsevalError
 
 EMBEDDED_DEFAULT = "minilm"
+# The Hub id of the embedded model: SAEs trained elsewhere on it name this, and it is the same model.
+EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _CAUSAL_TYPES = {"gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
                  "phi3", "olmo", "olmo2", "gptj", "opt", "falcon"}
 
@@ -34,6 +36,14 @@ def resolve_model_source(name: str) -> str:
     if name == EMBEDDED_DEFAULT:
         return str(embedded_model_path())
     return name
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names name one model (`minilm` is the embedded all-MiniLM-L6-v2, by its Hub id or name)."""
+    def canon(name: str) -> str:
+        return EMBEDDED_HUB_ID.lower() if name.lower() in (EMBEDDED_DEFAULT, EMBEDDED_HUB_ID.lower(),
+                                                             "all-minilm-l6-v2") else name.lower()
+    return canon(a) == canon(b)
 
 
 # The weight files transformers' from_pretrained reads (single file or sharded index); other formats are not loaded.

@@ -246,7 +246,7 @@ class CellRow:
     component: str
     sae: str
     architecture: str
-    expansion: int
+    expansion: float  # d_sae / d_in
     dataset: str
     readout: str
     metrics: dict[str, float]
@@ -282,14 +282,15 @@ class CellRow:
         return self.same_sense, self.same_feature
 
 
-def architecture_of(record: PSEvalRecord) -> tuple[str, int]:
+def architecture_of(record: PSEvalRecord) -> tuple[str, float]:
     """(architecture, expansion ratio) of a record's SAE: the training architecture for pseval-trained SAEs
-    (a BatchTopK SAE is saved as jumprelu), else the config's."""
+    (a BatchTopK SAE is saved as jumprelu), else the config's. The ratio is d_sae / d_in, not floored: a release's
+    widths 768 and 1024 of a 384-wide model are x2 and x2.67, two widths, not one."""
     cfg = record.sae_cfg_dict or {}
     train = (cfg.get("metadata") or {}).get("train_config") or {}
     arch = str(train.get("architecture") or cfg.get("architecture") or "?")
     d_in, d_sae = cfg.get("d_in"), cfg.get("d_sae")
-    expansion = int(train.get("expansion") or (d_sae // d_in if d_in and d_sae else 1))
+    expansion = float(train.get("expansion") or (d_sae / d_in if d_in and d_sae else 1))
     return arch, expansion
 
 

@@ -16,7 +16,7 @@ from pseval.metrics.confusion import Confusion
 from pseval.metrics.encoding import DEFAULT_MEMORY_BUDGET, cast_sae, scoring_dtype
 from pseval.metrics.statistics import Interval
 from pseval.models.extract import extract_positions
-from pseval.models.loading import LoadedModel
+from pseval.models.loading import LoadedModel, same_model
 from pseval.models.readout import plan_pairs
 from pseval.ps_eval.codes import Encoder, PairCodes, masked_argmax, pair_codes
 from pseval.ps_eval.intervals import PairArrays, bootstrap_intervals, pair_statistics
@@ -196,7 +196,7 @@ def check_sae_fits(sae: SAE, d: int, hook: str, model_name: str | None = None) -
     trained = not is_identity_architecture(sae.architecture)  # the identity reads any hook of any model
     if meta.hook_name and meta.hook_name != hook and trained:
         warnings.warn(f"SAE was trained on hook {meta.hook_name!r} but is applied at {hook!r}", stacklevel=2)
-    if model_name and meta.model_name and meta.model_name != model_name and trained:
+    if model_name and meta.model_name and not same_model(meta.model_name, model_name) and trained:
         warnings.warn(f"SAE was trained on model {meta.model_name!r} but is applied to {model_name!r}", stacklevel=2)
 
 

@@ -38,7 +38,8 @@ def cell_csv_row(r: CellRow) -> dict[str, Any]:
     """The CSV row of one cell."""
     row: dict[str, Any] = {"model": r.model, "dataset": r.dataset, "dataset_hash": r.dataset_hash,
                            "readout": r.readout, "hook": r.hook, "layer": r.layer, "component": r.component,
-                           "sae": r.sae, "architecture": r.architecture, "expansion": r.expansion,
+                           "sae": r.sae, "architecture": r.architecture,
+                           "expansion": round(r.expansion, 4) if r.expansion % 1 else int(r.expansion),
                            "pairs": len(r.same_sense), "git_commit": r.git_commit, "converged": r.converged}
     row.update({k: r.metrics.get(k) for k in ("tp", "fp", "tn", "fn")})
     row.update({k: r.metrics.get(k) for k in ("accuracy", "precision", "recall", "specificity", "f1", "mcc")})

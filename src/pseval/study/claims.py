@@ -197,7 +197,7 @@ def width_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> Clai
     groups = []
     for (hook, arch), grp in _grouped([r for r in rows if not r.is_identity], ("hook", "architecture")
                                       ).items():
-        by_width: dict[int, CellRow] = {}
+        by_width: dict[float, CellRow] = {}
         for r in grp:
             by_width.setdefault(r.expansion, r)
         if len(by_width) >= 2:
@@ -332,7 +332,7 @@ def frontier_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> C
     some winner's advantage (specificity or F1) is shown below the margin; does not hold when every winner is better."""
     c = Claim("frontier", "SAEs that win the MSE-L0 frontier (TopK, JumpReLU, ...) are not necessarily better at "
                           "separating senses than ReLU (standard) SAEs", level=cfg.alpha, margin=cfg.margin)
-    groups: dict[tuple[str, int], list[CellRow]] = {}
+    groups: dict[tuple[str, float], list[CellRow]] = {}
     for r in rows:
         if r.architecture == "standard" and r.recon:
             groups.setdefault((r.hook, r.expansion), [r])

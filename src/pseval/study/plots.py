@@ -129,11 +129,13 @@ def versus_layer(rows: Sequence[CellRow], sae: str, title: str) -> bytes | None:
     sel = [r for r in rows if r.sae == sae and r.layer is not None]
     if len({r.layer for r in sel}) < 2:
         return None
-    return _lines(sel, ("specificity", "f1"), lambda r: r.component, lambda r: r.layer, "layer", f"{title}: {sae}")
+    return _lines(sel, ("specificity", "f1"), lambda r: r.component, lambda r: r.layer, "layer", f"{title}: {sae}",
+                  integer_x=True)
 
 
 def _lines(sel: Sequence[CellRow], metrics: tuple[str, str], group: Callable[[CellRow], str],
-           x: Callable[[CellRow], float | int | None], xlabel: str, title: str, log2_x: bool = False) -> bytes:
+           x: Callable[[CellRow], float | int | None], xlabel: str, title: str, log2_x: bool = False,
+           integer_x: bool = False) -> bytes:
     """One panel per metric, one line per group (architecture markers where the group is one)."""
     fig = _figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
@@ -143,6 +145,8 @@ def _lines(sel: Sequence[CellRow], metrics: tuple[str, str], group: Callable[[Ce
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=MARKERS.get(g, "o"), label=g)
         if log2_x:
             ax.set_xscale("log", base=2)
+        if integer_x:  # layers: no tick at 2.5
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)

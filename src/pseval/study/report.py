@@ -164,7 +164,12 @@ def convergence_note(panel: Panel) -> str:
     bad = sorted({f"{r.sae} at {r.hook}" for r in panel.rows if r.converged is False})
     rule = (f"converged = NO: the SAE's held-out FVU still fell by more than {CONVERGENCE_MAX_DROP:.0%} over its "
             "last fifth of training steps; '-': not measured")
-    return f"{len(bad)} SAE(s) not converged ({', '.join(bad)}); {rule}." if bad else f"Every SAE converged ({rule})."
+    if bad:
+        return f"{len(bad)} SAE(s) not converged ({', '.join(bad)}); {rule}."
+    if all(r.converged is None for r in panel.rows):  # foreign SAEs: nothing says how long they trained
+        return "Convergence not known for any SAE here: pseval did not train them ('-')."
+    unknown = sum(r.converged is None for r in panel.rows)
+    return (f"Every SAE pseval trained converged ({rule})" + (f"; {unknown} cell(s) not known." if unknown else "."))
 
 
 @dataclass
@@ -373,7 +378,7 @@ def _header(rs: RecordSet, panels: list[Panel], n_boot: int, seed: int) -> str:
                 f"{budget} tokens of `{cfg.get('corpus')}`; pseval "
                 f"{rs.sweep_info.get('pseval_version')}, cells computed at commit(s) {commits}. {intervals}")
     cells = [r for p in panels for r in p.rows]
-    saes = distinct(r.sae for r in cells)
+    saes = distinct((r.sae, r.hook) for r in cells)  # one name at several hooks is several SAEs
     return (f"{len(cells)} cell(s) of {len(saes)} SAE(s) at {len(distinct(r.hook for r in cells))} hook(s), "
             f"from {', '.join(f'`{s}`' for s in map(str, rs.sources))}; model(s) "
             f"{', '.join(f'`{m}`' for m in distinct(r.model for r in cells))}; data "

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from pseval.data.corpus import check_corpus
+from pseval.data.corpus import check_corpus, corpus_revision
 from pseval.data.sources import normalise_spec
 from pseval.devices import parse_device
 from pseval.errors import ConfigError, PsevalError
@@ -244,7 +244,8 @@ class SweepConfig:
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides the sweep's results (not where or how it runs, nor which file it was read from)."""
-        return {**{k: v for k, v in self.to_dict().items() if k not in RUN_PLACE}, "eval": self.eval.key()}
+        return {**{k: v for k, v in self.to_dict().items() if k not in RUN_PLACE}, **corpus_revision(self.corpus),
+                "eval": self.eval.key()}
 
     def ps_eval_settings(self, readout: str) -> PSEvalSettings:
         """The PS-Eval settings of one readout's cells. The standard metrics come from training (held-out tokens),

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pseval.data.corpus import corpus_revision
 from pseval.errors import ConfigError, DataFormatError
 from pseval.files import remove_stale_temp_files, write_atomic, write_json_atomic
 from pseval.models.capture import hooked, model_inputs
@@ -119,8 +120,8 @@ def collect_activations(lm: LoadedModel, texts: Iterable[str], hooks: Sequence[s
 def cache_key(model: str, hook: str, corpus: str, cfg: StreamConfig, model_content: str = "") -> str:
     """Folder name of an activation cache: everything that changes the activations, the model's content included
     (pseval.models.content_key: a model folder changed in place gets a new entry)."""
-    blob = json.dumps({"model": model, "content": model_content, "hook": hook, "corpus": corpus, **cfg.to_dict()},
-                      sort_keys=True)
+    blob = json.dumps({"model": model, "content": model_content, "hook": hook, "corpus": corpus,
+                       **corpus_revision(corpus), **cfg.to_dict()}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from pseval.data.corpus import corpus_texts
+from pseval.data.corpus import corpus_revision, corpus_texts
 from pseval.errors import ConfigError
 from pseval.files import OutputError, file_lock, write_json_atomic
 from pseval.metrics.loss_recovered import LossBaseline, LossRecovered, loss_baseline, score_loss
@@ -91,7 +91,7 @@ class TrainRequest:
         return {"trainer_version": TRAINER_VERSION, "model": self.model, "hook": job.hook, "corpus": self.corpus,
                 "tokens": self.tokens, "heldout_tokens": self.heldout_tokens, "context_size": self.context_size,
                 "exclude_special_tokens": not self.include_special_tokens, "streamed": self.streamed(d_model),
-                **cfg}
+                **corpus_revision(self.corpus), **cfg}
 
     def checkpoint_dir(self, hook: str) -> Path:
         """Where the SAEs of one hook checkpoint while they train."""
