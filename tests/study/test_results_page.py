@@ -68,11 +68,14 @@ def test_page_of_a_tiny_sweep(tmp_path, tiny_gpt2_dir, wic_dev):
     run = tmp_path / "run"
     assert CliRunner().invoke(main, ["sweep", str(cfg), "--out", str(run)]).exit_code == 0
     page = tmp_path / "pages" / "tiny.md"
-    res = CliRunner().invoke(main, ["report", str(run), "--page", str(page), "--bootstrap-resamples", "200"])
+    res = CliRunner().invoke(main, ["report", str(run), "--page", str(page), "--bootstrap-resamples", "200",
+                                    "--sweep-command", f"OMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}"])
     assert res.exit_code == 0, res.output
     text = page.read_text()
     commit = json.loads((run / "sweep.json").read_text())["git_commit"]
     assert f"pseval report {run} --page {page}" in text and commit in text
+    assert f"\nOMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}\n" in text
+    assert text.startswith(f"# PS-Eval on `{tiny_gpt2_dir}`") and "What MiniLM can" not in text  # MiniLM's own
     assert check_page(page) > 100
     for name in ("cells.csv", "training.csv", "claims.csv", "curves.csv"):
         assert (tmp_path / "pages" / "tiny" / name).is_file()
@@ -91,3 +94,15 @@ def test_page_of_a_tiny_sweep(tmp_path, tiny_gpt2_dir, wic_dev):
 @pytest.mark.parametrize("page", sorted(RESULTS.glob("*.md")), ids=lambda p: p.name)
 def test_committed_pages_equal_their_summaries(page):
     assert check_page(page) > 0
+
+
+def test_minilm_section_names_each_claims_verdicts_and_budget_mixing():
+    from pseval.study.results_page import _minilm_section
+
+    claims = [{"key": "width", "statement": "Specificity depends on width", "verdict": v, "dataset": ds,
+               "readout": "template"} for v, ds in (("holds", "wic:/x/dev"), ("inconclusive", "wordnet:seed=0"))]
+    one = "\n".join(_minilm_section(claims, {"train_tokens": 400_000, "grids": [{}, {}]}))
+    assert "- **width** (Specificity depends on width): " in one and "holds" in one and "inconclusive" in one
+    assert "different token budgets" not in one
+    mixed = "\n".join(_minilm_section(claims, {"train_tokens": 200_000, "grids": [{}, {"train_tokens": 80_000}]}))
+    assert "different token budgets" in mixed

@@ -356,9 +356,12 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
 @click.option("--page", type=OutputPath(), default=None,
               help="Instead of the report folder, write one publishable Markdown page (PAGE.md) of a sweep folder, "
                    "its figures and the CSV summaries its tables show in PAGE's folder (PAGE without .md).")
+@click.option("--sweep-command", default=None,
+              help="With --page: the command that ran the sweep, as the page prints it (default: pseval sweep "
+                   "configs/NAME.toml --out RESULTS).")
 @settings_options(["bootstrap_resamples", "bootstrap_seed"])
-def report(results: tuple[Path, ...], out: Path | None, page: Path | None, bootstrap_resamples: int,
-           bootstrap_seed: int) -> None:
+def report(results: tuple[Path, ...], out: Path | None, page: Path | None, sweep_command: str | None,
+           bootstrap_resamples: int, bootstrap_seed: int) -> None:
     """Write a Markdown summary and a self-contained HTML report (plots, every cell, cells.csv, the paper's claims)
     of any set of records: sweep or `eval --out` folders, SAEBench-style result folders, record files."""
     from pseval.study.report import write_report
@@ -368,8 +371,10 @@ def report(results: tuple[Path, ...], out: Path | None, page: Path | None, boots
 
         if len(results) != 1 or out is not None:
             raise click.UsageError("--page draws one sweep folder's page: give one RESULTS folder and no --out")
-        write_results_page(results[0], page, bootstrap_resamples, bootstrap_seed, log=click.echo)
+        write_results_page(results[0], page, bootstrap_resamples, bootstrap_seed, sweep_command, log=click.echo)
         return
+    if sweep_command is not None:
+        raise click.UsageError("--sweep-command is printed on a --page; give --page too")
     if out is None:
         if len(results) != 1 or not results[0].is_dir():
             raise click.UsageError("a report of several paths or of record files needs --out")

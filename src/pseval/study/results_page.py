@@ -171,11 +171,13 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
     commits = sorted({r.git_commit for r in cells})
     name = settings.get("name")
     sweep_cmd = command or f"pseval sweep configs/{name}.toml --out {run}"
-    md = [f"# PS-Eval on MiniLM: the paper's study (`{name}`)", "",
+    model = settings.get("model")
+    md = [f"# PS-Eval on {'MiniLM' if model == 'minilm' else f'`{model}`'}: the paper's study (`{name}`)", "",
           "Drawn by one command from the sweep's records; every number in a table below is the value in the CSV "
           f"file beside this page that its table names (`{rel}/cells.csv`, `training.csv`, `claims.csv`), and "
           "tests/study/test_results_page.py checks that they agree.", "",
-          "```bash", sweep_cmd, f"pseval report {run} --page {page}", "```", "",
+          "```bash", sweep_cmd, f"pseval report {run} --page {page}"
+          + (f" --sweep-command '{command}'" if command else ""), "```", "",
           f"- model `{settings.get('model')}`, corpus `{settings.get('corpus')}` "
           f"({settings.get('heldout_tokens'):,} held-out tokens), batch {settings.get('batch_size')}, "
           f"lr {settings.get('lr')}, seed {settings.get('seed')}",
@@ -191,7 +193,8 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
     for p in panels:
         md += _panel_section(p, by_cell, main_hook, layer_sae, figures)
     md += _claims_section(panels, claims)
-    md += _minilm_section(claims, settings)
+    if model == "minilm":  # what the embedded model can say about the paper's GPT-2 findings
+        md += _minilm_section(claims, settings)
     for fname, png in figures.items():
         if png is not None:
             write_bytes_atomic(png, assets / f"{fname}.png")
