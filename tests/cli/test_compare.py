@@ -28,7 +28,8 @@ def _eval(tmp_path, wic_dev, out: str, max_pairs: int, *extra: str):
         torch.manual_seed(0)
         sae = TopKSAE(SAEConfig("topk", 384, 1536, k=16, metadata=SAEMetadata(hook_name="blocks.3.hook_resid_post")))
         save_sae(sae, sae_dir)
-    res = CliRunner().invoke(main, ["eval", "--data", f"wic:{wic_dev}", "--max-pairs", str(max_pairs), "--sae",
+    # --wide: one line per row whatever the terminal, so the rows can be parsed below
+    res = CliRunner().invoke(main, ["--wide", "eval", "--data", f"wic:{wic_dev}", "--max-pairs", str(max_pairs), "--sae",
                                     "identity", "--sae", str(sae_dir), "--bootstrap-resamples", "300", "--out",
                                     str(tmp_path / out), *extra])
     assert res.exit_code == 0, res.output
@@ -66,7 +67,8 @@ def test_eval_intervals_differences_and_compare(tmp_path, wic_dev):
     assert _concentration(rows[0]).endswith("DOMINATED") and "DOMINATED" not in _concentration(rows[1])
 
     # compare over the saved records: same differences as eval printed.
-    res = CliRunner().invoke(main, ["compare", str(tmp_path / "a.json"), "--out", str(tmp_path / "cmp.json")])
+    res = CliRunner().invoke(main, ["--wide", "compare", str(tmp_path / "a.json"), "--out",
+                                    str(tmp_path / "cmp.json")])
     assert res.exit_code == 0, res.output
     printed = [re.split(r"\s{2,}", line.strip())[2:] for line in text.splitlines() if line.startswith("topk@")]
     again = [re.split(r"\s{2,}", line.strip())[2:] for line in res.output.splitlines()
