@@ -4,6 +4,7 @@ in the --out results store, killed midway and resumed to the same records an uni
 from __future__ import annotations
 
 import json
+import logging
 import weakref
 from pathlib import Path
 
@@ -121,8 +122,20 @@ def test_one_sae_in_memory_at_a_time_and_the_plan_before_any_load(tmp_path, rele
         events.append(f"load {spec}")
         return sae
 
+    class Messages(logging.Handler):  # the plan is a message of the `pseval` logger, in order with the loads
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(record.getMessage())
+
     monkeypatch.setattr(resolver, "load_sae", watched_load)
-    records = run_eval(_request(release, wic_dev, tmp_path / "out"), log=events.append)
+    handler, logger = Messages(), logging.getLogger("pseval")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        records = run_eval(_request(release, wic_dev, tmp_path / "out"), log=events.append)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
     assert len(records) == N and len(alive) == N
     plan = next(i for i, e in enumerate(events) if e.startswith("plan: "))
     first_load = next(i for i, e in enumerate(events) if e.startswith("load "))
