@@ -191,8 +191,10 @@ def test_settings_hold_what_decides_results(tmp_path):
     cfg = load_sweep_config(_write(tmp_path, BASE.replace('seed = 0', 'seed = 0\nexecutor = "serial"')))
     s = cfg.settings()
     assert not {"device", "source", "executor", "ray_address"} & set(s)
-    assert set(s) == {"name", "model", "seed", "corpus", "train_tokens", "heldout_tokens", "context_size", "lr",
-                      "batch_size", "grids", "datasets", "readouts", "eval"}
+    # corpus_revision: the corpus's stream changed under its name (pseval.data.corpus.CORPUS_REVISIONS)
+    assert set(s) == {"name", "model", "seed", "corpus", "corpus_revision", "train_tokens", "heldout_tokens",
+                      "context_size", "lr", "batch_size", "grids", "datasets", "readouts", "eval"}
+    assert s["corpus"] == "wordnet-definitions" and s["corpus_revision"] == 2
     # Every PS-Eval setting that changes a number, and none that only cuts the work.
     # (the model dtype only when it is not float32: folders made before that setting existed keep their key)
     assert set(s["eval"]) == set(PSEvalSettings.affecting("activations", "scores")) - {"model_dtype"}
