@@ -29,9 +29,9 @@ def _eval(tmp_path, wic_dev, out: str, max_pairs: int, *extra: str):
         sae = TopKSAE(SAEConfig("topk", 384, 1536, k=16, metadata=SAEMetadata(hook_name="blocks.3.hook_resid_post")))
         save_sae(sae, sae_dir)
     # --wide: one line per row whatever the terminal, so the rows can be parsed below
-    res = CliRunner().invoke(main, ["--wide", "eval", "--data", f"wic:{wic_dev}", "--max-pairs", str(max_pairs), "--sae",
-                                    "identity", "--sae", str(sae_dir), "--bootstrap-resamples", "300", "--out",
-                                    str(tmp_path / out), *extra])
+    res = CliRunner().invoke(main, ["--wide", "eval", "--data", f"wic:{wic_dev}", "--max-pairs", str(max_pairs),
+                                    "--sae", "identity", "--sae", str(sae_dir), "--bootstrap-resamples", "300",
+                                    "--out", str(tmp_path / out), *extra])
     assert res.exit_code == 0, res.output
     return res.output
 

@@ -164,7 +164,8 @@ def test_concurrent_sweeps_never_mix_and_write_each_cell_once(tmp_path, tiny_gpt
     same = tmp_path / "same"
     results = _run_two([PY + ["sweep", str(a), "--out", str(same)]] * 2)
     assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
-    evaluated = [int(r.stdout.split(" cell(s) evaluated")[0].rsplit("\n", 1)[-1].split()[-1]) for r in results]
+    # "[sweep] N cell(s) evaluated" is a message: the pseval logger writes it to stderr
+    evaluated = [int(r.stderr.split(" cell(s) evaluated")[0].rsplit("\n", 1)[-1].split()[-1]) for r in results]
     assert sum(evaluated) == 12  # every cell computed by exactly one of the two processes
     files = list((same / "cells").glob("*.json"))
     assert len(files) == 12 and len({json.loads(f.read_text())["cell_id"] for f in files}) == 12

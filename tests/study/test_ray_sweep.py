@@ -230,6 +230,8 @@ def test_task_device_never_picks_cuda_without_a_gpu_torch_can_use():
     assert task_device("cuda", holds_gpu=True, cuda_available=False) == "cpu"
     assert task_device("cuda", holds_gpu=False, cuda_available=True) == "cpu"
     assert task_device("cpu", holds_gpu=False, cuda_available=False) == "cpu"
+    assert task_device("auto", holds_gpu=True, cuda_available=True) == "cuda"
+    assert task_device("auto", holds_gpu=False, cuda_available=True) == "cpu"  # no GPU of its own: not another's
     assert task_resources({"CPU": 8.0, "GPU": 4.0}) == {"num_gpus": 1}
     assert task_resources({"CPU": 8.0}) == {"num_cpus": 1}
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pseval.data.corpus import corpus_texts
 from pseval.files import write_bytes_atomic, write_text_atomic
+from pseval.logs import get_logger
 from pseval.models.loading import LoadedModel, load_model
 from pseval.saes.config import SAEMetadata
 from pseval.study.sweep_config import SweepConfig
@@ -23,6 +24,8 @@ from pseval.study.units import SAEPlan, plan_saes
 from pseval.training.activations import StreamConfig, collect_activations
 from pseval.training.run import METRICS_FILE, held_out_count
 from pseval.training.trainer import FVU_PROBE_TOKENS, convergence, train_saes
+
+_log = get_logger("curves")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 CURVE_COLUMNS = ("hook", "sae", "architecture", "expansion", "step", "tokens", "fvu", "dead")
 SUMMARY_COLUMNS = ("hook", "sae", "architecture", "expansion", "train_tokens", "seconds", "tokens_per_s",
@@ -50,7 +53,7 @@ def curve_points(plan_hook: str, label: str, architecture: str, expansion: int,
 
 def measure_curves(cfg: SweepConfig, hooks: Sequence[str], tokens: int, out: Path, sae_globs: Sequence[str] = ("*",),
                    probes: int = 20, lm: LoadedModel | None = None,
-                   log: Callable[[str], Any] = print) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                   log: Callable[[str], Any] = _log.info) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Train each SAE the config plans at `hooks` (labels matching `sae_globs`) alone on `tokens` tokens of its
     corpus, probing the held-out FVU `probes` times; write curves.csv, summary.csv and curves.png to `out` after
     each SAE (a killed run keeps what it finished). Returns (curve rows, summary rows)."""

@@ -83,10 +83,11 @@ def import_ray() -> Any:
 
 def task_device(requested: str, holds_gpu: bool, cuda_available: bool) -> str:
     """The device of a task: its own GPU when Ray gave it one and torch has CUDA; else the config's device, with a
-    CUDA device replaced by the CPU (`cuda:3` could be another task's GPU, and a CPU-only torch has none)."""
+    CUDA device (or `auto`) replaced by the CPU (`cuda:3` could be another task's GPU; a CPU-only torch has none)."""
     if holds_gpu and cuda_available:
         return "cuda"  # index 0 of the task's CUDA_VISIBLE_DEVICES: the one GPU Ray assigned it
-    return "cpu" if requested.startswith("cuda") else requested
+    # auto: a task uses only the GPU Ray gave it, so without one it is the CPU
+    return "cpu" if requested.startswith("cuda") or requested == "auto" else requested
 
 
 def _run_hook(cfg: SweepConfig, root: str, hook: str, cwd: str, lines: Any) -> HookDone:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pseval.errors import ConfigError
 from pseval.files import write_bytes_atomic, write_text_atomic
+from pseval.logs import get_logger
 from pseval.ps_eval.rows import CellRow, short_dataset
 from pseval.study import plots
 from pseval.study.cells_csv import cells_csv_text, sorted_cells
@@ -24,6 +25,8 @@ from pseval.study.record_sets import load_record_set
 from pseval.study.report import Panel, build_panels
 from pseval.training.run import METRICS_FILE
 from pseval.training.trainer import CONVERGENCE_MAX_DROP, TrainConfig
+
+_log = get_logger("results_page")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 TRAINING_COLUMNS = ("hook", "sae", "architecture", "expansion", "train_tokens", "fvu_first", "fvu_last_fifth_start",
                     "fvu_final", "last_fifth_drop", "converged", "dead_fraction")
@@ -136,7 +139,7 @@ def _budgets(settings: Mapping[str, Any]) -> str:
 
 
 def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, seed: int = 0,
-                       command: str | None = None, log: Callable[[str], Any] = print) -> Path:
+                       command: str | None = None, log: Callable[[str], Any] = _log.info) -> Path:
     """Write PAGE (Markdown) and PAGE's folder (PAGE without .md: figures, cells.csv, training.csv, claims.csv,
     curves.csv) from a sweep folder's records and SAEs; returns the page's path."""
     run, page = Path(run), Path(page)
