@@ -72,3 +72,18 @@ class BatchTopKSAE(SAE):
                     self.threshold.mul_(THRESHOLD_EMA).add_((1 - THRESHOLD_EMA) * smallest)
         aux = aux_k_loss(pre, x, recon, self.W_dec, dead_mask)
         return TrainOutput(mse + self.aux_k_coeff * aux, mse, mse.new_zeros(()), aux, z, recon)
+
+    @torch.no_grad()
+    def finish_training(self, sample: torch.Tensor, batch_size: int) -> None:
+        """Set the threshold from the trained weights: the mean, over `sample`'s batches, of the smallest activation
+        batch_topk keeps. The running mean of training starts from the first steps' much smaller codes; in a run of
+        a few hundred steps it has not forgotten them (B9: eval L0 121 for a k of 32, held-out FVU 0.95)."""
+        smallest = []
+        for i in range(0, sample.shape[0] - batch_size + 1, batch_size):
+            z = self.batch_topk(self.pre_acts(sample[i:i + batch_size]))
+            kept = z[z > 0]
+            if kept.numel():
+                smallest.append(kept.min())
+        if smallest:
+            self.threshold.fill_(float(torch.stack(smallest).mean()))
+            self.threshold_initialised.fill_(True)

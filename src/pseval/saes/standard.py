@@ -14,6 +14,7 @@ class StandardSAE(SAE):
     """z = ReLU(W_enc (x - b_dec) + b_enc)."""
 
     sparse_decode = True  # zero latents carry no gradient: the sparse decode is exact
+    default_b_dec_init = "zeros"  # see SAE.default_b_dec_init
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         """ReLU."""
