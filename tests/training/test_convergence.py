@@ -13,6 +13,8 @@ from pseval.training.trainer import (
     TrainConfig,
     TrainingMetrics,
     convergence,
+    fvu_decay_exponent,
+    max_decay_exponent,
     probe_steps,
     train_saes,
     train_saes_stream,
@@ -84,6 +86,21 @@ def test_convergence_rule():
     assert probe_steps(100) == {10, 20, 30, 40, 50, 60, 70, 80, 90, 100}
     assert f"more than {CONVERGENCE_MAX_DROP:.0%}" in TrainingMetrics.model_fields["converged"].description
     assert {80, 83} <= probe_steps(83) and 83 - 83 // 5 in probe_steps(83)
+
+
+def test_decay_exponent_of_a_power_law():
+    # FVU = 2 * step^-0.3 exactly: the fit returns 0.3, from the probes between half and four fifths only.
+    total = 1000
+    hist = [{"step": s, "fvu": 2.0 * s ** -0.3} for s in range(100, 1001, 100)]
+    assert fvu_decay_exponent(hist, total) == pytest.approx(0.3, abs=1e-12)
+    # Probes outside the constant-lr window (a last-fifth drop, an early spike) do not move it.
+    bent = [dict(h, fvu=h["fvu"] * (0.5 if h["step"] > 800 or h["step"] < 500 else 1.0)) for h in hist]
+    assert fvu_decay_exponent(bent, total) == pytest.approx(0.3, abs=1e-12)
+    assert fvu_decay_exponent(hist[:5], total) is None  # only one probe (step 500) in the window
+    # Such a curve's last fifth falls by 1 - 0.8^a: the rule's 3% holds exactly at max_decay_exponent().
+    a = max_decay_exponent()
+    c = convergence([{"step": 800, "fvu": 800 ** -a}, {"step": 1000, "fvu": 1000 ** -a}], total)
+    assert c.last_fifth_drop == pytest.approx(CONVERGENCE_MAX_DROP) and a == pytest.approx(0.1365, abs=1e-4)
 
 
 def test_run_training_records_convergence(tmp_path):

@@ -24,12 +24,12 @@ from pseval.study.curves import curve_rows_from_store
 from pseval.study.record_sets import load_record_set
 from pseval.study.report import Panel, build_panels
 from pseval.training.run import METRICS_FILE
-from pseval.training.trainer import CONVERGENCE_MAX_DROP, TrainConfig
+from pseval.training.trainer import CONVERGENCE_MAX_DROP, TrainConfig, fvu_decay_exponent, max_decay_exponent
 
 _log = get_logger("results_page")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 TRAINING_COLUMNS = ("hook", "sae", "architecture", "expansion", "train_tokens", "fvu_first", "fvu_last_fifth_start",
-                    "fvu_final", "last_fifth_drop", "converged", "dead_fraction")
+                    "fvu_final", "last_fifth_drop", "fvu_decay_exponent", "converged", "dead_fraction")
 CLAIM_CSV_COLUMNS = ("dataset", "readout", "key", "statement", "verdict", "statistic", "value", "p_value",
                      "p_family", "comparisons", "unconverged")
 FRONTIER_COLUMNS = ("sae", "architecture", "expansion", "train_tokens", "l0", "mse_per_token", "fvu",
@@ -99,7 +99,9 @@ def training_rows(run: Path) -> list[dict[str, Any]]:
         rows.append({"hook": info["key"]["hook"], "sae": metrics.parent.name, "architecture": tc["architecture"],
                      "expansion": tc["expansion"], "train_tokens": t["tokens"], "fvu_first": t.get("fvu_first"),
                      "fvu_last_fifth_start": t.get("fvu_last_fifth_start"), "fvu_final": t.get("fvu_final"),
-                     "last_fifth_drop": t.get("fvu_last_fifth_drop"), "converged": t.get("converged"),
+                     "last_fifth_drop": t.get("fvu_last_fifth_drop"),
+                     "fvu_decay_exponent": fvu_decay_exponent(info.get("fvu_history", []), t["steps"]),
+                     "converged": t.get("converged"),
                      "dead_fraction": t.get("dead_fraction")})
     return rows
 
@@ -191,7 +193,7 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
           f"- intervals: 95% percentile bootstrap over pairs ({n_boot} resamples, seed {seed}); gain over control: "
           "the SAE's figure minus the mean of its seeded random-weight controls of the same architecture, shape and "
           "sparsity, with its 95% interval and verdict", ""]
-    md += _training_section(training, figures, rel)
+    md += _training_section(training, figures, rel, str(settings.get("corpus")))
     md += _frontier_section(panels, by_cell, main_hook, figures)
     for p in panels:
         md += _panel_section(p, by_cell, main_hook, layer_sae, figures)
@@ -211,7 +213,8 @@ def _fig(figures: Mapping[str, bytes | None], name: str, alt: str) -> list[str]:
     return [f"![{alt}](FIG:{name}.png)", ""] if figures.get(name) else []
 
 
-def _training_section(training: list[dict[str, str]], figures: dict[str, bytes | None], rel: str) -> list[str]:
+def _training_section(training: list[dict[str, str]], figures: dict[str, bytes | None], rel: str,
+                      corpus: str) -> list[str]:
     bad = [f"{r['sae']} at {r['hook']}" for r in training if r["converged"] == "False"]
     md = ["## Training: curves and convergence", "",
           "Held-out FVU (the first 2,048 held-out activations, never trained on) and the fraction of dead latents, "
@@ -227,9 +230,30 @@ def _training_section(training: list[dict[str, str]], figures: dict[str, bytes |
                f"their held-out FVU was still falling by more than {CONVERGENCE_MAX_DROP:.0%} over the last fifth "
                "(the sweep config's comments say why the budgets are what they are). Every claim verdict that "
                "compares them says how many it rests on.", ""]
+        md += _why_unconverged(training, corpus)
     else:
         md += ["Every SAE of the study converged.", ""]
     return md
+
+
+def _why_unconverged(training: list[dict[str, str]], corpus: str) -> list[str]:
+    """Why a longer run of the same shape would not converge either: the fitted power-law exponents."""
+    exps = [float(r["fvu_decay_exponent"]) for r in training
+            if r["converged"] == "False" and r["fvu_decay_exponent"] not in ("", None)]
+    if not exps:
+        return []
+    limit = max_decay_exponent()
+    steep = sum(a > limit for a in exps)
+    lo, hi = min(exps), max(exps)
+    return [f"**Why they cannot converge here.** While the learning rate is constant (from half to four fifths of "
+            f"the steps), the held-out FVU of these {len(exps)} SAEs fell as FVU ~ tokens^-a with a from {lo:.2f} to "
+            f"{hi:.2f} (fitted on log-log axes: column fvu_decay_exponent). A curve of that shape falls by 1 - 0.8^a "
+            f"over any last fifth (a = {hi:.2f}: {1 - 0.8 ** hi:.1%}), whatever the budget, so it meets the "
+            f"{CONVERGENCE_MAX_DROP:.0%} rule only once it flattens to a <= {limit:.3f}; {steep} of the "
+            f"{len(exps)} had not begun to, and a longer run on the same curve does not change that. The last fifth "
+            "is also where the learning rate decays to zero, which adds a drop of its own to every run. The "
+            f"sweep's corpus (`{corpus}`) bounds how long a run can be without repeating its text, so these SAEs "
+            "are named here rather than trained on until the flag holds.", ""]
 
 
 def _frontier_section(panels: Sequence[Panel], by_cell: Mapping[tuple, dict[str, str]], hook: str,

@@ -124,6 +124,26 @@ def convergence(history: Sequence[Mapping[str, float]], total: int,
     return Convergence(drop <= max_drop, first, start, end, drop)
 
 
+def fvu_decay_exponent(history: Sequence[Mapping[str, float]], total: int) -> float | None:
+    """a in held-out FVU ~ steps^-a, fitted (least squares on log-log axes) to the probes from half to four fifths of
+    the `total` steps, where the learning rate is constant; None with fewer than two such probes.
+
+    A curve of that shape falls by 1 - 0.8^a over any last fifth, whatever the budget, so it meets the convergence
+    rule only once a <= max_decay_exponent(): what a longer run of the same shape cannot change."""
+    pts = [(math.log(h["step"]), math.log(h["fvu"])) for h in history
+           if total / 2 <= h["step"] <= total - total // 5 and h["fvu"] > 0]
+    if len(pts) < 2:
+        return None
+    mx, my = sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    return None if sxx == 0 else -sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+
+
+def max_decay_exponent(max_drop: float = CONVERGENCE_MAX_DROP) -> float:
+    """The largest power-law exponent whose last fifth falls by at most `max_drop`: 1 - 0.8^a = max_drop."""
+    return math.log(1 - max_drop) / math.log(0.8)
+
+
 # Rows (drawn at random) that b_dec's initialisation sees: the median of 8k tokens is as good a start as of more.
 INIT_SAMPLE = 8192
 
