@@ -46,7 +46,7 @@ from pseval.training.trainer import (
 _log = get_logger("training")  # messages; a notebook silences them on logging.getLogger("pseval")
 
 # Bump when a trainer change alters what the same settings produce: old SAEs and checkpoints then no longer match.
-TRAINER_VERSION = 3  # 3: encoder starts at 0.1 x the decoder's transpose; b_dec by architecture
+TRAINER_VERSION = 3  # 3: encoder starts at 0.1 x the decoder's transpose, b_dec by architecture, gradient clipping
 LOCK_FILE = ".train.lock"  # held while an SAE folder's files are written (see _save)
 METRICS_FILE = "train_metrics.json"  # written last beside cfg.json: its presence marks a finished SAE
 ACTIVATION_MEMORY_BYTES = 6 * 2**30  # activations held at once (tokens x d x hooks, float32); above: streamed

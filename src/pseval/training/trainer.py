@@ -40,6 +40,9 @@ class TrainConfig:
     dead_window_tokens: int = 100_000
     # The encoder starts as this times the decoder's transpose (why 0.1: the note above init_sae).
     encoder_init_scale: float = 0.1
+    # Gradients are clipped to this global norm before each step, as SAELens and dictionary_learning do (None: not
+    # clipped). B9, 100k tokens: L1 SAE held-out FVU 0.269 at L0 211 -> 0.239 at L0 163; TopK 0.303 -> 0.284.
+    grad_clip_norm: float | None = 1.0
     b_dec_init: str | None = None  # geometric_median, mean or zeros; None: the architecture's default_b_dec_init
     seed: int = 0
     name: str | None = None
@@ -50,8 +53,9 @@ class TrainConfig:
             self.b_dec_init = cls.default_b_dec_init
         if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
             raise ConfigError(f"b_dec_init={self.b_dec_init!r}; expected geometric_median, mean or zeros")
-        if self.expansion <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.encoder_init_scale <= 0:
-            raise ConfigError("expansion, batch_size, lr and encoder_init_scale must be positive")
+        if self.expansion <= 0 or self.batch_size <= 0 or self.lr <= 0 or self.encoder_init_scale <= 0 \
+                or (self.grad_clip_norm is not None and self.grad_clip_norm <= 0):
+            raise ConfigError("expansion, batch_size, lr, encoder_init_scale and grad_clip_norm must be positive")
 
     @property
     def uses_k(self) -> bool:
@@ -255,6 +259,8 @@ class _Run:
             raise diverged(tc, step, float(out.loss.detach()))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
+        if tc.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), tc.grad_clip_norm)
         sae.remove_parallel_decoder_grad()
         self.opt.step()
         sae.post_step()
