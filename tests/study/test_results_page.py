@@ -77,6 +77,11 @@ def test_page_of_a_tiny_sweep(tmp_path, tiny_gpt2_dir, wic_dev):
     assert f"\nOMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}\n" in text
     assert text.startswith(f"# PS-Eval on `{tiny_gpt2_dir}`") and "What MiniLM can" not in text  # MiniLM's own
     assert check_page(page) > 100
+    # Drawn again over the committed page (the reproduction step): accepted, and the same page.
+    again = CliRunner().invoke(main, ["report", str(run), "--page", str(page), "--bootstrap-resamples", "200",
+                                      "--sweep-command", f"OMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}"])
+    assert again.exit_code == 0, again.output
+    assert page.read_text() == text
     for name in ("cells.csv", "training.csv", "claims.csv", "curves.csv"):
         assert (tmp_path / "pages" / "tiny" / name).is_file()
     figures = sorted((tmp_path / "pages" / "tiny").glob("*.png"))

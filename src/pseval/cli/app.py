@@ -353,7 +353,7 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=OutputPath(), default=None,
               help="Report folder (default RESULTS/report for one folder; required for files or several paths).")
-@click.option("--page", type=OutputPath(), default=None,
+@click.option("--page", type=OutputPath(file_suffixes=(".md",)), default=None,
               help="Instead of the report folder, write one publishable Markdown page (PAGE.md) of a sweep folder, "
                    "its figures and the CSV summaries its tables show in PAGE's folder (PAGE without .md).")
 @click.option("--sweep-command", default=None,

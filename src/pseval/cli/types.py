@@ -131,21 +131,21 @@ ARCHITECTURE = Checked("architecture", _architecture)
 
 
 class OutputPath(click.Path):
-    """A path pseval will write (a folder, or a file when it ends in `.json` and files are allowed), checked to be
-    creatable and writable before any work."""
+    """A path pseval will write (a folder, or a file when it ends in one of `file_suffixes`), checked to be creatable
+    and writable before any work."""
 
     name = "path"
 
-    def __init__(self, json_file_ok: bool = False) -> None:
+    def __init__(self, json_file_ok: bool = False, file_suffixes: tuple[str, ...] = ()) -> None:
         super().__init__(path_type=Path)
-        self.json_file_ok = json_file_ok
+        self.file_suffixes = (*file_suffixes, *((".json",) if json_file_ok else ()))
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """The Path, or a usage error saying why it cannot be written."""
         from pseval.files import check_writable
 
         p = cast(Path, super().convert(value, param, ctx))  # path_type=Path: click gives a Path
-        is_dir = not (self.json_file_ok and p.suffix == ".json")
+        is_dir = p.suffix not in self.file_suffixes
         try:
             check_writable(p, is_dir=is_dir)
             _probe(p if is_dir else p.parent)

@@ -237,23 +237,29 @@ def _training_section(training: list[dict[str, str]], figures: dict[str, bytes |
 
 
 def _why_unconverged(training: list[dict[str, str]], corpus: str) -> list[str]:
-    """Why a longer run of the same shape would not converge either: the fitted power-law exponents."""
-    exps = [float(r["fvu_decay_exponent"]) for r in training
-            if r["converged"] == "False" and r["fvu_decay_exponent"] not in ("", None)]
-    if not exps:
-        return []
+    """Why a longer run would or would not converge: each unconverged SAE's fitted power-law exponent."""
     limit = max_decay_exponent()
-    steep = sum(a > limit for a in exps)
-    lo, hi = min(exps), max(exps)
-    return [f"**Why they cannot converge here.** While the learning rate is constant (from half to four fifths of "
-            f"the steps), the held-out FVU of these {len(exps)} SAEs fell as FVU ~ tokens^-a with a from {lo:.2f} to "
-            f"{hi:.2f} (fitted on log-log axes: column fvu_decay_exponent). A curve of that shape falls by 1 - 0.8^a "
-            f"over any last fifth (a = {hi:.2f}: {1 - 0.8 ** hi:.1%}), whatever the budget, so it meets the "
-            f"{CONVERGENCE_MAX_DROP:.0%} rule only once it flattens to a <= {limit:.3f}; {steep} of the "
-            f"{len(exps)} had not begun to, and a longer run on the same curve does not change that. The last fifth "
-            "is also where the learning rate decays to zero, which adds a drop of its own to every run. The "
-            f"sweep's corpus (`{corpus}`) bounds how long a run can be without repeating its text, so these SAEs "
-            "are named here rather than trained on until the flag holds.", ""]
+    fitted = [(r, float(r["fvu_decay_exponent"])) for r in training
+              if r["converged"] == "False" and r["fvu_decay_exponent"] not in ("", None)]
+    steep = [a for _, a in fitted if a > limit]
+    flat = [f"{r['sae']} at {r['hook']} (a = {a:.2f})" for r, a in fitted if a <= limit]
+    md = []
+    if steep:
+        lo, hi = min(steep), max(steep)
+        md.append(f"**Why they cannot converge here.** While the learning rate is constant (from half to four fifths "
+                  f"of the steps), the held-out FVU of {len(steep)} of these SAEs fell as FVU ~ tokens^-a with a from "
+                  f"{lo:.2f} to {hi:.2f} (fitted on log-log axes: column fvu_decay_exponent). A curve of that shape "
+                  f"falls by 1 - 0.8^a over any last fifth (a = {hi:.2f}: {1 - 0.8 ** hi:.1%}), whatever the budget, "
+                  f"so it meets the {CONVERGENCE_MAX_DROP:.0%} rule only once it flattens to a <= {limit:.3f}, which "
+                  "these runs had not begun to do and which a longer run on the same curve does not bring. The "
+                  f"sweep's corpus (`{corpus}`) bounds how long a run can be without repeating its text, so these SAEs "
+                  "are named here rather than trained on until the flag holds.")
+    if flat:
+        md.append(f"The other {len(flat)}, {', '.join(flat)}, were not on a falling power law (a <= {limit:.3f}; a "
+                  "negative a: the FVU rose while the sparsity penalty pushed L0 down) and fell by more than "
+                  f"{CONVERGENCE_MAX_DROP:.0%} in the last fifth, where the learning rate decays to zero: the decay "
+                  "itself, or L0 still settling. A longer budget may let them pass.")
+    return [line for m in md for line in (m, "")]
 
 
 def _frontier_section(panels: Sequence[Panel], by_cell: Mapping[tuple, dict[str, str]], hook: str,
