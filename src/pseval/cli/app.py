@@ -152,7 +152,7 @@ def _remove_debris(folder: Path | None, depth: int = 0) -> None:
               help="wic:PATH, wordnet[:opts], coarsewsd:PATH[:opts], hf:NAME[:SPLIT], jsonl:PATH, csv:PATH "
               "(docs/data.md).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_OPTION_HELP)
-@click.option("--out", type=OutputPath(json_file_ok=True), default=None,
+@click.option("--out", type=OutputPath(file_suffixes=(".json",)), default=None,
               help="JSON file (a list when several SAE/hook cells) or a results folder (one record per cell under "
                    "cells/; a re-run skips the cells already there).")
 @click.option("--force", is_flag=True,

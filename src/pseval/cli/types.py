@@ -136,9 +136,9 @@ class OutputPath(click.Path):
 
     name = "path"
 
-    def __init__(self, json_file_ok: bool = False, file_suffixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, file_suffixes: tuple[str, ...] = ()) -> None:
         super().__init__(path_type=Path)
-        self.file_suffixes = (*file_suffixes, *((".json",) if json_file_ok else ()))
+        self.file_suffixes = file_suffixes
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """The Path, or a usage error saying why it cannot be written."""

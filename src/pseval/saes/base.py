@@ -204,11 +204,11 @@ class SAE(nn.Module):
             bad = sum(int(c.numel() - torch.isfinite(c).sum()) for c in (t.split(rows) if t.ndim else (t,)))
             raise SAEFormatError(f"{source}: weight {name!r} has {bad} NaN/inf value(s)")
 
-    @torch.no_grad()
     def finish_training(self, sample: torch.Tensor, batch_size: int) -> None:
         """Called once after the last step with a sample of the (normalised) training data: state that is set from
         the trained weights rather than learned (BatchTopK's threshold). Nothing for most architectures."""
 
+    @torch.no_grad()
     def post_step(self) -> None:
         """Constraints re-applied after every optimiser step (here: unit-norm decoder rows)."""
         self.normalise_decoder()

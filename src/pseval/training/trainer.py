@@ -416,7 +416,8 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
     if not all_finite(first):
         raise ConfigError("activations contain NaN/inf values")
     scale = input_scale_for(first)
-    runs = _setup_runs(first[:INIT_SAMPLE] * scale, configs, metadata, device, lambda tc: max(1, total_tokens // bs))
+    sample = first[:INIT_SAMPLE] * scale
+    runs = _setup_runs(sample, configs, metadata, device, lambda tc: max(1, total_tokens // bs))
     use_autocast = torch.device(device).type == "cuda" if autocast_bf16 is None else autocast_bf16
     for r in runs:
         r.autocast = use_autocast
@@ -450,7 +451,7 @@ def train_saes_stream(stream: Iterable[torch.Tensor], total_tokens: int, configs
                 save_checkpoint(Path(checkpoint_dir), keys, runs, step)
         step += 1
     bar.close()
-    return _finish(runs, scale, (first[:INIT_SAMPLE] * scale).to(device))
+    return _finish(runs, scale, sample.to(device))
 
 
 CHECKPOINT_STATE = "trainer_state.pt"
