@@ -15,6 +15,7 @@ from pseval.ps_eval.controls import gain_statistics, gains_over_controls, score_
 from pseval.ps_eval.intervals import PairArrays
 from pseval.ps_eval.pipeline import SAEEntry, cell_id, evaluate, prepare_pairs
 from pseval.ps_eval.record import PSEvalRecord, read_record
+from pseval.ps_eval.rows import row_from_record
 from pseval.ps_eval.scoring import PairActivations
 from pseval.saes import SAEConfig, identity_sae
 from pseval.saes.standard import StandardSAE
@@ -144,3 +145,13 @@ def test_controls_leave_the_sae_numbers_alone_and_the_record_is_complete(minilm,
     # The record round-trips through its JSON.
     again = read_record(json.loads(on.to_json()), "test")
     assert isinstance(again, PSEvalRecord) and again.eval_result_metrics == on.eval_result_metrics
+    # Each control's per-pair outcomes are kept, in the order of the details, and agree with its own metrics: what
+    # the claims' gain over controls resamples (row_from_record reads them back).
+    labels = np.array([d.same_sense for d in on.eval_result_details])
+    ctl_rows = row_from_record(again).control_same_feature
+    assert ctl_rows is not None and ctl_rows.shape == (3, len(labels))
+    for rec, outcome in zip(on.eval_result_unstructured.controls, ctl_rows, strict=True):
+        assert rec.same_top_feature is not None and set(rec.same_top_feature) <= {"0", "1"}
+        spec = (~outcome[~labels]).mean()
+        assert rec.metrics["specificity"] == pytest.approx(spec)
+    assert row_from_record(off).control_same_feature is None

@@ -20,13 +20,19 @@ Monte-Carlo standard errors (0.05 + 0.038). Power is measured on N_POWER = 60 sw
 (specificity shifted by 0.05 and 0.10 where the claim says it should be, rho 0.5); `pytest -s` prints every rate.
 Claims run with 200 pair resamples per test and 100 bootstrap resamples per interval here (the report uses 2000 and
 1000).
+
+Gain over controls (`ClaimTests(gain=True)`): every simulated SAE gets N_CONTROLS random controls, cells of their own
+on the same pairs. Their null puts the effect where the random SAEs have it too (a deeper layer, attn_out, TopK or
+x32: SAE and controls +0.10 specificity), each control shifted by its own seed (sd SEED_SD): the gain claims must say
+"holds" in at most 5% of N_GAIN_NULL sweeps (the raw claims say it in nearly all of them), and they must find an
+effect of the SAE's own (+0.10 over controls that do not move) in at least half of N_POWER sweeps.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from statistics import NormalDist
 
@@ -169,6 +175,68 @@ PLANTED: dict[str, tuple[Callable[..., Claim], Callable[[float], list[Spec]], st
     "attention": (attention_claim, lambda e: layers(lambda L, c: e if c == "attn_out" else 0.0),
                   "attn_out specificity +{e} at every layer"),
 }
+
+
+N_CONTROLS = 5  # random controls per SAE, as pseval's default
+SEED_SD = 0.03  # specificity spread of one SAE's controls from seed to seed
+N_GAIN_NULL = 200
+GAIN_TESTS = ClaimTests(n_perm=200, n_boot=100, seed=0, gain=True)
+
+
+def simulate_with_controls(specs: list[Spec], place: Callable[[Spec], float], rng: np.random.Generator
+                           ) -> list[CellRow]:
+    """`simulate`, each SAE with N_CONTROLS controls: a control's specificity is shifted by its place's shift (what
+    a random SAE at that hook and shape gets) and its seed's; the SAE's own shift is on top of its place's."""
+    cells, ctl_specs = [], []
+    for sp in specs:
+        cells.append(replace(sp, shift=sp.shift + place(sp)))
+        ctl_specs += [replace(sp, sae=f"{sp.sae}/control{j}", shift=place(sp) + SEED_SD * float(rng.standard_normal()))
+                      for j in range(N_CONTROLS)]
+    rows = simulate(cells + ctl_specs, RHO, rng)
+    saes, ctls = rows[:len(specs)], rows[len(specs):]
+    for i, r in enumerate(saes):
+        r.control_same_feature = np.stack([c.same_feature for c in ctls[i * N_CONTROLS:(i + 1) * N_CONTROLS]])
+    return saes
+
+
+# (name, claim, SAE specs, where the random SAEs too are shifted): the gain nulls.
+GAIN_NULLS: list[tuple[str, Callable[..., Claim], Callable[[], list[Spec]], Callable[[Spec], float]]] = [
+    ("depth: layers 3-5 +0.10 for SAEs and controls", depth_claim, layers,
+     lambda sp: 0.10 if int(sp.hook.split(".")[1]) >= 3 else 0.0),
+    ("attention: attn_out +0.10 for SAEs and controls", attention_claim, layers,
+     lambda sp: 0.10 if sp.hook.endswith("attn_out") else 0.0),
+    ("activation: topk +0.10 for SAEs and controls", activation_claim, grid,
+     lambda sp: 0.10 if sp.arch == "topk" else 0.0),
+    ("width: x32 +0.10 for SAEs and controls", width_claim, grid, lambda sp: 0.10 if sp.width == 32 else 0.0),
+]
+
+
+def gain_rates(claim: Callable[..., Claim], specs: list[Spec], place: Callable[[Spec], float], n: int, seed: int,
+               tests: ClaimTests) -> dict[str, float]:
+    """Share of n simulated sweeps with controls in which the claim (at `tests`) holds / does not hold."""
+    rng = np.random.default_rng(seed)
+    verdicts = [claim(simulate_with_controls(specs, place, rng), tests).verdict for _ in range(n)]
+    return {v: verdicts.count(v) / n for v in (HOLDS, NOT_HOLDS)}
+
+
+@pytest.mark.parametrize("scenario", range(len(GAIN_NULLS)), ids=[n for n, *_ in GAIN_NULLS])
+def test_gain_claims_discount_what_random_saes_do(scenario):
+    name, claim, make, place = GAIN_NULLS[scenario]
+    gain = gain_rates(claim, make(), place, N_GAIN_NULL, 2000 + scenario, GAIN_TESTS)
+    raw = gain_rates(claim, make(), place, N_POWER, 3000 + scenario, TESTS)
+    print(f"gain null, {name}: 'holds' on gains in {gain[HOLDS]:.1%} of {N_GAIN_NULL} sweeps, on raw metrics in "
+          f"{raw[HOLDS]:.0%} of {N_POWER}")
+    assert gain[HOLDS] <= mc_bound(GAIN_TESTS.alpha, N_GAIN_NULL)
+    assert raw[HOLDS] >= 0.5  # the scenario does plant a raw effect: the gain is what discounts it
+
+
+@pytest.mark.parametrize("key", ("depth", "activation"))
+def test_gain_claims_find_an_effect_of_the_saes_own(key):
+    claim, make, what = PLANTED[key]
+    r = gain_rates(claim, make(0.10), lambda sp: 0.0, N_POWER, 4000 + len(key), GAIN_TESTS)
+    print(f"gain power, {key}, {what.format(e=0.10)} over unmoved controls: 'holds' in {r[HOLDS]:.0%} of {N_POWER}")
+    assert r[HOLDS] >= 0.5
+    assert r[NOT_HOLDS] <= mc_bound(GAIN_TESTS.alpha, N_POWER)
 
 
 def verdict_rates(claims: tuple[Callable[..., Claim], ...], specs: list[Spec], rho: float, n: int,

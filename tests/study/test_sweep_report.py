@@ -55,14 +55,18 @@ def test_tiny_sweep_and_report(tmp_path, tiny_gpt2_dir, wic_dev):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     claims = json.loads((report_dir / "claims.json").read_text())
     (panel,) = claims.values()
-    assert [c["key"] for c in panel] == ["frontier", "width", "activation", "depth", "attention"]
+    # The raw claims, then the same five on each SAE's gain over its random controls (the sweep scores controls).
+    keys = ["frontier", "width", "activation", "depth", "attention"]
+    assert [(c["key"], c["scale"]) for c in panel] == [(k, "raw") for k in keys] + [(k, "gain over controls")
+                                                                                     for k in keys]
+    assert any("specificity gain over controls" in c["statistic"] for c in panel[5:])
     assert all(c["evidence"] for c in panel)  # each verdict path is tested in test_claims.py
     attention = next(c for c in panel if c["key"] == "attention")
     assert any("attn_out minus resid_post" in e for e in attention["evidence"])
     md = (report_dir / "report.md").read_text()
     assert "### Claims" in md and "F1 [95% CI]" in md and "| MCC gain vs control |" in md
     assert "MCC gain vs control: the SAE's MCC minus" in md  # the legend under the cell table
-    assert "| claim | verdict | test | statistic | p | comparisons | evidence |" in md
+    assert "| claim | on | verdict | test | statistic | p | comparisons | evidence |" in md
     assert "one-sided pair bootstraps" in md  # the tiny sweep's 4 hooks make the attention claim testable
     assert "Family: the claims testable on this panel (up to five). Each claim's p-value is Holm-adjusted" in md
     assert "### By target word" in md

@@ -187,6 +187,11 @@ def chance_category(details: Sequence[Any]) -> ChanceMetrics:
     return ChanceMetrics(**chance_fields(n_same, len(details) - n_same))
 
 
+def same_feature_bits(a: PairArrays) -> str:
+    """'1' per pair whose two contexts share the top feature, else '0' (the record's compact per-pair outcome)."""
+    return "".join("1" if x else "0" for x in (a.feature_1 == a.feature_2))
+
+
 def control_categories(ctl: ControlsResult, details: Sequence[Any], n_boot: int, seed: int
                        ) -> tuple[Any, Any, list[ControlRecord]]:
     """The record's `controls` and `gain_over_control` categories and its unstructured per-control list; the SAE's
@@ -209,5 +214,6 @@ def control_categories(ctl: ControlsResult, details: Sequence[Any], n_boot: int,
                               architecture_assumed=p.assumed, k=p.k, sae_l0=ctl.sae_l0,
                               control_l0=float(np.mean([c.l0 for c in ctl.controls])), **summary)
     records = [ControlRecord(index=c.index, seed=c.seed, cut=c.cut, l0=c.l0,
-                             metrics={k: _finite(v) for k, v in c.metrics.items()}) for c in ctl.controls]
+                             metrics={k: _finite(v) for k, v in c.metrics.items()},
+                             same_top_feature=same_feature_bits(c.arrays)) for c in ctl.controls]
     return controls, GainMetrics(**gain_fields), records

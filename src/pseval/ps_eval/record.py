@@ -481,6 +481,10 @@ class ControlRecord(BaseModel):
     l0: float = Field(title="Mean L0", description="its mean non-zero latents per scored context")
     metrics: dict[str, float | None] = Field(title="Metrics", description="its PS-Eval metrics on the scored pairs "
                                              "(f1, specificity, mcc, auc_cosine, accuracy, ...; null undefined)")
+    same_top_feature: str | None = Field(None, title="Same top feature", description="per scored pair in the "
+                                         "order of eval_result_details, '1' when its two contexts share the "
+                                         "control's top feature, else '0'; what the claims' gain over controls "
+                                         "resamples (null in records written before it was kept)")
 
 
 class Unstructured(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pseval.errors import ConfigError
-from pseval.metrics.statistics import Interval
+from pseval.metrics.statistics import Interval, bits
 from pseval.models.hooks import parse_hook_name
 from pseval.ps_eval.concentration import DOMINANCE_THRESHOLD
 from pseval.ps_eval.headline import HEADLINE_COLUMNS, headline_row
@@ -265,6 +265,9 @@ class CellRow:
     model: str = ""  # the model the cell's activations came from
     dataset_hash: str = ""  # the content of the pair set (two files may share a spec string)
     d_sae: int | None = None  # the SAE's width (its cfg's d_sae); None when the record has no SAE config
+    # [n_controls, n_pairs] whether each random control's top feature is shared by a pair's two contexts; None when
+    # the record keeps no per-pair outcomes of its controls (what the claims' gain over controls needs)
+    control_same_feature: np.ndarray | None = None
 
     @property
     def panel(self) -> tuple[str, str, str, str]:
@@ -315,7 +318,16 @@ def row_from_record(r: PSEvalRecord) -> CellRow:
         cos_enc=np.array([nan if p.enc_cos is None else p.enc_cos for p in d], dtype=float),
         cos_dec=np.array([nan if p.dec_cos is None else p.dec_cos for p in d], dtype=float),
         git_commit=str(r.git_commit)[:12], converged=m.training.converged if m.training else None, record=r,
-        model=cfg.model_name, dataset_hash=cfg.dataset_hash, d_sae=_width(r))
+        model=cfg.model_name, dataset_hash=cfg.dataset_hash, d_sae=_width(r), control_same_feature=_controls(r))
+
+
+def _controls(r: PSEvalRecord) -> np.ndarray | None:
+    """The controls' per-pair outcomes [n_controls, n_pairs], when the record keeps them for every control."""
+    ctl = r.eval_result_unstructured.controls
+    n = len(r.eval_result_details)
+    if not ctl or any(c.same_top_feature is None or len(c.same_top_feature) != n for c in ctl):
+        return None
+    return np.stack([bits(c.same_top_feature) for c in ctl if c.same_top_feature is not None])
 
 
 def _width(r: PSEvalRecord) -> int | None:

@@ -31,6 +31,14 @@ How a verdict is reached (level alpha = 0.05 unless set otherwise):
   comparisons agree is an intersection-union test, so no correction is needed (the attention claim fails if either
   comparison set does, so there each interval is at level 1 - 2 alpha / 2, Bonferroni). Otherwise the verdict is
   "inconclusive". This side is tested per claim at alpha (it is not part of the Holm family).
+- **Gain over controls.** `evaluate_claims(..., gain=True)` tests every claim again on each SAE's gain over its
+  random controls (pseval.ps_eval.controls) instead of its raw metric: a layer, component, width or architecture
+  whose random SAEs already separate senses better is not credited for it. Each SAE's outcomes are resampled with
+  its controls' under the same pair draws, and its gain in a draw is its metric minus its controls' mean; the
+  controls' seed-to-seed variance beyond their pair noise (s2, the moment estimate of `gains_over_controls`), of
+  which their mean carries s2 / N, is added to each draw as independent normal noise (each SAE has its own
+  controls). Supporting intervals are then percentile intervals of those draws. Cells whose record keeps no
+  per-pair outcomes of its controls are left out, with a note. The gain claims are a second Holm family.
 - **Unconverged SAEs.** A claim that compares cells whose SAE training was flagged unconverged names them, and its
   verdict is marked.
 
@@ -49,9 +57,15 @@ from typing import Any, cast
 
 import numpy as np
 
-from pseval.metrics.pair_bootstrap import bootstrap_cell_metrics, centred_null_p, centred_p, studentised_max_t
+from pseval.metrics.pair_bootstrap import (
+    BootstrappedMetric,
+    bootstrap_cell_metrics,
+    centred_null_p,
+    centred_p,
+    studentised_max_t,
+)
 from pseval.metrics.significance import holm
-from pseval.metrics.statistics import Interval, bootstrap_contrasts
+from pseval.metrics.statistics import Interval, bootstrap_contrasts, percentile_interval
 from pseval.ps_eval.rows import CellRow
 
 HOLDS, NOT_HOLDS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -60,7 +74,9 @@ EQUIVALENCE = 0.05  # a difference in specificity (or F1) smaller than this coun
 FAMILY = ("Family: the claims testable on this panel (up to five). Each claim's p-value is Holm-adjusted across them "
           "and a claim holds when the adjusted p is at most {alpha:g} (family-wise error {alpha:g}); 'does not hold' "
           "is an equivalence verdict per claim at {alpha:g}. Tests resample pairs (pair bootstrap), valid when SAEs "
-          "share marginal rates but differ in how they follow per-pair difficulty.")
+          "share marginal rates but differ in how they follow per-pair difficulty. Where the cells keep their random "
+          "controls' outcomes, the claims are tested again on each SAE's gain over its controls (on: gain over "
+          "controls), a second family of their own.")
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,7 @@ class ClaimTests:
     seed: int = 0
     alpha: float = ALPHA
     margin: float = EQUIVALENCE
+    gain: bool = False  # test each SAE's gain over its random controls instead of its raw metric
 
 
 @dataclass
@@ -91,6 +108,7 @@ class Claim:
     comparisons: int = 0  # comparisons the one test covers (each with a supporting interval)
     level: float = ALPHA
     margin: float = EQUIVALENCE
+    scale: str = "raw"  # "raw" metrics, or each SAE's "gain over controls"
     unconverged: list[str] = field(default_factory=list)  # compared cells whose SAE training did not converge
     evidence: list[str] = field(default_factory=list)
     intervals: list[Interval] = field(default_factory=list)
@@ -127,6 +145,50 @@ def _stack(cells: Sequence[CellRow]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([r.same_feature for r in cells]), y
 
 
+def _cell_metrics(cells: Sequence[CellRow], metrics: Sequence[str], cfg: ClaimTests
+                  ) -> dict[str, BootstrappedMetric]:
+    """Each metric of each cell on the data and on cfg.n_perm pair resamples: raw, or (cfg.gain) each cell's gain over
+    its controls, resampled with them, plus their seed noise (the module's "Gain over controls")."""
+    y, s = _stack(cells)
+    if not cfg.gain:
+        return bootstrap_cell_metrics(y, s, metrics, cfg.n_perm, cfg.seed)
+    ctl = [r.control_same_feature for r in cells]
+    if any(c is None for c in ctl):
+        raise ValueError("a gain over controls needs every cell's per-pair control outcomes")
+    boot = bootstrap_cell_metrics(np.vstack([y, *cast(list[np.ndarray], ctl)]), s, metrics, cfg.n_perm, cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 26])
+    out = {}
+    for m in metrics:
+        obs, draws = boot[m].observed[:len(cells)].copy(), boot[m].draws[:, :len(cells)].copy()
+        start = len(cells)
+        for i, c in enumerate(cast(list[np.ndarray], ctl)):
+            n = len(c)
+            c_obs, c_draws = boot[m].observed[start:start + n], boot[m].draws[:, start:start + n]
+            start += n
+            obs[i] -= c_obs.mean()
+            draws[:, i] -= c_draws.mean(1)
+            if n > 1:
+                within = float(np.nanmean(np.nanvar(c_draws, axis=0, ddof=1)))
+                s2 = max(0.0, float(np.var(c_obs, ddof=1)) - within) / n if np.isfinite(c_obs).all() else 0.0
+                draws[:, i] += rng.normal(0.0, np.sqrt(s2), size=len(draws))
+        out[m] = BootstrappedMetric(obs, draws)
+    return out
+
+
+def _contrasts(cells: Sequence[CellRow], boot: BootstrappedMetric, weights: np.ndarray, metric: str,
+               cfg: ClaimTests, level: float) -> list[Interval]:
+    """Supporting intervals of contrasts (rows of weights over cells): the paired bootstrap of the raw metric, or
+    percentile intervals of the gain draws."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    if not cfg.gain:
+        return bootstrap_contrasts([r.pair for r in cells], w, metric, cfg.n_boot, cfg.seed, level)
+    return [percentile_interval(float(row @ boot.observed), boot.draws @ row, level) for row in w]
+
+
+def _what(metric: str, cfg: ClaimTests) -> str:
+    return f"{metric} gain over controls" if cfg.gain else metric
+
+
 def _mark_unconverged(c: Claim, cells: Sequence[CellRow]) -> None:
     c.unconverged = sorted({f"{r.sae} at {r.hook}" for r in cells if r.converged is False})
 
@@ -152,8 +214,7 @@ def _factor_claim(c: Claim, groups: list[tuple[str, list[tuple[str, CellRow]]]],
     for _, lv in groups:
         blocks.append(list(range(start, start + len(lv))))
         start += len(lv)
-    y, s = _stack(cells)
-    boot = bootstrap_cell_metrics(y, s, ("specificity",), cfg.n_perm, cfg.seed)["specificity"]
+    boot = _cell_metrics(cells, ("specificity",), cfg)["specificity"]
     obs, draws = boot.observed, boot.draws
     ranges = np.array([np.ptp(obs[b]) for b in blocks])
     # Under the null every level of a group has one specificity, so the observed range is the range of the estimates'
@@ -170,22 +231,21 @@ def _factor_claim(c: Claim, groups: list[tuple[str, list[tuple[str, CellRow]]]],
             w = np.zeros(len(cells))
             w[i], w[j] = 1.0, -1.0
             rows_w.append(w)
-    c.intervals = bootstrap_contrasts([r.pair for r in cells], np.array(rows_w), "specificity", cfg.n_boot,
-                                      cfg.seed, 1 - 2 * cfg.alpha)
+    c.intervals = _contrasts(cells, boot, np.array(rows_w), "specificity", cfg, 1 - 2 * cfg.alpha)
     c.comparisons = len(c.intervals)
     k = 0
     for g, ((label, lv), b) in enumerate(zip(groups, blocks, strict=True)):
         mine = c.intervals[k:k + len(b) * (len(b) - 1) // 2]
         k += len(mine)
         worst = max(max(abs(i.low), abs(i.high)) for i in mine)
-        c.evidence.append(f"{label}: specificity " + ", ".join(f"{lvl} {obs[i]:.3f}" for (lvl, _), i in zip(lv, b,
-                                                                                                         strict=True))
+        levels = ", ".join(f"{lvl} {obs[i]:.3f}" for (lvl, _), i in zip(lv, b, strict=True))
+        c.evidence.append(f"{label}: {_what('specificity', cfg)} {levels}"
                           + f"; range {ranges[g]:.3f} (group p={_p(group_p[g])}, Holm {_p(group_holm[g])}); "
                           f"largest absolute bound of its {len(mine)} pairwise 90% CIs {worst:.3f}")
     c.refuted = all(-cfg.margin < i.low and i.high < cfg.margin for i in c.intervals)
     c.test = (f"pair bootstrap ({cfg.n_perm} resamples; pairs drawn with every {factor}'s outcomes together), "
               "centred")
-    c.statistic = f"mean over {len(groups)} group(s) of the range of specificity across {factor}s"
+    c.statistic = f"mean over {len(groups)} group(s) of the range of {_what('specificity', cfg)} across {factor}s"
     c.verdict = _verdict(c.p_value, cfg.alpha, c.refuted)
     _mark_unconverged(c, cells)
     return c
@@ -235,8 +295,7 @@ def _one_sided(comparisons: list[tuple[str, list[CellRow], list[CellRow]]],
         return index[id(r)]
 
     sides: Sides = [([at(r) for r in a], [at(r) for r in b]) for _, a, b in comparisons]
-    y, s = _stack(cells)
-    boot = bootstrap_cell_metrics(y, s, ("specificity",), cfg.n_perm, cfg.seed)["specificity"]
+    boot = _cell_metrics(cells, ("specificity",), cfg)["specificity"]
     obs, draws = boot.observed, boot.draws
     w = np.zeros((len(sides), len(cells)))
     for k, (ia, ib) in enumerate(sides):
@@ -245,7 +304,7 @@ def _one_sided(comparisons: list[tuple[str, list[CellRow], list[CellRow]]],
     d_obs, d_draws = w @ obs, draws @ w.T
     value = float(d_obs.mean())
     p = centred_p(value, d_draws.mean(1))
-    intervals = bootstrap_contrasts([r.pair for r in cells], w, "specificity", cfg.n_boot, cfg.seed, level)
+    intervals = _contrasts(cells, boot, w, "specificity", cfg, level)
     return value, p, intervals, [centred_p(float(d_obs[k]), d_draws[:, k]) for k in range(len(sides))], cells
 
 
@@ -269,10 +328,11 @@ def depth_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> Clai
     c.value, c.p_value, c.intervals, group_p, cells = _one_sided(comps, cfg, 1 - 2 * cfg.alpha)
     adj = holm(group_p)
     for (label, _, _), i, gp, ap in zip(comps, c.intervals, group_p, adj, strict=True):
-        c.evidence.append(f"{label} specificity {_ci(i)} (90% CI; group p={_p(gp)}, Holm {_p(ap)})")
+        c.evidence.append(f"{label} {_what('specificity', cfg)} {_ci(i)} (90% CI; group p={_p(gp)}, Holm {_p(ap)})")
     c.comparisons = len(c.intervals)
     c.test = f"one-sided pair bootstrap ({cfg.n_perm} resamples; pairs drawn with every layer's outcomes together)"
-    c.statistic = f"mean over {len(comps)} (SAE, component) group(s) of deeper-half minus shallower-half specificity"
+    c.statistic = (f"mean over {len(comps)} (SAE, component) group(s) of deeper-half minus shallower-half "
+                   f"{_what('specificity', cfg)}")
     c.refuted = all(i.high < cfg.margin for i in c.intervals)
     c.verdict = _verdict(c.p_value, cfg.alpha, c.refuted)
     _mark_unconverged(c, cells)
@@ -320,7 +380,7 @@ def attention_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> 
     c.comparisons = len(c.intervals)
     c.test = (f"intersection-union of one-sided pair bootstraps ({cfg.n_perm} resamples each; pairs drawn with "
               f"every component's outcomes together), one per other component ({len(per_other)})")
-    c.statistic = "smallest over the other components of mean attn_out minus other specificity"
+    c.statistic = f"smallest over the other components of mean attn_out minus other {_what('specificity', cfg)}"
     c.refuted = negligible
     c.verdict = _verdict(c.p_value, cfg.alpha, negligible)
     _mark_unconverged(c, all_cells)
@@ -352,8 +412,7 @@ def frontier_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> C
     for g in groups.values():
         comps += [(start, start + k, m) for k in range(1, len(g)) for m in ("specificity", "f1")]
         start += len(g)
-    y, s = _stack(cells)
-    boot = bootstrap_cell_metrics(y, s, ("specificity", "f1"), cfg.n_perm, cfg.seed)
+    boot = _cell_metrics(cells, ("specificity", "f1"), cfg)
     d_obs = np.array([boot[m].observed[w] - boot[m].observed[b] for b, w, m in comps])  # winner minus ReLU
     d_draws = np.stack([boot[m].draws[:, w] - boot[m].draws[:, b] for b, w, m in comps], axis=1)
     # The claim is false only if every winner is better by the margin or more (H0_k: delta_k >= margin for all k);
@@ -363,23 +422,21 @@ def frontier_claim(rows: Sequence[CellRow], cfg: ClaimTests = ClaimTests()) -> C
     weights = np.zeros((len(comps), len(cells)))
     for k, (b, w, _) in enumerate(comps):
         weights[k, w], weights[k, b] = 1.0, -1.0  # winner minus ReLU
-    by_metric = {m: iter(bootstrap_contrasts([r.pair for r in cells], weights[[k for k, x in enumerate(comps)
-                                                                                 if x[2] == m]],
-                                             m, cfg.n_boot, cfg.seed, 1 - 2 * cfg.alpha))
-                 for m in ("specificity", "f1")}
+    by_metric = {m: iter(_contrasts(cells, boot[m], weights[[k for k, x in enumerate(comps) if x[2] == m]], m, cfg,
+                                    1 - 2 * cfg.alpha)) for m in ("specificity", "f1")}
     for (b, w, m), adj in zip(comps, adjusted, strict=True):
         i = next(by_metric[m])
         c.intervals.append(i)
         r, base = cells[w], cells[b]
         c.evidence.append(f"{r.sae} vs {base.sae} at {r.hook}: FVU {r.recon['fvu']:.3f} vs {base.recon['fvu']:.3f}, "
-                          f"L0 {r.recon['l0']:.1f} vs {base.recon['l0']:.1f}; winner minus ReLU {m} {_ci(i)} (90% CI; "
-                          f"max-T adjusted p of 'below +{cfg.margin:g}' {_p(adj)})")
+                          f"L0 {r.recon['l0']:.1f} vs {base.recon['l0']:.1f}; winner minus ReLU "
+                          f"{_what(m, cfg)} {_ci(i)} (90% CI; max-T adjusted p of 'below +{cfg.margin:g}' {_p(adj)})")
     c.refuted = all(i.low > 0 for i in c.intervals)  # every winner better on every metric: "necessarily better"
     c.comparisons = len(comps)
     c.test = (f"one-sided studentised max-T pair bootstrap ({cfg.n_perm} resamples; pairs drawn with the ReLU SAE's "
               "and its winners' outcomes together)")
-    c.statistic = (f"smallest winner-minus-ReLU difference in specificity or F1 (holds when some is shown below "
-                   f"+{cfg.margin:g}: worse, or merely tied)")
+    c.statistic = (f"smallest winner-minus-ReLU difference in {_what('specificity or F1', cfg)} (holds when "
+                   f"some is shown below +{cfg.margin:g}: worse, or merely tied)")
     c.verdict = _verdict(c.p_value, cfg.alpha, c.refuted)
     _mark_unconverged(c, cells)
     return c
@@ -392,13 +449,21 @@ _NEEDS = {"width": "two or more widths of one architecture at one hook",
 
 
 def evaluate_claims(rows: Sequence[CellRow], n_boot: int = 1000, seed: int = 0, n_perm: int = 2000,
-                    alpha: float = ALPHA, margin: float = EQUIVALENCE) -> list[Claim]:
-    """All claims on the cells of one panel (same dataset and readout)."""
-    cfg = ClaimTests(n_perm=n_perm, n_boot=n_boot, seed=seed, alpha=alpha, margin=margin)
-    claims = [f(rows, cfg) for f in (frontier_claim, width_claim, activation_claim, depth_claim, attention_claim)]
+                    alpha: float = ALPHA, margin: float = EQUIVALENCE, gain: bool = False) -> list[Claim]:
+    """All claims on the cells of one panel (same dataset and readout): on raw metrics, or (gain) on each SAE's gain
+    over its random controls, leaving out cells without per-pair control outcomes."""
+    cfg = ClaimTests(n_perm=n_perm, n_boot=n_boot, seed=seed, alpha=alpha, margin=margin, gain=gain)
+    kept = [r for r in rows if r.control_same_feature is not None] if gain else list(rows)
+    claims = [f(kept, cfg) for f in (frontier_claim, width_claim, activation_claim, depth_claim, attention_claim)]
     for c in claims:
+        if gain:
+            c.scale = "gain over controls"
         if not c.evidence:
             c.evidence.append(f"not testable on these cells: needs {_NEEDS.get(c.key, 'more cells')}")
+        if len(kept) < len(rows):
+            c.evidence.append(f"{len(rows) - len(kept)} of {len(rows)} cells left out: their records keep no "
+                              "per-pair outcomes of random controls (scored without controls, or before they were "
+                              "kept)")
     # One family: Holm across the testable claims decides "holds" (see the module).
     tested = [c for c in claims if c.p_value is not None]
     for c, adj in zip(tested, holm([float(c.p_value) for c in tested if c.p_value is not None]), strict=True):

@@ -90,7 +90,10 @@ def build_panels(source: ResultsStore | RecordSet | Iterable[PSEvalRecord], n_bo
                                 r.sae))
         distinct = ", ".join(([f"model {model}"] if len(models) > 1 else [])
                              + ([f"data {h[:8]}"] if len(hashes[ds]) > 1 else []))
-        p = Panel(ds, ro, grp, evaluate_claims(grp, n_boot, seed), distinct=distinct)
+        claims = evaluate_claims(grp, n_boot, seed)
+        if any(r.control_same_feature is not None for r in grp):
+            claims += evaluate_claims(grp, n_boot, seed, gain=True)  # the second family: gains over controls
+        p = Panel(ds, ro, grp, claims, distinct=distinct)
         figs = {
             "pareto": plots.pareto(grp, f"MSE vs L0 ({p.title})"),
             "expansion": plots.versus_expansion(grp, "PS-Eval vs dictionary size"),
@@ -254,12 +257,12 @@ def loss_note(panel: Panel) -> str:
     return "loss rec. = (L_zero-ablation - L_SAE) / (L_zero-ablation - L_clean), objective: " + "; ".join(parts)
 
 
-CLAIM_COLUMNS = ("claim", "verdict", "test", "statistic", "p", "comparisons", "evidence")
+CLAIM_COLUMNS = ("claim", "on", "verdict", "test", "statistic", "p", "comparisons", "evidence")
 
 
 def claims_table(claims: list[Claim]) -> list[dict]:
     """Rows of the claims table: the verdict (marked if it rests on unconverged SAEs), its one test, the evidence."""
-    return [{"claim": c.statement, "verdict": c.verdict_label, "test": c.test or "-",
+    return [{"claim": c.statement, "on": c.scale, "verdict": c.verdict_label, "test": c.test or "-",
              "statistic": f"{c.statistic} = {c.value:+.3f}" if c.statistic else "-",
              "p": "-" if c.p_value is None else f"{c.p_value:.3g}", "comparisons": c.comparisons,
              "evidence": "; ".join(c.evidence[:4]) + (f"; ... ({len(c.evidence)} lines)"

@@ -30,7 +30,7 @@ _log = get_logger("results_page")  # messages; a notebook silences them on loggi
 
 TRAINING_COLUMNS = ("hook", "sae", "architecture", "expansion", "train_tokens", "fvu_first", "fvu_last_fifth_start",
                     "fvu_final", "last_fifth_drop", "fvu_decay_exponent", "converged", "dead_fraction")
-CLAIM_CSV_COLUMNS = ("dataset", "readout", "key", "statement", "verdict", "statistic", "value", "p_value",
+CLAIM_CSV_COLUMNS = ("dataset", "readout", "key", "scale", "statement", "verdict", "statistic", "value", "p_value",
                      "p_family", "comparisons", "unconverged")
 FRONTIER_COLUMNS = ("sae", "architecture", "expansion", "train_tokens", "l0", "mse_per_token", "fvu",
                     "dead_fraction", "loss_recovered", "converged")
@@ -40,7 +40,7 @@ ARCH_COLUMNS = ("sae", "architecture", "expansion", "train_tokens", "pairs", "f1
 LAYER_COLUMNS = ("hook", "layer", "component", "sae", "pairs", "f1", "f1_low", "f1_high", "specificity",
                  "specificity_low", "specificity_high", "gain_f1", "gain_f1_low", "gain_f1_high", "gain_f1_verdict",
                  "converged")
-CLAIM_COLUMNS = ("key", "statement", "verdict", "value", "p_value", "p_family", "comparisons", "unconverged")
+CLAIM_COLUMNS = ("key", "scale", "statement", "verdict", "value", "p_value", "p_family", "comparisons", "unconverged")
 # Before each table: {"file", "where": {column: value or [values]}, "key": [columns]} as JSON: the table shows exactly
 # the file's rows that match `where`, one per key (tests/study/test_results_page.py checks it).
 SOURCE_MARK = "<!-- source "
@@ -108,7 +108,7 @@ def training_rows(run: Path) -> list[dict[str, Any]]:
 
 def claim_rows(panels: Sequence[Panel]) -> list[dict[str, Any]]:
     """One row per (panel, claim) (CLAIM_CSV_COLUMNS)."""
-    return [{"dataset": p.dataset, "readout": p.readout, "key": c.key, "statement": c.statement,
+    return [{"dataset": p.dataset, "readout": p.readout, "key": c.key, "scale": c.scale, "statement": c.statement,
              "verdict": c.verdict, "statistic": c.statistic, "value": None if math.isnan(c.value) else c.value,
              "p_value": c.p_value, "p_family": c.p_family, "comparisons": c.comparisons,
              "unconverged": len(c.unconverged)} for p in panels for c in p.claims]
@@ -304,10 +304,11 @@ def _claims_section(panels: Sequence[Panel], claims: list[dict[str, str]]) -> li
     for p in panels:
         rows = [c for c in claims if (c["dataset"], c["readout"]) == (p.dataset, p.readout)]
         md += [f"### {p.title}", ""]
-        md += _table(rows, CLAIM_COLUMNS, "claims.csv", {"dataset": p.dataset, "readout": p.readout}, ("key",))
+        md += _table(rows, CLAIM_COLUMNS, "claims.csv", {"dataset": p.dataset, "readout": p.readout},
+                     ("key", "scale"))
         for c in p.claims:
             if c.evidence:
-                md.append(f"- **{c.key}**: " + "; ".join(c.evidence[:3]).replace("|", "/"))
+                md.append(f"- **{c.key}** ({c.scale}): " + "; ".join(c.evidence[:3]).replace("|", "/"))
         md.append("")
     return md
 
@@ -327,7 +328,8 @@ def _minilm_section(claims: list[dict[str, str]], settings: Mapping[str, Any]) -
     statements: dict[str, str] = {}
     for c in claims:
         statements[c["key"]] = c["statement"]
-        by_key.setdefault(c["key"], []).append(f"{short_dataset(c['dataset'])}/{c['readout']}: {c['verdict']}")
+        on = "" if c.get("scale", "raw") == "raw" else f" ({c['scale']})"
+        by_key.setdefault(c["key"], []).append(f"{short_dataset(c['dataset'])}/{c['readout']}{on}: {c['verdict']}")
     md = ["## What MiniLM can and cannot say about the paper's GPT-2 findings", "",
           "MiniLM (all-MiniLM-L6-v2) is a 6-layer bidirectional sentence encoder with d_model 384, distilled for "
           "sentence similarity; the paper measured GPT-2 small (12 causal layers, d_model 768) with SAEs trained on "
