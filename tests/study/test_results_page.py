@@ -88,6 +88,19 @@ def test_page_of_a_tiny_sweep(tmp_path, tiny_gpt2_dir, wic_dev):
     assert len(figures) >= 4 and all(f.stat().st_size <= 200_000 for f in figures)
     for f in figures:  # every figure written is shown, and every figure shown exists
         assert f"](tiny/{f.name})" in text
+    # Compared with itself as the shorter budget: every cell and claim is matched, and nothing changed.
+    checked = tmp_path / "pages" / "checked.md"
+    res = CliRunner().invoke(main, ["report", str(run), "--page", str(checked), "--bootstrap-resamples", "200",
+                                    "--budget-check", str(tmp_path / "pages" / "tiny")])
+    assert res.exit_code == 0, res.output
+    both = checked.read_text()
+    assert "## Does the budget change the answer?" in both and f"--budget-check {tmp_path / 'pages' / 'tiny'}" in both
+    with open(tmp_path / "pages" / "checked" / "budget_cells.csv", newline="") as fh:
+        compared = list(csv.DictReader(fh))
+    with open(tmp_path / "pages" / "tiny" / "cells.csv", newline="") as fh:
+        assert len(compared) == len(list(csv.DictReader(fh)))
+    assert all(float(r["d_specificity"]) == 0 and float(r["d_f1"]) == 0 for r in compared)
+    assert "\n0 of " in both and check_page(checked) > check_page(page)
     # A changed number in the page is caught.
     with open(tmp_path / "pages" / "tiny" / "cells.csv", newline="") as fh:
         f1 = page_value(next(csv.DictReader(fh))["f1"])

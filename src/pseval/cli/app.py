@@ -359,9 +359,12 @@ def sweep(config: Path, out: Path | None, overwrite: bool, executor: str | None,
 @click.option("--sweep-command", default=None,
               help="With --page: the command that ran the sweep, as the page prints it (default: pseval sweep "
                    "configs/NAME.toml --out RESULTS).")
+@click.option("--budget-check", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="With --page: the summary folder (cells.csv, claims.csv, training.csv) of the same study at "
+                   "another token budget; the page compares the two, cell by cell and claim by claim.")
 @settings_options(["bootstrap_resamples", "bootstrap_seed"])
 def report(results: tuple[Path, ...], out: Path | None, page: Path | None, sweep_command: str | None,
-           bootstrap_resamples: int, bootstrap_seed: int) -> None:
+           budget_check: Path | None, bootstrap_resamples: int, bootstrap_seed: int) -> None:
     """Write a Markdown summary and a self-contained HTML report (plots, every cell, cells.csv, the paper's claims)
     of any set of records: sweep or `eval --out` folders, SAEBench-style result folders, record files."""
     from pseval.study.report import write_report
@@ -371,10 +374,11 @@ def report(results: tuple[Path, ...], out: Path | None, page: Path | None, sweep
 
         if len(results) != 1 or out is not None:
             raise click.UsageError("--page draws one sweep folder's page: give one RESULTS folder and no --out")
-        write_results_page(results[0], page, bootstrap_resamples, bootstrap_seed, sweep_command, log=click.echo)
+        write_results_page(results[0], page, bootstrap_resamples, bootstrap_seed, sweep_command, log=click.echo,
+                           budget_check=budget_check)
         return
-    if sweep_command is not None:
-        raise click.UsageError("--sweep-command is printed on a --page; give --page too")
+    if sweep_command is not None or budget_check is not None:
+        raise click.UsageError("--sweep-command and --budget-check belong to a --page; give --page too")
     if out is None:
         if len(results) != 1 or not results[0].is_dir():
             raise click.UsageError("a report of several paths or of record files needs --out")

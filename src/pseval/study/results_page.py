@@ -18,6 +18,15 @@ from pseval.files import write_bytes_atomic, write_text_atomic
 from pseval.logs import get_logger
 from pseval.ps_eval.rows import CellRow, short_dataset
 from pseval.study import plots
+from pseval.study.budget_check import (
+    BUDGET_CELL_COLUMNS,
+    BUDGET_CLAIM_COLUMNS,
+    BUDGET_PANEL_COLUMNS,
+    budget_cell_rows,
+    budget_claim_rows,
+    budget_panel_rows,
+    read_summaries,
+)
 from pseval.study.cells_csv import cells_csv_text, sorted_cells
 from pseval.study.claims import family_note
 from pseval.study.curves import curve_rows_from_store
@@ -141,12 +150,15 @@ def _budgets(settings: Mapping[str, Any]) -> str:
 
 
 def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, seed: int = 0,
-                       command: str | None = None, log: Callable[[str], Any] = _log.info) -> Path:
+                       command: str | None = None, log: Callable[[str], Any] = _log.info,
+                       budget_check: str | Path | None = None) -> Path:
     """Write PAGE (Markdown) and PAGE's folder (PAGE without .md: figures, cells.csv, training.csv, claims.csv,
-    curves.csv) from a sweep folder's records and SAEs; returns the page's path."""
+    curves.csv) from a sweep folder's records and SAEs; returns the page's path. With `budget_check` (the summary
+    folder of the same study at another budget), a section compares the two (pseval.study.budget_check)."""
     run, page = Path(run), Path(page)
     if page.suffix != ".md":
         raise ConfigError(f"--page {page}: expected a Markdown file name ending in .md")
+    before = read_summaries(budget_check) if budget_check is not None else None  # a bad folder fails before work
     rs = load_record_set([run])
     settings = rs.sweep_settings
     if not settings:
@@ -182,7 +194,8 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
           f"file beside this page that its table names (`{rel}/cells.csv`, `training.csv`, `claims.csv`), and "
           "tests/study/test_results_page.py checks that they agree.", "",
           "```bash", sweep_cmd, f"pseval report {run} --page {page}"
-          + (f" --sweep-command '{command}'" if command else ""), "```", "",
+          + (f" --sweep-command '{command}'" if command else "")
+          + (f" --budget-check {budget_check}" if budget_check is not None else ""), "```", "",
           f"- model `{settings.get('model')}`, corpus `{settings.get('corpus')}` "
           f"({settings.get('heldout_tokens'):,} held-out tokens), batch {settings.get('batch_size')}, "
           f"lr {settings.get('lr')}, seed {settings.get('seed')}",
@@ -198,6 +211,8 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
     for p in panels:
         md += _panel_section(p, by_cell, main_hook, layer_sae, figures)
     md += _claims_section(panels, claims)
+    if before is not None:
+        md += _budget_section(before, cells_text, claims_text, train_text, assets, main_hook, str(budget_check))
     if model == "minilm":  # what the embedded model can say about the paper's GPT-2 findings
         md += _minilm_section(claims, settings)
     for fname, png in figures.items():
@@ -310,6 +325,46 @@ def _claims_section(panels: Sequence[Panel], claims: list[dict[str, str]]) -> li
             if c.evidence:
                 md.append(f"- **{c.key}** ({c.scale}): " + "; ".join(c.evidence[:3]).replace("|", "/"))
         md.append("")
+    return md
+
+
+def _budget_section(before: Mapping[str, list[dict[str, str]]], cells_text: str, claims_text: str,
+                    train_text: str, assets: Path, hook: str, folder: str) -> list[str]:
+    """Does the budget change the answer: claims, panels and the main hook's SAEs against the shorter run."""
+    cell_rows = budget_cell_rows(_reread(cells_text), before["cells.csv"], _reread(train_text),
+                                 before["training.csv"])
+    panel_rows = budget_panel_rows(cell_rows)
+    claim_rows_ = budget_claim_rows(_reread(claims_text), before["claims.csv"])
+    files = {"budget_cells.csv": (cell_rows, BUDGET_CELL_COLUMNS), "budget_panels.csv": (panel_rows,
+                                                                                         BUDGET_PANEL_COLUMNS),
+             "budget_claims.csv": (claim_rows_, BUDGET_CLAIM_COLUMNS)}
+    shown: dict[str, list[dict[str, str]]] = {}
+    for name, (rows, columns) in files.items():
+        text = _csv_text(rows, columns)
+        write_text_atomic(text, assets / name)
+        shown[name] = _reread(text)
+    tokens = sorted({r["tokens_before"] for r in shown["budget_cells.csv"] if r["tokens_before"]}, key=int)
+    changed = [r for r in shown["budget_claims.csv"] if r["changed"] == "yes"]
+    md = ["## Does the budget change the answer?", "",
+          f"The same study trained on {', '.join(f'{int(t):,}' for t in tokens) or 'another budget'} tokens per SAE "
+          f"(its summaries: `{folder}`), cell by cell and claim by claim. A change's interval combines the two runs' "
+          "95% intervals as if they were independent; both score the same pairs, so the paired interval is "
+          "narrower: a change outside it is real, one inside may still be (pseval.study.budget_check).", "",
+          f"{len(changed)} of {sum(r['changed'] != '-' for r in shown['budget_claims.csv'])} claim verdicts tested in "
+          "both runs changed with the budget.", ""]
+    md += _table(shown["budget_claims.csv"], BUDGET_CLAIM_COLUMNS, "budget_claims.csv", {},
+                 ("dataset", "readout", "key", "scale"))
+    md += ["Per panel: cells whose specificity or F1 moved beyond the interval, up or down, the median absolute "
+           "change, and the median relative change of the trained SAEs' held-out FVU.", ""]
+    md += _table(shown["budget_panels.csv"], BUDGET_PANEL_COLUMNS, "budget_panels.csv", {}, ("dataset", "readout"))
+    first = shown["budget_panels.csv"][0] if shown["budget_panels.csv"] else None
+    if first is not None:
+        where = {"dataset": first["dataset"], "readout": first["readout"], "hook": hook}
+        rows = [r for r in shown["budget_cells.csv"] if all(r[k] == v for k, v in where.items())]
+        md += [f"The SAEs at `{hook}` ({short_dataset(first['dataset'])}, {first['readout']} readout):", ""]
+        md += _table(rows, ("sae", "tokens_before", "tokens_after", "fvu_before", "fvu_after", "specificity_before",
+                            "specificity_after", "d_specificity", "d_specificity_low", "d_specificity_high",
+                            "f1_before", "f1_after", "d_f1", "converged_after"), "budget_cells.csv", where, ("sae",))
     return md
 
 
