@@ -23,9 +23,10 @@ from pseval.ps_eval.rows import short_dataset
 
 SUMMARY_FILES = ("cells.csv", "claims.csv", "training.csv")
 BUDGET_CELL_COLUMNS = ("dataset", "dataset_hash", "readout", "hook", "sae", "architecture", "expansion",
-                       "tokens_before", "tokens_after", "fvu_before", "fvu_after", "specificity_before",
-                       "specificity_after", "d_specificity", "d_specificity_low", "d_specificity_high", "f1_before",
-                       "f1_after", "d_f1", "d_f1_low", "d_f1_high", "converged_after")
+                       "tokens_before", "tokens_after", "fvu_before", "fvu_after", "l0_before", "l0_after",
+                       "specificity_before", "specificity_after", "d_specificity", "d_specificity_low",
+                       "d_specificity_high", "f1_before", "f1_after", "d_f1", "d_f1_low", "d_f1_high",
+                       "converged_after")
 BUDGET_CLAIM_COLUMNS = ("dataset", "readout", "key", "scale", "verdict_before", "verdict_after", "changed")
 BUDGET_PANEL_COLUMNS = ("dataset", "readout", "cells", "specificity_up", "specificity_down", "f1_up", "f1_down",
                         "median_abs_d_specificity", "median_abs_d_f1", "fvu_change_median")
@@ -88,7 +89,8 @@ def budget_cell_rows(after: Sequence[Mapping[str, str]], before: Sequence[Mappin
                      "hook": r["hook"], "sae": r["sae"], "architecture": r.get("architecture"),
                      "expansion": r.get("expansion"), "tokens_before": tokens_before.get((r["hook"], r["sae"])),
                      "tokens_after": tokens_after.get((r["hook"], r["sae"])), "fvu_before": b.get("fvu"),
-                     "fvu_after": r.get("fvu"), "specificity_before": b["specificity"],
+                     "fvu_after": r.get("fvu"), "l0_before": b.get("l0"), "l0_after": r.get("l0"),
+                     "specificity_before": b["specificity"],
                      "specificity_after": r["specificity"], "d_specificity": ds, "d_specificity_low": dlo,
                      "d_specificity_high": dhi, "f1_before": b["f1"], "f1_after": r["f1"], "d_f1": f, "d_f1_low": flo,
                      "d_f1_high": fhi, "converged_after": r.get("converged")})

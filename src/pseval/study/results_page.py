@@ -257,7 +257,7 @@ def _why_unconverged(training: list[dict[str, str]], corpus: str) -> list[str]:
     fitted = [(r, float(r["fvu_decay_exponent"])) for r in training
               if r["converged"] == "False" and r["fvu_decay_exponent"] not in ("", None)]
     steep = [a for _, a in fitted if a > limit]
-    flat = [f"{r['sae']} at {r['hook']} (a = {a:.2f})" for r, a in fitted if a <= limit]
+    flat = [f"{r['sae']} at {r['hook']} (a = {a:.3f})" for r, a in fitted if a <= limit]
     md = []
     if steep:
         lo, hi = min(steep), max(steep)
@@ -362,7 +362,8 @@ def _budget_section(before: Mapping[str, list[dict[str, str]]], cells_text: str,
         where = {"dataset": first["dataset"], "readout": first["readout"], "hook": hook}
         rows = [r for r in shown["budget_cells.csv"] if all(r[k] == v for k, v in where.items())]
         md += [f"The SAEs at `{hook}` ({short_dataset(first['dataset'])}, {first['readout']} readout):", ""]
-        md += _table(rows, ("sae", "tokens_before", "tokens_after", "fvu_before", "fvu_after", "specificity_before",
+        md += _table(rows, ("sae", "tokens_before", "tokens_after", "fvu_before", "fvu_after", "l0_before",
+                            "l0_after", "specificity_before",
                             "specificity_after", "d_specificity", "d_specificity_low", "d_specificity_high",
                             "f1_before", "f1_after", "d_f1", "converged_after"), "budget_cells.csv", where, ("sae",))
     return md
