@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pseval.metrics.confusion import Confusion
-from pseval.metrics.statistics import bits, bootstrap_metrics, breakdown, difference
+from pseval.metrics.statistics import bit_string, bits, bootstrap_metrics, breakdown, difference
 
 
 def _cell(n: int, p_same_when_same: float, p_same_when_diff: float, seed: int):
@@ -42,6 +42,7 @@ def test_paired_difference_detects_real_gap_and_not_a_null_one():
 
 def test_breakdown_and_bits():
     assert bits("0110").tolist() == [False, True, True, False]
+    assert bit_string(np.array([False, True, True, False])) == "0110" and bit_string(np.zeros(0, bool)) == ""
     y = bits("1100")
     p = bits("1001")
     out = breakdown(y, p, ["n", "n", "v", "v"])

@@ -36,6 +36,11 @@ def bits(s: str) -> np.ndarray:
     return np.frombuffer(s.encode(), dtype=np.uint8) == ord("1")
 
 
+def bit_string(a: np.ndarray) -> str:
+    """Boolean array -> '0101' (the inverse of `bits`)."""
+    return np.where(np.asarray(a, dtype=bool), ord("1"), ord("0")).astype(np.uint8).tobytes().decode()
+
+
 def _interval(point: float, reps: np.ndarray, level: float) -> Interval:
     reps = reps[np.isfinite(reps)]
     if reps.size == 0 or not np.isfinite(point):

@@ -36,7 +36,7 @@ import torch
 
 from pseval.metrics.auc import roc_auc
 from pseval.metrics.chance import chance_fields
-from pseval.metrics.statistics import Interval, percentile_interval, resample_weights, weighted_metrics
+from pseval.metrics.statistics import Interval, bit_string, percentile_interval, resample_weights, weighted_metrics
 from pseval.ps_eval.intervals import LEVEL, PairArrays
 from pseval.ps_eval.random_control import CALIBRATED, ControlPlan, build_control, control_plan, control_seed
 from pseval.ps_eval.record import ChanceMetrics, ControlMetrics, ControlRecord, GainMetrics
@@ -132,6 +132,14 @@ def verdict(iv: Interval) -> str:
     return "better" if iv.low > 0 else "worse" if iv.high < 0 else "not distinguishable"
 
 
+def seed_variance(observed: np.ndarray, draws: np.ndarray) -> float:
+    """The controls' seed-to-seed variance of a statistic beyond their own pair noise: the variance of its N values
+    (observed [N]) minus the mean of each control's variance over the pair resamples (draws [b, N]), floored at 0
+    (also when either is undefined): a random-effects moment estimate."""
+    extra = float(np.var(observed, ddof=1)) - float(np.nanmean(np.nanvar(draws, axis=0, ddof=1)))
+    return extra if extra > 0 else 0.0
+
+
 def gains_over_controls(sae: PairArrays, controls: Sequence[PairArrays], n_boot: int, seed: int,
                         level: float = LEVEL) -> dict[str, Interval]:
     """Each gain statistic of the SAE minus the mean of its controls, with the interval of the module doc: the pair
@@ -165,10 +173,7 @@ def gains_over_controls(sae: PairArrays, controls: Sequence[PairArrays], n_boot:
         if m > 1 and ctl_reps:
             # Seed-to-seed variance of the controls beyond what their own pair noise explains (a random-effects
             # moment estimate, floored at 0), for one draw (the SAE's) against the mean of N: times (1 + 1/N).
-            cr = np.concatenate(ctl_reps)[:, :, j]
-            within = float(np.nanmean(np.nanvar(cr, axis=0, ddof=1)))
-            between = float(np.var(theirs[:, j], ddof=1))
-            extra = max(0.0, between - within) * (1 + 1 / m)
+            extra = seed_variance(theirs[:, j], np.concatenate(ctl_reps)[:, :, j]) * (1 + 1 / m)
         if extra > 0 and np.isfinite(base.low) and np.isfinite(base.high):
             lo = base.value - float(np.hypot(base.value - base.low, t * np.sqrt(extra)))
             hi = base.value + float(np.hypot(base.high - base.value, t * np.sqrt(extra)))
@@ -185,11 +190,6 @@ def chance_category(details: Sequence[Any]) -> ChanceMetrics:
     """The record's `chance` category from its per-pair outcomes."""
     n_same = sum(1 for d in details if d.same_sense)
     return ChanceMetrics(**chance_fields(n_same, len(details) - n_same))
-
-
-def same_feature_bits(a: PairArrays) -> str:
-    """'1' per pair whose two contexts share the top feature, else '0' (the record's compact per-pair outcome)."""
-    return "".join("1" if x else "0" for x in (a.feature_1 == a.feature_2))
 
 
 def control_categories(ctl: ControlsResult, details: Sequence[Any], n_boot: int, seed: int
@@ -215,5 +215,6 @@ def control_categories(ctl: ControlsResult, details: Sequence[Any], n_boot: int,
                               control_l0=float(np.mean([c.l0 for c in ctl.controls])), **summary)
     records = [ControlRecord(index=c.index, seed=c.seed, cut=c.cut, l0=c.l0,
                              metrics={k: _finite(v) for k, v in c.metrics.items()},
-                             same_top_feature=same_feature_bits(c.arrays)) for c in ctl.controls]
+                             same_top_feature=bit_string(c.arrays.feature_1 == c.arrays.feature_2))
+               for c in ctl.controls]
     return controls, GainMetrics(**gain_fields), records

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,11 +123,8 @@ def budget_panel_rows(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
         panels.setdefault((r["dataset"], r["readout"]), []).append(r)
 
     def median(xs: list[float]) -> float | None:
-        xs = sorted(x for x in xs if math.isfinite(x))
-        if not xs:
-            return None
-        mid = len(xs) // 2
-        return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+        finite = [x for x in xs if math.isfinite(x)]
+        return statistics.median(finite) if finite else None
 
     rows = []
     for (ds, ro), grp in panels.items():

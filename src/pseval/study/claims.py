@@ -66,6 +66,7 @@ from pseval.metrics.pair_bootstrap import (
 )
 from pseval.metrics.significance import holm
 from pseval.metrics.statistics import Interval, bootstrap_contrasts, percentile_interval
+from pseval.ps_eval.controls import seed_variance
 from pseval.ps_eval.rows import CellRow
 
 HOLDS, NOT_HOLDS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -167,10 +168,8 @@ def _cell_metrics(cells: Sequence[CellRow], metrics: Sequence[str], cfg: ClaimTe
             start += n
             obs[i] -= c_obs.mean()
             draws[:, i] -= c_draws.mean(1)
-            if n > 1:
-                within = float(np.nanmean(np.nanvar(c_draws, axis=0, ddof=1)))
-                s2 = max(0.0, float(np.var(c_obs, ddof=1)) - within) / n if np.isfinite(c_obs).all() else 0.0
-                draws[:, i] += rng.normal(0.0, np.sqrt(s2), size=len(draws))
+            if n > 1:  # their mean carries 1/N of the seeds' variance
+                draws[:, i] += rng.normal(0.0, np.sqrt(seed_variance(c_obs, c_draws) / n), size=len(draws))
         out[m] = BootstrappedMetric(obs, draws)
     return out
 

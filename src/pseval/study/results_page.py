@@ -169,7 +169,8 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
     cells = sorted_cells([r for p in panels for r in p.rows])
     cells_text = cells_csv_text(cells)
     write_text_atomic(cells_text, assets / "cells.csv")
-    by_cell = {(r.dataset, r.readout, r.hook, r.sae): row for r, row in zip(cells, _reread(cells_text), strict=True)}
+    cell_rows = _reread(cells_text)
+    by_cell = {(r.dataset, r.readout, r.hook, r.sae): row for r, row in zip(cells, cell_rows, strict=True)}
     train_text = _csv_text(training_rows(run), TRAINING_COLUMNS)
     write_text_atomic(train_text, assets / "training.csv")
     training = _reread(train_text)
@@ -212,7 +213,7 @@ def write_results_page(run: str | Path, page: str | Path, n_boot: int = 1000, se
         md += _panel_section(p, by_cell, main_hook, layer_sae, figures)
     md += _claims_section(panels, claims)
     if before is not None:
-        md += _budget_section(before, cells_text, claims_text, train_text, assets, main_hook, str(budget_check))
+        md += _budget_section(before, cell_rows, claims, training, assets, main_hook, str(budget_check))
     if model == "minilm":  # what the embedded model can say about the paper's GPT-2 findings
         md += _minilm_section(claims, settings)
     for fname, png in figures.items():
@@ -328,13 +329,13 @@ def _claims_section(panels: Sequence[Panel], claims: list[dict[str, str]]) -> li
     return md
 
 
-def _budget_section(before: Mapping[str, list[dict[str, str]]], cells_text: str, claims_text: str,
-                    train_text: str, assets: Path, hook: str, folder: str) -> list[str]:
+def _budget_section(before: Mapping[str, list[dict[str, str]]], cells: list[dict[str, str]],
+                    claims: list[dict[str, str]], training: list[dict[str, str]], assets: Path, hook: str,
+                    folder: str) -> list[str]:
     """Does the budget change the answer: claims, panels and the main hook's SAEs against the shorter run."""
-    cell_rows = budget_cell_rows(_reread(cells_text), before["cells.csv"], _reread(train_text),
-                                 before["training.csv"])
+    cell_rows = budget_cell_rows(cells, before["cells.csv"], training, before["training.csv"])
     panel_rows = budget_panel_rows(cell_rows)
-    claim_rows_ = budget_claim_rows(_reread(claims_text), before["claims.csv"])
+    claim_rows_ = budget_claim_rows(claims, before["claims.csv"])
     files = {"budget_cells.csv": (cell_rows, BUDGET_CELL_COLUMNS), "budget_panels.csv": (panel_rows,
                                                                                          BUDGET_PANEL_COLUMNS),
              "budget_claims.csv": (claim_rows_, BUDGET_CLAIM_COLUMNS)}
