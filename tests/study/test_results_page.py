@@ -77,6 +77,8 @@ def test_page_of_a_tiny_sweep(tmp_path, tiny_gpt2_dir, wic_dev):
     assert f"\nOMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}\n" in text
     assert text.startswith(f"# PS-Eval on `{tiny_gpt2_dir}`") and "What MiniLM can" not in text  # MiniLM's own
     assert check_page(page) > 100
+    # Each panel says what chance scores on its pairs.
+    assert text.count("\nChance on these 60 pairs (") == text.count("\n## PS-Eval: ") >= 1
     # Drawn again over the committed page (the reproduction step): accepted, and the same page.
     again = CliRunner().invoke(main, ["report", str(run), "--page", str(page), "--bootstrap-resamples", "200",
                                       "--sweep-command", f"OMP_NUM_THREADS=1 pseval sweep {cfg} --out {run}"])

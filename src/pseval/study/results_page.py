@@ -16,6 +16,7 @@ from typing import Any
 from pseval.errors import ConfigError
 from pseval.files import write_bytes_atomic, write_text_atomic
 from pseval.logs import get_logger
+from pseval.ps_eval.headline import chance_line
 from pseval.ps_eval.rows import CellRow, short_dataset
 from pseval.study import plots
 from pseval.study.budget_check import (
@@ -303,7 +304,9 @@ def _panel_section(p: Panel, by_cell: Mapping[tuple, dict[str, str]], hook: str,
     arch.sort(key=lambda row: (row["architecture"], int(row["expansion"] or 0), row["sae"]))
     layered = [r for r in p.rows if r.sae in ("identity", layer_sae) and r.layer is not None]
     layers = [by_cell[(r.dataset, r.readout, r.hook, r.sae)] for r in layered]
-    md = [f"## PS-Eval: {p.title}", "", f"### Architectures and widths at `{hook}`", ""]
+    chance = chance_line([r.record for r in p.rows if r.record is not None])
+    md = [f"## PS-Eval: {p.title}", "", *([chance, ""] if chance else []),
+          f"### Architectures and widths at `{hook}`", ""]
     md += _fig(figures, f"{stem}_expansion", "PS-Eval vs dictionary size")
     md += _table(arch, ARCH_COLUMNS, "cells.csv", {**where, "hook": hook}, ("sae",))
     if layers:
